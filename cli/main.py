@@ -1,0 +1,273 @@
+"""`povrisk`: the command line. It only composes the rooms below it; every command's work lives there."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="povrisk",
+    help="Poverty-risk prediction for targeted poverty alleviation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+flags_app = typer.Typer(help="Follow flagged households: list them, record field decisions.", no_args_is_help=True)
+app.add_typer(flags_app, name="flags")
+
+console = Console(stderr=True)
+
+
+class Task(StrEnum):
+    poverty = "poverty"
+    relapse = "relapse"
+
+
+class Language(StrEnum):
+    zh = "zh"
+    en = "en"
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=1)
+
+
+def _print_json_line(document: dict[str, Any]) -> None:
+    """The last line of `train` and friends: machine-readable, NaN written as null."""
+    print(json.dumps(_json_safe(document), sort_keys=True))
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        return _json_safe(value.item())
+    return value
+
+
+def _read_conformed_survey(data: Path):  # type: ignore[no-untyped-def]
+    from survey.io import SurveyReadError, read_survey
+    from survey.validate import SurveyInvalid, conform
+
+    try:
+        return conform(read_survey(data))
+    except SurveyReadError as error:
+        raise _fail(str(error)) from error
+    except SurveyInvalid as error:
+        console.print(error.report.summary())
+        raise _fail(f"{data} does not match the canonical schema; run `povrisk validate {data}`") from error
+
+
+def _parse_seeds(seeds: str) -> tuple[int, ...]:
+    try:
+        parsed = tuple(int(part) for part in seeds.split(",") if part.strip())
+    except ValueError as error:
+        raise typer.BadParameter(f"seeds must be integers separated by commas, got {seeds!r}") from error
+    if not parsed:
+        raise typer.BadParameter("give at least one seed")
+    return parsed
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option(help="Folder to write the county's survey panel and ground truth into.")],
+    households: Annotated[int, typer.Option(min=10, help="Households in the county (the seed county: 155,000).")] = 155_000,
+    rounds: Annotated[int, typer.Option(min=2, max=20, help="Survey rounds (one a year).")] = 5,
+    villages: Annotated[int, typer.Option(min=1, help="Administrative villages (the seed county: 631).")] = 631,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same county.")] = 0,
+    survey_noise: Annotated[
+        float, typer.Option(min=0.0, help="Misreporting and missing answers; 0 makes the survey the truth.")
+    ] = 1.0,
+    first_year: Annotated[int, typer.Option(help="Calendar year of round 0.")] = 2014,
+    draws: Annotated[
+        int, typer.Option(min=10, help="Monte Carlo draws for the true next-round poverty probability.")
+    ] = 200,
+) -> None:
+    """Simulate a county: households and members every round, plus the simulator's ground truth."""
+    from survey.io import write_survey
+    from survey.simulate import CountySettings, simulate_county
+
+    settings = CountySettings(
+        households=households,
+        villages=min(villages, households),
+        rounds=rounds,
+        seed=seed,
+        survey_noise=survey_noise,
+        first_year=first_year,
+        monte_carlo_draws=draws,
+    )
+    county = simulate_county(settings)
+    write_survey(county, out)
+    console.print(
+        f"wrote {len(county.households):,} household rows ({households:,} households x {rounds} rounds) to {out}"
+    )
+
+
+@app.command()
+def validate(data: Annotated[Path, typer.Argument(help="Survey folder (households, members, villages).")]) -> None:
+    """Check a survey against the canonical schema; exit 1 with every bad column and row when it fails."""
+    from survey.io import SurveyReadError, read_survey
+    from survey.validate import validate_survey
+
+    try:
+        report = validate_survey(read_survey(data))
+    except SurveyReadError as error:
+        raise _fail(str(error)) from error
+    if not report.ok:
+        print(report.summary())
+        raise typer.Exit(code=1)
+    print(f"{data}: valid")
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Survey folder in the canonical schema.")],
+    task: Annotated[Task, typer.Option(help="poverty: poor now; relapse: falls (back) into poverty next round.")],
+    seed: Annotated[int, typer.Option(help="Random seed for splits and LightGBM.")] = 0,
+) -> None:
+    """Train a model, log it to MLflow and register it as the `challenger`; print its metrics as JSON last."""
+    from features.policy import load_policy
+    from training.tracking import log_and_register
+    from training.train import train_task
+
+    policy = load_policy()
+    survey = _read_conformed_survey(data)
+    trained = train_task(survey, task.value, policy, seed=seed)
+    registered = log_and_register(trained, policy)
+    _print_json_line({"task": task.value, **registered, **trained.metrics})
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option(help="Survey folder in the canonical schema.")],
+    task: Annotated[Task, typer.Option(help="Which model to evaluate.")],
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write the evaluation JSON.")],
+    seed: Annotated[str, typer.Option(help="One seed or several separated by commas (averaged).")] = "0",
+) -> None:
+    """Honest evaluation of the model and every baseline (and the oracle on a simulated county)."""
+    from cli.output import write_json
+    from features.policy import load_policy
+    from training.evaluate import evaluate_task
+
+    seeds = _parse_seeds(seed)
+    result = evaluate_task(_read_conformed_survey(data), task.value, load_policy(), seeds=seeds)
+    write_json(_json_safe(result), json_path)
+    _print_json_line({"task": task.value, "model": result["model"]})
+
+
+@app.command()
+def promote(task: Annotated[Task, typer.Option(help="Which model's challenger to consider.")]) -> None:
+    """Move `champion` to the challenger only if it wins on held-out data."""
+    from features.policy import load_policy
+    from training.tracking import promote as promote_challenger
+
+    decision = promote_challenger(task.value, load_policy())
+    console.print(decision.get("reason", ""))
+    _print_json_line(decision)
+
+
+@app.command()
+def score(
+    data: Annotated[Path, typer.Option(help="Survey folder in the canonical schema.")],
+    round_: Annotated[int, typer.Option("--round", help="Survey round to score.")],
+    out: Annotated[Path, typer.Option(help="Flag list file (.csv or .parquet); the other format is written beside.")],
+    lang: Annotated[Language, typer.Option(help="Language of the reasons.")] = Language.zh,
+    store: Annotated[bool, typer.Option(help="Record the flags in the flag store (POVRISK_DB_URL).")] = True,
+) -> None:
+    """Score a round with the champion models; write the flag list by village and record it in the flag store."""
+    from cli.output import write_frame
+    from monitoring.store import create_schema, db_url, make_engine, upsert_flags
+    from serving.batch import score_round
+    from training.tracking import load_champion_predictor
+
+    survey = _read_conformed_survey(data)
+    if round_ not in set(survey.households["round"]):
+        raise _fail(f"{data} has no round {round_}; rounds present: {sorted(set(survey.households['round']))}")
+    flags = score_round(load_champion_predictor(), survey, round_, lang=lang.value)
+    for path in {out, out.with_suffix(".csv"), out.with_suffix(".parquet")}:
+        write_frame(flags, path)
+    console.print(f"{len(flags):,} households flagged in round {round_}; written to {out.with_suffix('.csv')} and .parquet")
+    if store:
+        engine = make_engine(db_url())
+        create_schema(engine)
+        result = upsert_flags(engine, flags)
+        console.print(f"flag store {engine.url.render_as_string(hide_password=True)}: {result}")
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    host: Annotated[str, typer.Option(help="Address to bind; keep loopback unless behind a reverse proxy.")] = "127.0.0.1",
+) -> None:
+    """Start the BentoML service with the champion models of the MLflow registry."""
+    import subprocess
+
+    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:PovertyRiskService", "--host", host, "--port", str(port)]
+    raise typer.Exit(code=subprocess.call(command))
+
+
+@flags_app.command("list")
+def flags_list(
+    village: Annotated[str | None, typer.Option(help="Only this village.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only flags in this status.")] = None,
+    round_: Annotated[int | None, typer.Option("--round", help="Only this round.")] = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50,
+) -> None:
+    """List flags from the flag store."""
+    from monitoring.store import create_schema, db_url, list_flags, make_engine
+
+    engine = make_engine(db_url())
+    create_schema(engine)
+    flags = list_flags(engine, village=village, status=status, round=round_)
+    columns = ["id", "village_id", "household_id", "round", "category", "risk_tier", "status"]
+    print(flags[columns].head(limit).to_string(index=False) if len(flags) else "no flags")
+
+
+@flags_app.command("set")
+def flags_set(
+    flag_id: Annotated[int, typer.Argument(help="Flag id (from `povrisk flags list`).")],
+    status: Annotated[str, typer.Argument(help="New status: verified, rejected, assisted, risk_eliminated.")],
+    by: Annotated[str, typer.Option(help="Who made the decision.")],
+    note: Annotated[str, typer.Option(help="What was found or done.")] = "",
+) -> None:
+    """Record a field decision on a flag (the history keeps every change)."""
+    from monitoring.store import IllegalTransition, db_url, make_engine, set_status
+
+    try:
+        set_status(make_engine(db_url()), flag_id, status, by=by, note=note)
+    except (IllegalTransition, LookupError) as error:
+        raise _fail(str(error)) from error
+    print(f"flag {flag_id}: {status}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the demo county and flag lists.")] = Path("demo"),
+    households: Annotated[int, typer.Option(min=200, help="Households in the demo county.")] = 5_000,
+    port: Annotated[int, typer.Option(help="Port for the demo service (0 picks a free one).")] = 0,
+) -> None:
+    """The main job end to end on the embedded defaults (see README)."""
+    from cli.demo import run_demo
+
+    run_demo(out, households=households, port=port, console=console)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    app()
+
+
+if __name__ == "__main__":
+    main()
