@@ -56,6 +56,7 @@ class Households(pa.DataFrameModel):
     household_id: Series[str] = pa.Field(str_length={"min_value": 1})
     village_id: Series[str] = pa.Field(str_length={"min_value": 1})
     round: Series[int] = pa.Field(ge=0, le=100)
+    survey_year: Optional[Series[int]] = pa.Field(ge=1900, le=2200)  # calendar year of the round
 
     # income block, yuan per year
     income_wages: Optional[Series[float]] = _money()

@@ -1,0 +1,411 @@
+"""Household indicators: one pure function per feature column (Hamilton style).
+
+Each function is named after the column it produces and its parameters are named after the columns it
+reads: raw household columns (survey/schema.py), member aggregates (features/members.py), the round's
+``poverty_line`` / ``monitoring_line`` (yuan per person per year), ``policy``, or earlier indicators.
+``features/frame.py`` resolves the parameters by name. A parameter with a ``None`` default is an
+optional block: the indicator is computed from whichever of those blocks the survey has.
+
+Conventions: inputs and outputs are float Series on the (household_id, round) index; yes/no indicators
+are 0.0/1.0 with NaN for unknown; a ratio whose denominator is zero, negative or unknown is NaN (never
+inf). No function mutates its inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.panel import same_household_in_round
+
+WEAK_HOUSING_STRUCTURES = ("earth_wood", "other")
+"""Housing structures counted as weak: earth-and-wood houses and the residual "other" (mostly makeshift)."""
+SOLID_COOKING_FUELS = ("coal", "firewood", "other")
+"""Solid cooking fuels (indoor-air and poverty marker). "other" is mostly straw and dung in rural surveys."""
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _values(values: pd.Series) -> np.ndarray:
+    """The values as a float64 array; non-numeric entries become NaN."""
+    if values.dtype == np.float64:
+        return values.to_numpy()
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+
+
+def _series(values: np.ndarray, like: pd.Series) -> pd.Series:
+    """A float64 Series of ``values`` on the index of ``like``."""
+    return pd.Series(np.asarray(values, dtype=np.float64), index=like.index, copy=False)
+
+
+def _as_float(values: pd.Series) -> pd.Series:
+    """The values as a float64 Series (the same object when already float64: nothing is modified)."""
+    return values if values.dtype == np.float64 else _series(_values(values), values)
+
+
+def _per_positive(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+    """numerator / denominator where the denominator is positive; NaN elsewhere (no inf, no sign flips)."""
+    bottom = _values(denominator)
+    ratio = np.full(len(bottom), np.nan)
+    np.divide(_values(numerator), bottom, out=ratio, where=bottom > 0)
+    return _series(ratio, denominator)
+
+
+def _flag(condition: np.ndarray, known: np.ndarray, like: pd.Series) -> pd.Series:
+    """1.0 where condition holds, 0.0 where it does not, NaN where the inputs are unknown."""
+    return _series(np.where(known, condition, np.nan), like)
+
+
+def _category_flag(values: pd.Series, levels: tuple[str, ...]) -> pd.Series:
+    return _flag(values.isin(levels).to_numpy(), values.notna().to_numpy(), values)
+
+
+def _sum_present(columns: list[pd.Series | None], *, skip_unknown: bool) -> pd.Series | None:
+    """Row sum over the columns that are present (not None); None when none is present.
+
+    With ``skip_unknown`` a NaN cell is skipped (NaN only when every present cell is NaN); without it a
+    NaN cell makes the row's sum NaN.
+    """
+    present = [_as_float(column) for column in columns if column is not None]
+    if not present:
+        return None
+    stacked = np.column_stack([column.to_numpy() for column in present])
+    if skip_unknown:
+        known = ~np.isnan(stacked)
+        total = np.where(known.any(axis=1), np.nansum(stacked, axis=1), np.nan)
+    else:
+        total = stacked.sum(axis=1)
+    return pd.Series(total, index=present[0].index, dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------------------------- labour
+
+
+def household_size(household_size: pd.Series) -> pd.Series:
+    """Number of household members (persons); NaN when unknown or not at least 1."""
+    size = _values(household_size)
+    return _series(np.where(size >= 1, size, np.nan), household_size)
+
+
+def dependency_ratio(children: pd.Series, elderly: pd.Series, working_age: pd.Series) -> pd.Series:
+    """(Members under 16 + members 65 and over) / members aged 16-64; NaN when nobody is of working age."""
+    dependants = _series(_values(children) + _values(elderly), children)
+    return _per_positive(dependants, working_age)
+
+
+def labour_capable_members(labour_capable_members: pd.Series) -> pd.Series:
+    """Members able to work (skilled/ordinary labour capacity, else 16-64 without disability or serious
+    illness), persons."""
+    return _as_float(labour_capable_members)
+
+
+def members_in_migrant_work(members_in_migrant_work: pd.Series) -> pd.Series:
+    """Members working away from home at least 6 months of the year, persons."""
+    return _as_float(members_in_migrant_work)
+
+
+def migrant_work_months_total(migrant_work_months_total: pd.Series) -> pd.Series:
+    """Months of migrant work summed over members, person-months per year."""
+    return _as_float(migrant_work_months_total)
+
+
+def no_labour_capacity(labour_capable_members: pd.Series) -> pd.Series:
+    """1 when no member is able to work (a household that cannot earn its way out), else 0."""
+    capable = _values(labour_capable_members)
+    return _flag(capable == 0, ~np.isnan(capable), labour_capable_members)
+
+
+# ----------------------------------------------------------------------------------------------- income
+
+
+def net_income(
+    income_wages: pd.Series | None = None,
+    income_agriculture_net: pd.Series | None = None,
+    income_business: pd.Series | None = None,
+    income_transfers: pd.Series | None = None,
+    income_property: pd.Series | None = None,
+) -> pd.Series | None:
+    """Household net income, yuan per year: the sum of the income components the survey records
+    (wages, net farm income, net business income, transfers, property income).
+
+    A component the survey does not have is left out; a recorded component that is unknown for a
+    household makes that household's net income unknown (NaN) rather than understated.
+    """
+    components = [income_wages, income_agriculture_net, income_business, income_transfers, income_property]
+    return _sum_present(components, skip_unknown=False)
+
+
+def per_capita_net_income(net_income: pd.Series, household_size: pd.Series) -> pd.Series:
+    """Net income per household member, yuan per person per year."""
+    return _per_positive(net_income, household_size)
+
+
+def income_to_line_ratio(per_capita_net_income: pd.Series, poverty_line: pd.Series) -> pd.Series:
+    """Per-capita net income divided by the round's poverty line (1.0 = exactly on the line)."""
+    return _per_positive(per_capita_net_income, poverty_line)
+
+
+def income_share_wages(income_wages: pd.Series, net_income: pd.Series) -> pd.Series:
+    """Wage income / net income; NaN when net income is not positive."""
+    return _per_positive(income_wages, net_income)
+
+
+def income_share_agriculture(income_agriculture_net: pd.Series, net_income: pd.Series) -> pd.Series:
+    """Net farm income / net income; NaN when net income is not positive (may be negative after a loss)."""
+    return _per_positive(income_agriculture_net, net_income)
+
+
+def income_share_business(income_business: pd.Series, net_income: pd.Series) -> pd.Series:
+    """Net business income / net income; NaN when net income is not positive."""
+    return _per_positive(income_business, net_income)
+
+
+def income_share_transfers(income_transfers: pd.Series, net_income: pd.Series) -> pd.Series:
+    """Transfer income (subsidies, pensions, remittances) / net income; NaN when net income is not
+    positive. A high share means the household lives on assistance."""
+    return _per_positive(income_transfers, net_income)
+
+
+def income_share_property(income_property: pd.Series, net_income: pd.Series) -> pd.Series:
+    """Property income (rents, dividends, asset-income schemes) / net income; NaN when net income is not
+    positive."""
+    return _per_positive(income_property, net_income)
+
+
+def production_cost_share(production_costs: pd.Series, net_income: pd.Series) -> pd.Series:
+    """Production costs / (net income + production costs): the share of gross income spent on producing
+    it; NaN when that gross income is not positive."""
+    gross_income = _series(_values(net_income) + _values(production_costs), production_costs)
+    return _per_positive(production_costs, gross_income)
+
+
+# -------------------------------------------------------------------------------------------- education
+
+
+def mean_adult_education_years(mean_adult_education_years: pd.Series) -> pd.Series:
+    """Mean years of schooling of members aged 16 and over, years."""
+    return _as_float(mean_adult_education_years)
+
+
+def max_adult_education_years(max_adult_education_years: pd.Series) -> pd.Series:
+    """Most years of schooling of any member aged 16 and over, years."""
+    return _as_float(max_adult_education_years)
+
+
+def school_age_not_in_school(school_age_not_in_school: pd.Series) -> pd.Series:
+    """Children aged 7-15 (compulsory-education age) not in school, persons."""
+    return _as_float(school_age_not_in_school)
+
+
+# ----------------------------------------------------------------------------------------------- health
+
+
+def chronic_illness_members(chronic_illness_members: pd.Series) -> pd.Series:
+    """Members with a chronic illness, persons."""
+    return _as_float(chronic_illness_members)
+
+
+def serious_illness_members(serious_illness_members: pd.Series) -> pd.Series:
+    """Members with a serious illness, persons."""
+    return _as_float(serious_illness_members)
+
+
+def disabled_members(disabled_members: pd.Series) -> pd.Series:
+    """Members with a disability, persons."""
+    return _as_float(disabled_members)
+
+
+def medical_expense_share(medical_expenses: pd.Series, net_income: pd.Series) -> pd.Series:
+    """Out-of-pocket medical expenses / net income; NaN when net income is not positive."""
+    return _per_positive(medical_expenses, net_income)
+
+
+def medical_insurance(medical_insurance: pd.Series) -> pd.Series:
+    """1 when the household is covered by basic medical insurance (NRCMS / resident scheme), else 0."""
+    return _as_float(medical_insurance)
+
+
+def pension_insurance(pension_insurance: pd.Series) -> pd.Series:
+    """1 when the household takes part in the resident pension insurance, else 0."""
+    return _as_float(pension_insurance)
+
+
+def schooling_expense_share(schooling_expenses: pd.Series, net_income: pd.Series) -> pd.Series:
+    """Schooling expenses / net income; NaN when net income is not positive."""
+    return _per_positive(schooling_expenses, net_income)
+
+
+# ---------------------------------------------------------------------------------------------- housing
+
+
+def dangerous_house(dangerous_house: pd.Series) -> pd.Series:
+    """1 when the house is appraised as dangerous (危房), else 0."""
+    return _as_float(dangerous_house)
+
+
+def housing_area_per_capita(housing_area_m2: pd.Series, household_size: pd.Series) -> pd.Series:
+    """Floor area of the dwelling per member, m² per person."""
+    return _per_positive(housing_area_m2, household_size)
+
+
+def housing_structure_weak(housing_structure: pd.Series) -> pd.Series:
+    """1 when the house is earth-and-wood or of another (makeshift) structure, 0 for brick or concrete."""
+    return _category_flag(housing_structure, WEAK_HOUSING_STRUCTURES)
+
+
+def solid_cooking_fuel(cooking_fuel: pd.Series) -> pd.Series:
+    """1 when the household cooks with coal, firewood or other solid fuel, 0 for electricity, gas, biogas."""
+    return _category_flag(cooking_fuel, SOLID_COOKING_FUELS)
+
+
+def electricity(electricity: pd.Series) -> pd.Series:
+    """1 when the house has a household electricity connection, else 0."""
+    return _as_float(electricity)
+
+
+# ------------------------------------------------------------------------------------------------ water
+
+
+def safe_drinking_water(safe_drinking_water: pd.Series) -> pd.Series:
+    """1 when the household has safe drinking water (quality and quantity assured), else 0."""
+    return _as_float(safe_drinking_water)
+
+
+# ----------------------------------------------------------------------------------------------- assets
+
+
+def durable_assets_per_capita(durable_assets: pd.Series, household_size: pd.Series) -> pd.Series:
+    """Durable consumer goods owned (count of items: vehicles, appliances, ...) per member."""
+    return _per_positive(durable_assets, household_size)
+
+
+def debt_to_income(debt: pd.Series, net_income: pd.Series) -> pd.Series:
+    """Outstanding debt / annual net income (years of income owed); NaN when net income is not positive."""
+    return _per_positive(debt, net_income)
+
+
+# ------------------------------------------------------------------------------------------------- land
+
+
+def arable_land_per_capita(arable_land_mu: pd.Series, household_size: pd.Series) -> pd.Series:
+    """Arable land per member, mu per person."""
+    return _per_positive(arable_land_mu, household_size)
+
+
+def livestock_per_capita(livestock_units: pd.Series, household_size: pd.Series) -> pd.Series:
+    """Livestock per member, livestock units per person."""
+    return _per_positive(livestock_units, household_size)
+
+
+# ----------------------------------------------------------------------------------------------- access
+
+
+def distance_road_km(distance_road_km: pd.Series) -> pd.Series:
+    """Distance from the house to the nearest hardened road, km."""
+    return _as_float(distance_road_km)
+
+
+def distance_market_km(distance_market_km: pd.Series) -> pd.Series:
+    """Distance from the house to the nearest market town, km."""
+    return _as_float(distance_market_km)
+
+
+def distance_clinic_km(distance_clinic_km: pd.Series) -> pd.Series:
+    """Distance from the house to the nearest village clinic, km."""
+    return _as_float(distance_clinic_km)
+
+
+# ----------------------------------------------------------------------------------------------- shocks
+
+
+def shock_serious_illness(shock_serious_illness: pd.Series) -> pd.Series:
+    """1 when a member fell seriously ill this round, else 0."""
+    return _as_float(shock_serious_illness)
+
+
+def shock_disability(shock_disability: pd.Series) -> pd.Series:
+    """1 when a member became disabled this round, else 0."""
+    return _as_float(shock_disability)
+
+
+def shock_disaster(shock_disaster: pd.Series) -> pd.Series:
+    """1 when a natural disaster hit the household this round, else 0."""
+    return _as_float(shock_disaster)
+
+
+def shock_accident(shock_accident: pd.Series) -> pd.Series:
+    """1 when an accident struck the household this round, else 0."""
+    return _as_float(shock_accident)
+
+
+def shock_job_loss(shock_job_loss: pd.Series) -> pd.Series:
+    """1 when a member lost a job (or migrant work) this round, else 0."""
+    return _as_float(shock_job_loss)
+
+
+def shock_industry_failure(shock_industry_failure: pd.Series) -> pd.Series:
+    """1 when the household's farm or business venture failed this round, else 0."""
+    return _as_float(shock_industry_failure)
+
+
+def shock_schooling_cost(shock_schooling_cost: pd.Series) -> pd.Series:
+    """1 when schooling costs rose sharply this round (e.g. a child entered upper school), else 0."""
+    return _as_float(shock_schooling_cost)
+
+
+def shock_count(
+    shock_serious_illness: pd.Series | None = None,
+    shock_disability: pd.Series | None = None,
+    shock_disaster: pd.Series | None = None,
+    shock_accident: pd.Series | None = None,
+    shock_job_loss: pd.Series | None = None,
+    shock_industry_failure: pd.Series | None = None,
+    shock_schooling_cost: pd.Series | None = None,
+) -> pd.Series | None:
+    """Number of shocks reported this round, over the shock questions the survey asks; an unanswered
+    question is skipped, and the count is NaN only when none was answered."""
+    shocks = [
+        shock_serious_illness,
+        shock_disability,
+        shock_disaster,
+        shock_accident,
+        shock_job_loss,
+        shock_industry_failure,
+        shock_schooling_cost,
+    ]
+    return _sum_present(shocks, skip_unknown=True)
+
+
+# ------------------------------------------------------------------------------------------------ trend
+
+
+def income_change_since_last_round(
+    per_capita_net_income: pd.Series, household_id: pd.Series, round: pd.Series
+) -> pd.Series:
+    """Relative change of per-capita net income since the same household's previous round (round - 1):
+    (now - before) / |before|. NaN when the previous round is absent or its income was zero or unknown."""
+    before = same_household_in_round(_values(per_capita_net_income), household_id, round, offset=-1)
+    change = np.full(len(before), np.nan)
+    np.divide(_values(per_capita_net_income) - before, np.abs(before), out=change, where=before != 0)
+    return _series(change, per_capita_net_income)
+
+
+def registered_poor(poverty_status: pd.Series) -> pd.Series:
+    """1 when the household is registered as poor (建档立卡贫困户) at the start of the round, else 0."""
+    return _category_flag(poverty_status, ("poor",))
+
+
+def exited_poverty(poverty_status: pd.Series) -> pd.Series:
+    """1 when the household is registered as having exited poverty (已脱贫), else 0."""
+    return _category_flag(poverty_status, ("exited",))
+
+
+def receiving_assistance(receiving_assistance: pd.Series) -> pd.Series:
+    """1 when the household receives targeted assistance this round, else 0."""
+    return _as_float(receiving_assistance)
+
+
+def assistance_ends(assistance_ends: pd.Series) -> pd.Series:
+    """1 when the household's assistance is scheduled to end (e.g. end of the stabilisation period)."""
+    return _as_float(assistance_ends)

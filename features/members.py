@@ -1,0 +1,226 @@
+"""Household aggregates of the member table: size, labour, age structure, education, health.
+
+Each aggregate counts or summarises members of one household in one round. An optional member column
+that is absent makes the aggregates that read it NaN (unknown), never 0. Within a present column, a
+member whose answer is missing is skipped; a household whose members are all unknown gets NaN.
+
+Aggregation uses integer group codes and ``numpy.bincount`` rather than ``groupby``: it is several times
+faster on a county and costs microseconds for the single household of a serving request.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+KEY = ("household_id", "round")
+
+ADULT_AGE = 16
+"""Age from which a member counts as an adult (and as working age); China's minimum working age."""
+ELDERLY_AGE = 65
+"""Age from which a member counts as elderly (65+, the usual dependency-ratio convention)."""
+COMPULSORY_SCHOOL_AGES = (7, 16)
+"""Ages of nine-year compulsory education (primary + junior secondary): from 7 up to (not including) 16."""
+MIGRANT_WORK_MONTHS = 6
+"""A member is a migrant worker when working away for at least 6 months of the year (the NBS definition
+of 外出农民工)."""
+CAPABLE_LABOUR = ("skilled", "ordinary")
+"""Labour-capacity answers that count as able to work; weak, lost and none do not."""
+
+_JUST_BELOW = 1e-9  # ages may be fractional: "under 16" is age <= 16 - epsilon
+
+MEMBER_AGGREGATES = (
+    "household_size",
+    "labour_capable_members",
+    "members_in_migrant_work",
+    "migrant_work_months_total",
+    "children",
+    "elderly",
+    "working_age",
+    "mean_adult_education_years",
+    "max_adult_education_years",
+    "school_age_not_in_school",
+    "chronic_illness_members",
+    "serious_illness_members",
+    "disabled_members",
+)
+
+
+class MemberTableError(ValueError):
+    """The member table lacks a key column or has an invalid key."""
+
+
+def key_index(household_id: pd.Series | np.ndarray, rounds: np.ndarray) -> pd.MultiIndex:
+    """A (household_id, round) MultiIndex, built from codes (several times cheaper than from_arrays)."""
+    household_codes, households = pd.factorize(household_id)
+    round_codes, round_levels = pd.factorize(np.asarray(rounds, dtype=np.int64))
+    return pd.MultiIndex(
+        levels=[households, round_levels],  # type: ignore[list-item]  # arrays are valid levels
+        codes=[household_codes, round_codes],  # type: ignore[list-item]
+        names=list(KEY),
+        verify_integrity=False,
+    )
+
+
+def _group_codes(members: pd.DataFrame) -> tuple[np.ndarray, pd.Series, np.ndarray]:
+    """Integer code of each member's (household_id, round) group, and each group's household and round."""
+    missing = [column for column in KEY if column not in members.columns]
+    if missing:
+        raise MemberTableError(f"member table lacks key column(s) {missing}")
+    household_codes, households = pd.factorize(members["household_id"])
+    rounds = pd.to_numeric(members["round"], errors="coerce").to_numpy(dtype=np.float64)
+    if np.isnan(rounds).any() or (rounds < 0).any():
+        raise MemberTableError("member table: round must be a non-negative integer on every row")
+    rounds = rounds.astype(np.int64)
+    span = int(rounds.max()) + 1 if len(rounds) else 1
+    group_codes, groups = pd.factorize(household_codes.astype(np.int64) * span + rounds)
+    group_households = pd.Series(households.take(groups // span))
+    return group_codes, group_households, groups % span
+
+
+def _column(members: pd.DataFrame, name: str) -> np.ndarray | None:
+    """A numeric member column as float64, or None when the column is absent."""
+    if name not in members.columns:
+        return None
+    return pd.to_numeric(members[name], errors="coerce").to_numpy(dtype=np.float64)
+
+
+def _category_flag(members: pd.DataFrame, name: str, levels: tuple[str, ...]) -> np.ndarray | None:
+    """1.0 where a categorical member column is in ``levels``, 0.0 elsewhere, NaN where missing."""
+    if name not in members.columns:
+        return None
+    values = members[name]
+    flag = values.isin(levels).to_numpy(dtype=np.float64)
+    flag[values.isna().to_numpy()] = np.nan
+    return flag
+
+
+def _group_sum(codes: np.ndarray, n_groups: int, values: np.ndarray | None) -> np.ndarray:
+    """Sum of known values per group; NaN for a group with no known value (or an absent column)."""
+    if values is None:
+        return np.full(n_groups, np.nan)
+    known = ~np.isnan(values)
+    total = np.bincount(codes, weights=np.where(known, values, 0.0), minlength=n_groups)
+    count = np.bincount(codes, weights=known, minlength=n_groups)
+    return np.where(count > 0, total, np.nan)
+
+
+def _group_mean(codes: np.ndarray, n_groups: int, values: np.ndarray | None) -> np.ndarray:
+    if values is None:
+        return np.full(n_groups, np.nan)
+    known = ~np.isnan(values)
+    total = np.bincount(codes, weights=np.where(known, values, 0.0), minlength=n_groups)
+    count = np.bincount(codes, weights=known, minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.where(count > 0, count, 1.0), np.nan)
+
+
+def _group_max(codes: np.ndarray, n_groups: int, values: np.ndarray | None) -> np.ndarray:
+    out = np.full(n_groups, np.nan)
+    if values is not None:
+        np.fmax.at(out, codes, values)  # fmax ignores NaN, so unknown members are skipped
+    return out
+
+
+def _in_range(age: np.ndarray | None, low: float, high: float) -> np.ndarray | None:
+    """1.0 where low <= age <= high, 0.0 outside, NaN where age is unknown."""
+    if age is None:
+        return None
+    return np.where(np.isnan(age), np.nan, ((age >= low) & (age <= high)).astype(np.float64))
+
+
+def _labour_capable(members: pd.DataFrame, age: np.ndarray | None) -> np.ndarray | None:
+    """Whether each member can work: the recorded labour capacity (skilled/ordinary) where it is known,
+    otherwise working age (16-64) without a disability or a serious illness."""
+    by_capacity = _category_flag(members, "labour_capacity", CAPABLE_LABOUR)
+    by_age = _in_range(age, ADULT_AGE, ELDERLY_AGE - _JUST_BELOW)
+    if by_age is not None:
+        disability = _column(members, "disability")
+        if disability is not None:
+            by_age = np.where(disability == 1.0, 0.0, by_age)
+        serious = _category_flag(members, "health_status", ("serious_illness",))
+        if serious is not None:
+            by_age = np.where(serious == 1.0, 0.0, by_age)
+    if by_capacity is None:
+        return by_age
+    if by_age is None:
+        return by_capacity
+    return np.where(np.isnan(by_capacity), by_age, by_capacity)
+
+
+def _adult_only(values: np.ndarray | None, age: np.ndarray | None) -> np.ndarray | None:
+    if values is None or age is None:
+        return None
+    return np.where(age >= ADULT_AGE, values, np.nan)
+
+
+def _school_age_not_in_school(age: np.ndarray | None, in_school: np.ndarray | None) -> np.ndarray | None:
+    """1.0 for a child of compulsory-school age recorded as not in school; 0.0 for other known members."""
+    first_age, end_age = COMPULSORY_SCHOOL_AGES
+    school_age = _in_range(age, first_age, end_age - _JUST_BELOW)
+    if school_age is None or in_school is None:
+        return None
+    out_of_school = np.where(np.isnan(in_school), np.nan, (in_school == 0.0).astype(np.float64))
+    return np.where(school_age == 1.0, out_of_school, school_age)
+
+
+def aggregate_members(members: pd.DataFrame) -> tuple[pd.Series, np.ndarray, dict[str, np.ndarray]]:
+    """The member aggregates as arrays: (household_id per group, round per group, {name: values}).
+
+    The array form of ``member_aggregates``, for callers that align groups themselves. An aggregate
+    whose member columns are absent is left out (absent, not unknown).
+    """
+    codes, group_households, group_rounds = _group_codes(members)
+    n_groups = len(group_rounds)
+    age = _column(members, "age")
+    education = _column(members, "education_years")
+    migrant_months = _column(members, "migrant_work_months")
+    in_migrant_work = (
+        None
+        if migrant_months is None
+        else np.where(np.isnan(migrant_months), np.nan, (migrant_months >= MIGRANT_WORK_MONTHS) * 1.0)
+    )
+    per_member = {
+        "household_size": np.ones(len(members)),
+        "labour_capable_members": _labour_capable(members, age),
+        "members_in_migrant_work": in_migrant_work,
+        "migrant_work_months_total": migrant_months,
+        "children": _in_range(age, 0, ADULT_AGE - _JUST_BELOW),
+        "elderly": _in_range(age, ELDERLY_AGE, np.inf),
+        "working_age": _in_range(age, ADULT_AGE, ELDERLY_AGE - _JUST_BELOW),
+        "school_age_not_in_school": _school_age_not_in_school(age, _column(members, "in_school")),
+        "chronic_illness_members": _category_flag(members, "health_status", ("chronic",)),
+        "serious_illness_members": _category_flag(members, "health_status", ("serious_illness",)),
+        "disabled_members": _column(members, "disability"),
+    }
+    columns = {
+        name: _group_sum(codes, n_groups, values) for name, values in per_member.items() if values is not None
+    }
+    adult_education = _adult_only(education, age)
+    if adult_education is not None:
+        columns["mean_adult_education_years"] = _group_mean(codes, n_groups, adult_education)
+        columns["max_adult_education_years"] = _group_max(codes, n_groups, adult_education)
+    return (
+        group_households,
+        group_rounds,
+        {name: columns[name] for name in MEMBER_AGGREGATES if name in columns},
+    )
+
+
+def member_aggregates(members: pd.DataFrame) -> pd.DataFrame:
+    """Household aggregates of a member table, indexed by (household_id, round), all float64.
+
+    Columns (counts are numbers of members, education in years, migrant work in months per year):
+    household_size, labour_capable_members, members_in_migrant_work (>= 6 months away),
+    migrant_work_months_total, children (< 16), elderly (>= 65), working_age (16-64),
+    mean_adult_education_years / max_adult_education_years (members aged 16+),
+    school_age_not_in_school (aged 7-15 with in_school == 0), chronic_illness_members,
+    serious_illness_members, disabled_members.
+    """
+    group_households, group_rounds, columns = aggregate_members(members)
+    absent = np.full(len(group_rounds), np.nan)
+    return pd.DataFrame(
+        {name: columns.get(name, absent) for name in MEMBER_AGGREGATES},
+        index=key_index(group_households, group_rounds),
+        dtype=np.float64,
+    )

@@ -1,0 +1,159 @@
+"""Policy settings as data: poverty lines, monitoring line, deprivation weights and thresholds.
+
+The settings live in ``features/policy.yaml`` (versioned); ``load_policy`` reads them into a frozen
+``Policy`` that is passed into every function that needs a line or a threshold. Nothing here reads a
+file at import time.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_POLICY_PATH = Path(__file__).with_name("policy.yaml")
+
+GUARANTEES = ("food_clothing", "compulsory_education", "basic_medical", "safe_housing", "safe_water")
+"""The five dimensions of "two no worries, three guarantees", in the order used everywhere."""
+
+_WEIGHT_SUM_TOLERANCE = 1e-9
+
+
+class PolicyError(ValueError):
+    """The policy file is missing, unreadable, or one of its fields is invalid (the message names it)."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RiskTiers(_Frozen):
+    """Lower bounds of the risk tiers on a calibrated probability (0-1)."""
+
+    high: float = Field(gt=0.0, le=1.0)
+    medium: float = Field(gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _medium_below_high(self) -> RiskTiers:
+        if self.medium >= self.high:
+            raise ValueError(f"risk_tiers.medium ({self.medium}) must be below risk_tiers.high ({self.high})")
+        return self
+
+
+class MonitoringThresholds(_Frozen):
+    """Thresholds the monitoring room uses to put a household into a monitoring category."""
+
+    marginal_relapse_risk: float = Field(gt=0.0, le=1.0)
+    hardship_expense_share: float = Field(gt=0.0)
+    unstable_after_exit_rounds: int = Field(ge=1)
+
+
+class TaskFeatures(_Frozen):
+    """Which indicators a task's model must not see (e.g. those restating its own label)."""
+
+    exclude_features: tuple[str, ...] = ()
+
+
+class Policy(_Frozen):
+    """Poverty-alleviation policy settings (see features/policy.yaml for the meaning of each field)."""
+
+    version: str = Field(min_length=1)
+    poverty_lines: dict[int, float] = Field(min_length=1)
+    base_year: int
+    monitoring_line_multiple: float = Field(ge=1.0)
+    deprivation_weights: dict[str, float]
+    deprivation_cutoff: float = Field(gt=0.0, le=1.0)
+    catastrophic_medical_share: float = Field(gt=0.0)
+    risk_tiers: RiskTiers
+    flag_coverage: float | None = Field(default=None, gt=0.0, lt=1.0)
+    monitoring: MonitoringThresholds
+    tasks: dict[str, TaskFeatures]
+
+    @field_validator("poverty_lines")
+    @classmethod
+    def _lines_positive(cls, lines: dict[int, float]) -> dict[int, float]:
+        for year, line in lines.items():
+            if not (math.isfinite(line) and line > 0):
+                raise ValueError(f"poverty line for {year} must be a positive number of yuan, got {line}")
+        return dict(sorted(lines.items()))
+
+    @field_validator("deprivation_weights")
+    @classmethod
+    def _weights_cover_guarantees(cls, weights: dict[str, float]) -> dict[str, float]:
+        if set(weights) != set(GUARANTEES):
+            raise ValueError(f"keys must be exactly {list(GUARANTEES)}, got {sorted(weights)}")
+        if any(not (math.isfinite(w) and w >= 0) for w in weights.values()):
+            raise ValueError(f"weights must be non-negative numbers, got {weights}")
+        total = sum(weights.values())
+        if abs(total - 1.0) > _WEIGHT_SUM_TOLERANCE:
+            raise ValueError(f"weights must sum to 1, they sum to {total}")
+        return {name: weights[name] for name in GUARANTEES}
+
+    @field_validator("tasks")
+    @classmethod
+    def _both_tasks(cls, tasks: dict[str, TaskFeatures]) -> dict[str, TaskFeatures]:
+        missing = {"poverty", "relapse"} - set(tasks)
+        if missing:
+            raise ValueError(f"missing task settings: {sorted(missing)}")
+        return tasks
+
+    @property
+    def first_year(self) -> int:
+        """The earliest calendar year with a poverty line."""
+        return min(self.poverty_lines)
+
+    def poverty_line(self, year: int) -> float:
+        """Poverty line for a calendar year, yuan per person per year.
+
+        Years after the last line keep the last line; years before the first raise ``PolicyError``.
+        """
+        year = int(year)
+        if year < self.first_year:
+            raise PolicyError(
+                f"no poverty line for year {year}: policy {self.version} starts in {self.first_year}"
+            )
+        latest_known = max(y for y in self.poverty_lines if y <= year)
+        return self.poverty_lines[latest_known]
+
+    def monitoring_line(self, year: int) -> float:
+        """Monitoring line (edge of the marginal band) for a year: the multiple times the poverty line."""
+        return self.monitoring_line_multiple * self.poverty_line(year)
+
+    def excluded_features(self, task: str) -> tuple[str, ...]:
+        """Indicators the given task ("poverty" or "relapse") must not use."""
+        if task not in self.tasks:
+            raise PolicyError(f"unknown task {task!r}; policy {self.version} knows {sorted(self.tasks)}")
+        return self.tasks[task].exclude_features
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        lines.append(f"  {field}: {problem['msg']}")
+    return "\n".join(lines)
+
+
+def policy_from_mapping(settings: dict[str, Any], source: str = "<mapping>") -> Policy:
+    """Validate a mapping of settings into a Policy; ``PolicyError`` names every bad field."""
+    if not isinstance(settings, dict):
+        raise PolicyError(f"{source}: expected a mapping of settings, got {type(settings).__name__}")
+    try:
+        return Policy.model_validate(settings)
+    except ValidationError as error:
+        raise PolicyError(f"{source}: invalid policy\n{_describe(error)}") from error
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """Read a policy YAML file (default: the packaged features/policy.yaml) into a frozen Policy."""
+    path = DEFAULT_POLICY_PATH if path is None else Path(path)
+    try:
+        settings = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise PolicyError(f"{path}: cannot read policy file ({error})") from error
+    except yaml.YAMLError as error:
+        raise PolicyError(f"{path}: not valid YAML ({error})") from error
+    return policy_from_mapping(settings, source=str(path))

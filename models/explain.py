@@ -1,0 +1,115 @@
+"""Explain one score: TreeSHAP contributions (log-odds) and the top reasons in plain words.
+
+A contribution is an indicator's additive share of the raw margin: for every row, the contributions plus
+`base_value` sum to the booster's log-odds. A reason is a positive contribution (it raises the risk)
+phrased for a village cadre from `models/reasons.yaml`, in Chinese (`zh`) or English (`en`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import yaml
+
+REASONS_PATH = Path(__file__).with_name("reasons.yaml")
+BASE_VALUE = "base_value"
+LANGUAGES = ("zh", "en")
+Language = Literal["zh", "en"]
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One indicator that raises the risk: its value, its contribution (log-odds) and a sentence."""
+
+    indicator: str
+    value: float
+    contribution: float
+    sentence: str
+
+
+def contributions(booster: lgb.Booster, X: pd.DataFrame, num_threads: int = 1) -> pd.DataFrame:
+    """TreeSHAP contributions per row: one column per model feature plus `base_value` (log-odds).
+
+    `X` must hold the booster's features (extra columns are ignored, missing ones raise `KeyError`).
+    """
+    names = booster.feature_name()
+    missing = [name for name in names if name not in X.columns]
+    if missing:
+        raise KeyError(f"X lacks model features: {missing}")
+    values = booster.predict(X[names].to_numpy(dtype=np.float64), pred_contrib=True, num_threads=num_threads)
+    return pd.DataFrame(values, index=X.index, columns=[*names, BASE_VALUE])
+
+
+@lru_cache(maxsize=4)
+def load_phrases(path: Path = REASONS_PATH) -> dict[str, Any]:
+    """The reason phrase book (see `reasons.yaml`); read once per path."""
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _is_yes_no(value: float) -> bool:
+    return value in (0.0, 1.0)
+
+
+def direction(value: float, reference: float | None) -> Literal["high", "low"] | None:
+    """`high`/`low` relative to the training reference; yes/no values: 1 is high. None when unknown."""
+    if reference is not None and not math.isnan(reference):
+        return "high" if value > reference else "low"
+    if _is_yes_no(value):
+        return "high" if value == 1.0 else "low"
+    return None
+
+
+def phrase(
+    indicator: str,
+    value: float,
+    lang: Language = "zh",
+    reference: float | None = None,
+    phrases: Mapping[str, Any] | None = None,
+) -> str:
+    """The sentence for one indicator's value; the generic fallback when no phrase fits."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}; expected one of {LANGUAGES}")
+    book = phrases if phrases is not None else load_phrases()
+    entry = book["indicators"].get(indicator, {})
+    label = entry.get("label", {}).get(lang, indicator)
+    if value is None or math.isnan(value):
+        return str(book["missing"][lang]).format(label=label)
+    side = direction(value, reference)
+    template = entry.get(side, {}).get(lang) if side else None
+    if template is None:
+        template = book["fallback"][lang]
+    return str(template).format(label=label, value=value)
+
+
+def top_reasons(
+    contrib_row: pd.Series,
+    feature_row: pd.Series,
+    k: int = 3,
+    lang: Language = "zh",
+    reference: Mapping[str, float] | None = None,
+) -> list[Reason]:
+    """The `k` indicators with the largest positive contributions, largest first, phrased in `lang`.
+
+    `reference` maps indicators to typical training values (medians) that decide between the `high` and
+    `low` phrasing; without one, yes/no values use 1 = high and other values the fallback sentence.
+    """
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    indicator_contribs = contrib_row.drop(labels=[BASE_VALUE], errors="ignore").astype(np.float64)
+    positive = indicator_contribs[indicator_contribs > 0.0]
+    chosen = positive.sort_values(ascending=False, kind="stable").head(k)
+    references = reference or {}
+    reasons = []
+    for indicator, contribution in chosen.items():
+        value = float(feature_row.get(indicator, np.nan))
+        sentence = phrase(str(indicator), value, lang, references.get(str(indicator)))
+        reasons.append(Reason(str(indicator), value, float(contribution), sentence))
+    return reasons

@@ -1,0 +1,198 @@
+"""The scoring model as one object: booster + calibrator + the feature list and context it was trained on.
+
+- `TaskModel`: one task's model (`poverty` = poor now, `relapse` = non-poor now, poor next round).
+- `RiskPredictor`: both task models behind one `score` call (features built once, reasons attached).
+- `PackagedPredictor`: the MLflow pyfunc wrapper; its input is the *feature frame* (one float64 column per
+  indicator, as `features.frame.build_features` returns), its output a frame with the calibrated
+  probability in column `risk`. The booster travels as a text artifact, never pickled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from mlflow.pyfunc import PythonModel, load_model
+
+from features.frame import build_features
+from features.policy import Policy
+from models.calibration import Calibrator
+from models.explain import Language, contributions, top_reasons
+from models.spec import LightGBMSpec
+
+BOOSTER_ARTIFACT = "booster"
+TASKS = ("poverty", "relapse")
+
+
+@dataclass(frozen=True)
+class TaskModel:
+    """One task's trained model and what it was trained on.
+
+    `reference_values` are training medians of the features (decide "high"/"low" wording of reasons);
+    `metrics` are held-out metrics; `data_hash` identifies the training survey.
+    """
+
+    task: str
+    booster: lgb.Booster | None
+    calibrator: Calibrator
+    feature_names: tuple[str, ...]
+    metrics: Mapping[str, float]
+    trained_rounds: tuple[int, ...]
+    data_hash: str
+    spec: LightGBMSpec
+    reference_values: Mapping[str, float] = field(default_factory=dict)
+    policy_version: str = ""
+
+    def _ready_booster(self) -> lgb.Booster:
+        if self.booster is None:
+            raise RuntimeError(f"{self.task} model has no booster loaded")
+        return self.booster
+
+    def feature_matrix(self, features: pd.DataFrame) -> pd.DataFrame:
+        """The model's columns in training order, float64; absent columns are NaN (LightGBM's missing)."""
+        selected = features.reindex(columns=list(self.feature_names))
+        return selected.astype(np.float64)
+
+    def predict_margin(self, features: pd.DataFrame) -> np.ndarray:
+        """Raw booster output in log-odds, predicted with one thread (fast for a few rows)."""
+        matrix = self.feature_matrix(features).to_numpy()
+        return np.asarray(self._ready_booster().predict(matrix, raw_score=True, num_threads=1))
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability of the task's positive class, one per row of `features`."""
+        if len(features) == 0:
+            return np.empty(0, dtype=np.float64)
+        return self.calibrator.transform(self.predict_margin(features))
+
+    def contributions(self, features: pd.DataFrame) -> pd.DataFrame:
+        """TreeSHAP contributions (log-odds) of each feature, plus `base_value`."""
+        return contributions(self._ready_booster(), self.feature_matrix(features), num_threads=1)
+
+    def without_booster(self) -> TaskModel:
+        return replace(self, booster=None)
+
+
+def risk_tier(risk: np.ndarray, policy: Policy) -> np.ndarray:
+    """`high` at or above `policy.risk_tiers.high`, `medium` at or above `.medium`, else `low`.
+
+    Missing risk (no model for either task) is `unknown`.
+    """
+    tiers = np.where(
+        risk >= policy.risk_tiers.high, "high", np.where(risk >= policy.risk_tiers.medium, "medium", "low")
+    )
+    return np.where(np.isnan(risk), "unknown", tiers).astype(object)
+
+
+@dataclass(frozen=True)
+class RiskPredictor:
+    """Scores households with the poverty and relapse models.
+
+    Rules:
+    - `risk_tier` is set by the larger of the two probabilities (`max(poverty_risk, relapse_risk)`): a
+      household needs attention when either it is likely poor now or likely to fall into poverty.
+    - `reasons` explain the model that set the tier (`reason_model`): the poverty model when
+      poverty_risk >= relapse_risk, the relapse model otherwise. For a poor household this is the
+      poverty model, for a secure-looking non-poor one usually the relapse model, and the reasons
+      always explain the number the cadre acts on.
+    - A missing model gives NaN for its risk and is never chosen to explain.
+    """
+
+    policy: Policy
+    poverty: TaskModel | None = None
+    relapse: TaskModel | None = None
+
+    def __post_init__(self) -> None:
+        if self.poverty is None and self.relapse is None:
+            raise ValueError("RiskPredictor needs at least one of the poverty and relapse models")
+
+    def _risk(self, model: TaskModel | None, features: pd.DataFrame) -> np.ndarray:
+        if model is None:
+            return np.full(len(features), np.nan)
+        return model.predict_proba(features)
+
+    def score(
+        self,
+        households: pd.DataFrame,
+        members: pd.DataFrame | None,
+        history: pd.DataFrame | None = None,
+        lang: Language = "zh",
+        top_k: int = 3,
+    ) -> pd.DataFrame:
+        """One row per (household_id, round): poverty_risk, relapse_risk, risk_tier, reason_model, reasons.
+
+        `reasons` is a list of dicts (indicator, value, contribution, sentence), largest first.
+        """
+        features = build_features(households, members, self.policy, history)
+        return self.score_features(features, lang=lang, top_k=top_k)
+
+    def score_features(self, features: pd.DataFrame, lang: Language = "zh", top_k: int = 3) -> pd.DataFrame:
+        """`score` on an already-built feature frame."""
+        poverty_risk = self._risk(self.poverty, features)
+        relapse_risk = self._risk(self.relapse, features)
+        use_poverty = ~(relapse_risk > poverty_risk) & ~np.isnan(poverty_risk)
+        reason_model = np.where(use_poverty, "poverty", "relapse").astype(object)
+        reasons: list[list[dict[str, Any]]] = [[] for _ in range(len(features))]
+        for task, model in (("poverty", self.poverty), ("relapse", self.relapse)):
+            positions = np.flatnonzero(reason_model == task)
+            if model is None or len(positions) == 0:
+                continue
+            rows = features.iloc[positions]
+            contribs = model.contributions(rows)
+            for position, (_, contrib_row), (_, feature_row) in zip(
+                positions, contribs.iterrows(), rows.iterrows(), strict=True
+            ):
+                chosen = top_reasons(contrib_row, feature_row, top_k, lang, model.reference_values)
+                reasons[position] = [asdict(reason) for reason in chosen]
+        return pd.DataFrame(
+            {
+                "poverty_risk": poverty_risk,
+                "relapse_risk": relapse_risk,
+                "risk_tier": risk_tier(np.fmax(poverty_risk, relapse_risk), self.policy),
+                "reason_model": reason_model,
+                "reasons": reasons,
+            },
+            index=features.index,
+        )
+
+
+class PackagedPredictor(PythonModel):
+    """MLflow pyfunc model: feature frame in, calibrated probability (`risk` column) out.
+
+    Log it with `artifacts={"booster": <path to booster.txt>}`; the booster is dropped when pickled
+    and restored from that file in `load_context`.
+    """
+
+    def __init__(self, task_model: TaskModel, policy: Policy) -> None:
+        self._task_model = task_model
+        self.policy = policy
+
+    @property
+    def task_model(self) -> TaskModel:
+        return self._task_model
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_task_model"] = self._task_model.without_booster()
+        return state
+
+    def load_context(self, context: Any) -> None:
+        booster = lgb.Booster(model_file=context.artifacts[BOOSTER_ARTIFACT])
+        self._task_model = replace(self._task_model, booster=booster)
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
+        frame = pd.DataFrame(model_input)
+        return pd.DataFrame({"risk": self._task_model.predict_proba(frame)}, index=frame.index)
+
+
+def load_task_model(model_uri: str) -> TaskModel:
+    """The TaskModel inside a packaged predictor saved with MLflow (`models:/povrisk-poverty@champion`)."""
+    packaged = load_model(model_uri).unwrap_python_model()
+    if not isinstance(packaged, PackagedPredictor):
+        raise TypeError(
+            f"{model_uri} does not hold a povrisk PackagedPredictor (got {type(packaged).__name__})"
+        )
+    return packaged.task_model

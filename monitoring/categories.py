@@ -1,0 +1,181 @@
+"""Monitoring categories: which kind of watch a household needs, decided by ordered rules.
+
+Each household gets exactly one category; the rules are tried in this order and the first that holds
+wins (so a poor household that also had a shock is "poor", not "sudden_hardship"):
+
+1. ``poor`` — currently poor or very likely so: registered as poor (``registered_poor == 1``), or
+   per-capita net income below the poverty line (``income_to_line_ratio < 1``), or poverty risk at or
+   above the policy's high tier (``risk_tiers.high``). Registered poor households are kept here because
+   they are still under assistance and monitored as such.
+2. ``unstable_after_exit`` — exited poverty (``exited_poverty == 1``) and either per-capita income
+   below the monitoring line (``income_to_line_ratio < monitoring_line_multiple``) or relapse risk at or
+   above ``monitoring.marginal_relapse_risk``.
+3. ``sudden_hardship`` — a shock this round (``shock_count > 0``) and either medical + schooling
+   expenses at or above ``monitoring.hardship_expense_share`` of net income, or per-capita income that
+   fell since the last round (``income_change_since_last_round < 0``) to below the monitoring line.
+4. ``marginal`` — per-capita income below the monitoring line, or relapse risk at or above
+   ``monitoring.marginal_relapse_risk`` (non-poor by precedence).
+5. ``not_monitored`` — none of the above.
+
+The monitoring line is compared through ``income_to_line_ratio`` (per-capita net income over the round's
+poverty line), so income below the line means ratio < ``monitoring_line_multiple``. A missing value
+never makes a rule hold. The ``rule`` column says which test fired, with the household's numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.policy import Policy
+
+CATEGORIES = ("poor", "unstable_after_exit", "sudden_hardship", "marginal", "not_monitored")
+NOT_MONITORED = "not_monitored"
+
+REQUIRED_FEATURES = (
+    "registered_poor",
+    "exited_poverty",
+    "income_to_line_ratio",
+    "income_change_since_last_round",
+    "shock_count",
+    "medical_expense_share",
+    "schooling_expense_share",
+)
+REQUIRED_SCORES = ("poverty_risk", "relapse_risk")
+
+_RuleText = Callable[[Any], str]  # called with one household's facts (attributes named like the columns)
+_NO_RULE = "no monitoring rule holds"
+
+
+def monitoring_category(features: pd.DataFrame, scores: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """One monitoring category per household, with the rule that put it there.
+
+    `features` is the feature frame (index (household_id, round)); `scores` carries `poverty_risk` and
+    `relapse_risk` (probabilities 0-1, NaN where a task was not scored) on the same index. Returns a frame
+    on `features.index` with columns `category` and `rule`.
+    """
+    facts = _facts(features, scores)
+    count = len(features)
+    category = np.full(count, NOT_MONITORED, dtype=object)
+    rule = np.full(count, _NO_RULE, dtype=object)
+    decided = np.zeros(count, dtype=bool)
+    for name, clauses in _rule_tests(facts, policy):
+        for holds, describe in clauses:
+            newly = np.flatnonzero(holds & ~decided)
+            category[newly] = name
+            rule[newly] = [describe(_household_facts(facts, int(position))) for position in newly]
+            decided[newly] = True
+    return pd.DataFrame({"category": category.astype(str), "rule": rule.astype(str)}, index=features.index)
+
+
+def _household_facts(facts: dict[str, np.ndarray], position: int) -> SimpleNamespace:
+    return SimpleNamespace(**{name: float(values[position]) for name, values in facts.items()})
+
+
+def _facts(features: pd.DataFrame, scores: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The values the rules read (float arrays in the order of `features`), checked and aligned."""
+    missing_features = [column for column in REQUIRED_FEATURES if column not in features.columns]
+    if missing_features:
+        raise ValueError(f"monitoring_category: features lack column(s): {', '.join(missing_features)}")
+    missing_scores = [column for column in REQUIRED_SCORES if column not in scores.columns]
+    if missing_scores:
+        raise ValueError(f"monitoring_category: scores lack column(s): {', '.join(missing_scores)}")
+    if not scores.index.equals(features.index):
+        unscored = features.index.difference(scores.index)
+        if len(unscored):
+            raise ValueError(
+                f"monitoring_category: {len(unscored)} household(s) have features but no scores, "
+                f"e.g. {list(unscored[:3])}"
+            )
+        scores = scores.loc[features.index]
+    facts = {name: features[name].to_numpy(dtype=np.float64) for name in REQUIRED_FEATURES}
+    facts |= {name: scores[name].to_numpy(dtype=np.float64) for name in REQUIRED_SCORES}
+    medical, schooling = facts["medical_expense_share"], facts["schooling_expense_share"]
+    both_unknown = np.isnan(medical) & np.isnan(schooling)
+    facts["hardship_expense_share"] = np.where(
+        both_unknown, np.nan, np.nan_to_num(medical, nan=0.0) + np.nan_to_num(schooling, nan=0.0)
+    )
+    return facts
+
+
+def _rule_tests(
+    facts: dict[str, np.ndarray], policy: Policy
+) -> list[tuple[str, list[tuple[np.ndarray, _RuleText]]]]:
+    """Per category, in precedence order: (boolean mask, function writing the rule text) clauses."""
+    high = policy.risk_tiers.high
+    multiple = policy.monitoring_line_multiple
+    relapse_cut = policy.monitoring.marginal_relapse_risk
+    expense_cut = policy.monitoring.hardship_expense_share
+
+    ratio = facts["income_to_line_ratio"]
+    below_monitoring_line = ratio < multiple
+    high_relapse = facts["relapse_risk"] >= relapse_cut
+    shocked = facts["shock_count"] > 0
+    income_fell = facts["income_change_since_last_round"] < 0
+
+    def below_line_text(row: Any) -> str:
+        return (
+            f"per-capita income {row.income_to_line_ratio:.2f}x the poverty line "
+            f"< {multiple:g}x (monitoring line)"
+        )
+
+    def relapse_text(row: Any) -> str:
+        return f"relapse risk {row.relapse_risk:.2f} >= {relapse_cut:.2f}"
+
+    def shock_expense_text(row: Any) -> str:
+        return (
+            f"{row.shock_count:.0f} shock(s) this round and medical + schooling expenses "
+            f"{row.hardship_expense_share:.2f} of net income >= {expense_cut:.2f}"
+        )
+
+    def shock_income_text(row: Any) -> str:
+        return (
+            f"{row.shock_count:.0f} shock(s) this round and per-capita income fell "
+            f"{row.income_change_since_last_round:.0%} to {row.income_to_line_ratio:.2f}x the poverty line "
+            f"< {multiple:g}x (monitoring line)"
+        )
+
+    return [
+        (
+            "poor",
+            [
+                (
+                    facts["registered_poor"] == 1,
+                    lambda row: "registered poor household (registered_poor = 1)",
+                ),
+                (
+                    ratio < 1,
+                    lambda row: f"per-capita income {row.income_to_line_ratio:.2f}x the poverty line < 1",
+                ),
+                (
+                    facts["poverty_risk"] >= high,
+                    lambda row: f"poverty risk {row.poverty_risk:.2f} >= {high:.2f}",
+                ),
+            ],
+        ),
+        (
+            "unstable_after_exit",
+            [
+                (
+                    (facts["exited_poverty"] == 1) & below_monitoring_line,
+                    lambda row: "exited poverty and " + below_line_text(row),
+                ),
+                (
+                    (facts["exited_poverty"] == 1) & high_relapse,
+                    lambda row: "exited poverty and " + relapse_text(row),
+                ),
+            ],
+        ),
+        (
+            "sudden_hardship",
+            [
+                (shocked & (facts["hardship_expense_share"] >= expense_cut), shock_expense_text),
+                (shocked & income_fell & below_monitoring_line, shock_income_text),
+            ],
+        ),
+        ("marginal", [(below_monitoring_line, below_line_text), (high_relapse, relapse_text)]),
+    ]

@@ -1,0 +1,141 @@
+"""Batch scoring: one survey round in, the monitoring flag list out.
+
+The flag list holds every household of the round that falls into a monitoring category (see
+`monitoring.categories`); households that are "not_monitored" are left out. Each row carries both risks,
+the tier, the category and the rule that set it, the top reasons (as text and as JSON) and the models
+that scored it, sorted by village and then by risk (the larger of the two, highest first).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.frame import build_features
+from models.explain import Language
+from models.predictor import RiskPredictor, TaskModel
+from monitoring.categories import NOT_MONITORED, monitoring_category
+from survey.io import Survey
+
+MODEL_NAME_PREFIX = "povrisk-"
+REASON_SEPARATOR = "; "
+FLAG_COLUMNS = (
+    "household_id",
+    "village_id",
+    "round",
+    "poverty_risk",
+    "relapse_risk",
+    "risk_tier",
+    "category",
+    "category_rule",
+    "reasons",
+    "reasons_json",
+    "model_name",
+    "model_version",
+)
+
+
+def score_round(
+    predictor: RiskPredictor,
+    survey: Survey,
+    round: int,
+    lang: Language = "zh",
+    model_versions: Mapping[str, str] | None = None,
+    top_k: int = 3,
+) -> pd.DataFrame:
+    """The flag list of one round (columns FLAG_COLUMNS; one row per monitored household).
+
+    Earlier rounds of `survey` feed the trend indicators. `model_versions` maps a task to its registry
+    version (e.g. {"poverty": "3"}); a task without one is identified by its training data hash.
+    `model_name` and `model_version` list the tasks' models joined by ";" in the same order.
+    """
+    households = survey.households
+    if not (households["round"] == round).any():
+        raise ValueError(f"survey has no households in round {round}")
+    features = _round_features(predictor, survey, round)
+    scores = predictor.score_features(features, lang=lang, top_k=top_k)
+    categories = monitoring_category(features, scores, predictor.policy)
+    model_name, model_version = model_identity(predictor, model_versions or {})
+    villages = (
+        households.loc[households["round"] == round, ["household_id", "village_id"]]
+        .drop_duplicates("household_id")
+        .set_index("household_id")["village_id"]
+    )
+    flags = pd.DataFrame(
+        {
+            "household_id": features.index.get_level_values("household_id").astype(str),
+            "round": features.index.get_level_values("round").astype("int64"),
+            "poverty_risk": scores["poverty_risk"].to_numpy(),
+            "relapse_risk": scores["relapse_risk"].to_numpy(),
+            "risk_tier": scores["risk_tier"].astype(str).to_numpy(),
+            "category": categories["category"].to_numpy(),
+            "category_rule": categories["rule"].to_numpy(),
+            "reasons": [reasons_text(reasons) for reasons in scores["reasons"]],
+            "reasons_json": [reasons_json(reasons) for reasons in scores["reasons"]],
+            "model_name": model_name,
+            "model_version": model_version,
+        }
+    )
+    flags = flags.assign(village_id=flags["household_id"].map(villages).astype(str))
+    monitored = flags.loc[flags["category"] != NOT_MONITORED]
+    return _sorted_flags(monitored).loc[:, list(FLAG_COLUMNS)].reset_index(drop=True)
+
+
+def _round_features(predictor: RiskPredictor, survey: Survey, round: int) -> pd.DataFrame:
+    """Feature frame of the round's households, with earlier rounds as history for the trend indicators."""
+    households = survey.households
+    current = households.loc[households["round"] == round]
+    history = households.loc[households["round"] < round]
+    members = survey.members
+    if members is not None:
+        members = members.loc[members["round"] <= round]
+    return build_features(current, members, predictor.policy, history if len(history) else None)
+
+
+def _sorted_flags(flags: pd.DataFrame) -> pd.DataFrame:
+    larger_risk = np.fmax(
+        flags["poverty_risk"].to_numpy(dtype=float), flags["relapse_risk"].to_numpy(dtype=float)
+    )
+    return (
+        flags.assign(_risk=larger_risk)
+        .sort_values(
+            ["village_id", "_risk", "household_id"], ascending=[True, False, True], na_position="last"
+        )
+        .drop(columns="_risk")
+    )
+
+
+def model_identity(predictor: RiskPredictor, model_versions: Mapping[str, str]) -> tuple[str, str]:
+    """(names, versions) of the predictor's models, each joined by ";" in task order poverty, relapse."""
+    models = [model for model in (predictor.poverty, predictor.relapse) if model is not None]
+    names = [MODEL_NAME_PREFIX + model.task for model in models]
+    versions = [_version_of(model, model_versions) for model in models]
+    return ";".join(names), ";".join(versions)
+
+
+def _version_of(model: TaskModel, model_versions: Mapping[str, str]) -> str:
+    version = model_versions.get(model.task)
+    return str(version) if version is not None else f"data-{model.data_hash}"
+
+
+def reasons_text(reasons: Sequence[Mapping[str, Any]]) -> str:
+    """The reasons' sentences joined by "; "."""
+    return REASON_SEPARATOR.join(str(reason["sentence"]) for reason in reasons)
+
+
+def reasons_json(reasons: Sequence[Mapping[str, Any]]) -> str:
+    """The reasons as a JSON list (missing values as null; Chinese kept readable)."""
+    return json.dumps(
+        [{key: _json_value(value) for key, value in reason.items()} for reason in reasons], ensure_ascii=False
+    )
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float | np.floating):
+        return None if math.isnan(value) else float(value)
+    return value

@@ -1,0 +1,228 @@
+"""Request and response models of the scoring service, mirroring the canonical survey schema.
+
+`HouseholdIn` and `MemberIn` carry the same columns, ranges and categories as `survey.schema`'s
+`Households` and `Members` (money in yuan per year, land in mu, distances in km). Yes/no answers are
+booleans here (JSON true/false or 0/1) and 0/1 floats in the frames `to_frames` builds. Every optional
+field may be left out; a field that is left out is absent from the frames, as an unrecorded survey block
+is. Unknown fields are errors that name the field (`extra="forbid"`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from survey.schema import MAX_MEMBERS_PER_HOUSEHOLD
+
+# Literal types spelled out so that type checkers see them; tests check they equal survey.schema's tuples.
+RelationToHead = Literal[
+    "head", "spouse", "child", "child_in_law", "grandchild", "parent", "sibling", "other"
+]
+Sex = Literal["male", "female"]
+HealthStatus = Literal["healthy", "chronic", "serious_illness"]
+LabourCapacity = Literal["skilled", "ordinary", "weak", "lost", "none"]
+HousingStructure = Literal["reinforced_concrete", "brick_concrete", "brick_wood", "earth_wood", "other"]
+CookingFuel = Literal["electricity", "gas", "biogas", "coal", "firewood", "other"]
+PovertyStatus = Literal["never_poor", "poor", "exited"]
+
+_MAX_MONEY = 1e8
+_MIN_NET_MONEY = -1e7
+
+
+def _yes_no(description: str) -> Any:
+    return Field(default=None, description=f"{description} (yes/no)", examples=[True])
+
+
+def _money(description: str, example: float, *, can_be_negative: bool = False) -> Any:
+    return Field(
+        default=None,
+        ge=_MIN_NET_MONEY if can_be_negative else 0.0,
+        le=_MAX_MONEY,
+        allow_inf_nan=False,
+        description=f"{description}, yuan per year",
+        examples=[example],
+    )
+
+
+def _bounded(description: str, low: float, high: float, example: float) -> Any:
+    return Field(
+        default=None, ge=low, le=high, allow_inf_nan=False, description=description, examples=[example]
+    )
+
+
+Identifier = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MemberIn(_Input):
+    """One household member in the round being scored."""
+
+    member_id: Identifier = Field(description="Member id, unique within the household", examples=["1"])
+    relation_to_head: RelationToHead | None = Field(
+        default=None, description="Relation to the household head", examples=["head"]
+    )
+    sex: Sex | None = Field(default=None, description="Sex", examples=["female"])
+    age: float | None = _bounded("Age in years", 0, 120, 42)
+    education_years: float | None = _bounded("Completed years of schooling", 0, 25, 9)
+    in_school: bool | None = _yes_no("Currently enrolled in school")
+    health_status: HealthStatus | None = Field(
+        default=None, description="Health status", examples=["healthy"]
+    )
+    disability: bool | None = _yes_no("Has a registered disability")
+    labour_capacity: LabourCapacity | None = Field(
+        default=None, description="Labour capacity as recorded by the village", examples=["ordinary"]
+    )
+    migrant_work_months: float | None = _bounded("Months worked away from home this year", 0, 12, 8)
+
+
+class HouseholdIn(_Input):
+    """One household in one survey round, as recorded on the archive card (建档立卡)."""
+
+    household_id: Identifier = Field(description="Household id", examples=["H000123"])
+    village_id: Identifier = Field(description="Village id", examples=["V0042"])
+    round: int = Field(ge=0, le=100, description="Survey round (0 = first)", examples=[3])
+    survey_year: int | None = Field(
+        default=None, ge=1990, le=2100, description="Calendar year of the round", examples=[2019]
+    )
+    # income block
+    income_wages: float | None = _money("Wage income", 12_000)
+    income_agriculture_net: float | None = _money("Net farm income", 3_000, can_be_negative=True)
+    income_business: float | None = _money("Net business income", 0, can_be_negative=True)
+    income_transfers: float | None = _money("Transfer income (subsidies, pensions, remittances)", 2_400)
+    income_property: float | None = _money("Property income (rent, dividends)", 0)
+    # spending block
+    production_costs: float | None = _money("Production costs", 1_500)
+    medical_expenses: float | None = _money("Medical expenses", 800)
+    schooling_expenses: float | None = _money("Schooling expenses", 600)
+    debt: float | None = _money("Outstanding debt (yuan)", 0)
+    # land and livestock
+    arable_land_mu: float | None = _bounded("Arable land, mu", 0, 10_000, 4.5)
+    livestock_units: float | None = _bounded("Livestock units", 0, 10_000, 1)
+    # housing and utilities
+    housing_area_m2: float | None = _bounded("Housing floor area, m2", 0, 5_000, 90)
+    housing_structure: HousingStructure | None = Field(
+        default=None, description="Main structure of the house", examples=["brick_concrete"]
+    )
+    dangerous_house: bool | None = _yes_no("House appraised as dangerous")
+    safe_drinking_water: bool | None = _yes_no("Has safe drinking water")
+    electricity: bool | None = _yes_no("Has grid electricity")
+    cooking_fuel: CookingFuel | None = Field(default=None, description="Main cooking fuel", examples=["gas"])
+    # access
+    distance_road_km: float | None = _bounded("Distance to a paved road, km", 0, 500, 0.5)
+    distance_market_km: float | None = _bounded("Distance to the nearest market, km", 0, 500, 6)
+    distance_clinic_km: float | None = _bounded("Distance to the nearest clinic, km", 0, 500, 3)
+    # assets and insurance
+    durable_assets: float | None = _bounded("Count of durable assets (appliances, vehicles)", 0, 1_000, 5)
+    medical_insurance: bool | None = _yes_no("Covered by medical insurance")
+    pension_insurance: bool | None = _yes_no("Covered by pension insurance")
+    # shocks reported this round
+    shock_serious_illness: bool | None = _yes_no("A member fell seriously ill this round")
+    shock_disability: bool | None = _yes_no("A member became disabled this round")
+    shock_disaster: bool | None = _yes_no("Natural disaster hit the household this round")
+    shock_accident: bool | None = _yes_no("Accident this round")
+    shock_job_loss: bool | None = _yes_no("A member lost a job this round")
+    shock_industry_failure: bool | None = _yes_no("A farm or business venture failed this round")
+    shock_schooling_cost: bool | None = _yes_no("A sudden large schooling cost this round")
+    # registration and assistance
+    poverty_status: PovertyStatus | None = Field(
+        default=None, description="Registration status at the start of the round", examples=["never_poor"]
+    )
+    receiving_assistance: bool | None = _yes_no("Receiving assistance")
+    assistance_ends: bool | None = _yes_no("Assistance ends this round")
+    household_size: float | None = _bounded(
+        "Number of members (for records without a member list)", 1, MAX_MEMBERS_PER_HOUSEHOLD, 4
+    )
+    members: list[MemberIn] = Field(
+        default_factory=list,
+        max_length=MAX_MEMBERS_PER_HOUSEHOLD,
+        description=f"Household members (at most {MAX_MEMBERS_PER_HOUSEHOLD})",
+    )
+
+    @model_validator(mode="after")
+    def _member_ids_unique(self) -> HouseholdIn:
+        ids = [member.member_id for member in self.members]
+        duplicated = sorted({member_id for member_id in ids if ids.count(member_id) > 1})
+        if duplicated:
+            raise ValueError(f"members: duplicate member_id {duplicated}")
+        return self
+
+
+class ScoreRequest(_Input):
+    """Score one household; reasons are written in `lang`."""
+
+    household: HouseholdIn
+    lang: Literal["zh", "en"] = Field(default="zh", description="Language of the reasons", examples=["en"])
+
+
+class ReasonOut(BaseModel):
+    """One reason behind the score: an indicator, its value, its SHAP contribution and a sentence."""
+
+    indicator: str = Field(description="Indicator name (a feature column)")
+    value: float | None = Field(description="The household's value of the indicator (null when unknown)")
+    contribution: float = Field(description="SHAP contribution to the poverty-risk log-odds")
+    sentence: str = Field(description="The reason in plain words")
+
+
+class ModelRef(BaseModel):
+    """A registered model that produced the score."""
+
+    name: str = Field(description="Registered model name", examples=["povrisk-poverty"])
+    version: str = Field(description="Registered model version or data hash", examples=["3"])
+
+
+class ScoreResponse(BaseModel):
+    """Risk scores, tier, monitoring category and reasons for one household."""
+
+    household_id: str
+    poverty_risk: float | None = Field(description="Calibrated probability of being poor now (0-1)")
+    relapse_risk: float | None = Field(
+        description="Calibrated probability of falling (back) into poverty by the next round (0-1)"
+    )
+    risk_tier: str = Field(description="high / medium / low, from the policy's tier bounds")
+    category: str = Field(description="Monitoring category (see monitoring.categories)")
+    category_rule: str = Field(description="The rule that put the household in its category")
+    reasons: list[ReasonOut]
+    models: list[ModelRef]
+
+
+_HOUSEHOLD_TEXT = ("household_id", "village_id", "housing_structure", "cooking_fuel", "poverty_status")
+_HOUSEHOLD_INTEGERS = ("round", "survey_year")
+_MEMBER_TEXT = ("household_id", "member_id", "relation_to_head", "sex", "health_status", "labour_capacity")
+
+
+def to_frames(household: HouseholdIn) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The household and its members as one-row/one-per-member frames in the canonical schema.
+
+    Fields left out are absent columns; yes/no answers become 0/1 floats; numbers are float64, except
+    `round` and `survey_year` (int64). The member frame has the key columns even when there are no members.
+    """
+    answers = household.model_dump(exclude={"members"}, exclude_none=True)
+    households = pd.DataFrame([{name: _canonical(value) for name, value in answers.items()}])
+    households = households.astype(_dtypes(households.columns, _HOUSEHOLD_TEXT, _HOUSEHOLD_INTEGERS))
+    member_rows = [
+        {
+            "household_id": household.household_id,
+            "round": household.round,
+            **{name: _canonical(value) for name, value in member.model_dump(exclude_none=True).items()},
+        }
+        for member in household.members
+    ]
+    members = pd.DataFrame(
+        member_rows, columns=None if member_rows else ["household_id", "member_id", "round"]
+    )
+    members = members.astype(_dtypes(members.columns, _MEMBER_TEXT, ("round",)))
+    return households, members
+
+
+def _dtypes(columns: pd.Index, text: tuple[str, ...], integers: tuple[str, ...]) -> dict[str, str]:
+    return {name: "str" if name in text else "int64" if name in integers else "float64" for name in columns}
+
+
+def _canonical(value: Any) -> Any:
+    """Booleans as 0/1 floats; everything else unchanged."""
+    return float(value) if isinstance(value, bool) else value

@@ -1,0 +1,202 @@
+"""Checking a survey against the canonical schema, reporting every failure at once.
+
+Two kinds of check: the pandera models of `survey.schema` (types, ranges, categories, duplicate keys,
+required columns), run lazily so that all failures are collected, and the checks that span tables
+(a household's village missing from the village register, a member without a household row, a household
+with implausibly many members).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pandera.pandas as pa
+
+from survey.io import Survey
+from survey.schema import MAX_MEMBERS_PER_HOUSEHOLD, Households, Members, Villages
+
+FAILURE_COLUMNS = ("table", "column", "check", "row", "value")
+SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
+    "households": Households,
+    "members": Members,
+    "villages": Villages,
+}
+HOUSEHOLD_KEY = ["household_id", "round"]
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """Every failure found in a survey: one row per (table, column, check, row, value)."""
+
+    failures: pd.DataFrame
+
+    @property
+    def ok(self) -> bool:
+        return self.failures.empty
+
+    def summary(self, examples: int = 3) -> str:
+        """Readable text: the number of failures per table/column/check and the first few examples."""
+        if self.ok:
+            return "survey is valid: no failures"
+        lines = [f"survey is invalid: {len(self.failures)} failure(s)"]
+        for (table, column, check), group in self.failures.groupby(
+            ["table", "column", "check"], sort=False, dropna=False
+        ):
+            first = group.head(examples)
+            shown = ", ".join(
+                f"row {row}: {value!r}" for row, value in zip(first["row"], first["value"], strict=True)
+            )
+            more = ", ..." if len(group) > examples else ""
+            lines.append(f"  {table}.{column} [{check}]: {len(group)} failure(s) - {shown}{more}")
+        return "\n".join(lines)
+
+
+class SurveyInvalid(ValueError):
+    """A survey that failed validation; `.report` holds every failure."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        super().__init__(report.summary())
+        self.report = report
+
+
+def validate_survey(survey: Survey) -> ValidationReport:
+    """Run the schema checks on every table present and the cross-table checks; never stops early."""
+    parts = [_schema_failures(name, frame) for name, frame in _present_tables(survey).items()]
+    parts += [
+        _unknown_villages(survey.households, survey.villages),
+        _members_without_household(survey.households, survey.members),
+        _oversized_households(survey.members),
+    ]
+    failures = pd.concat([_empty_failures(), *parts], ignore_index=True)
+    return ValidationReport(failures=failures)
+
+
+def conform(survey: Survey) -> Survey:
+    """A validated copy of `survey` with every table coerced to the schema's types.
+
+    Raises `SurveyInvalid` (carrying the full report) when any check fails.
+    """
+    report = validate_survey(survey)
+    if not report.ok:
+        raise SurveyInvalid(report)
+    coerced = {name: SCHEMAS[name].validate(frame.copy()) for name, frame in _present_tables(survey).items()}
+    truth = None if survey.truth is None else survey.truth.copy()
+    return Survey(truth=truth, **coerced)
+
+
+def _present_tables(survey: Survey) -> dict[str, pd.DataFrame]:
+    tables = {name: getattr(survey, name) for name in SCHEMAS}
+    return {name: frame for name, frame in tables.items() if frame is not None}
+
+
+def _empty_failures() -> pd.DataFrame:
+    return pd.DataFrame({column: pd.Series(dtype=object) for column in FAILURE_COLUMNS})
+
+
+def _failures(table: str, column: str, check: str, rows: pd.Index, values: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "table": table,
+            "column": column,
+            "check": check,
+            "row": pd.Series(list(rows), dtype=object),
+            "value": pd.Series(list(values), dtype=object),
+        },
+        columns=list(FAILURE_COLUMNS),
+    )
+
+
+def _schema_failures(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    try:
+        SCHEMAS[table].validate(frame.copy(), lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        return _tidy_pandera_cases(table, errors.failure_cases)
+    return _empty_failures()
+
+
+def _tidy_pandera_cases(table: str, cases: pd.DataFrame) -> pd.DataFrame:
+    """Map pandera's failure cases onto the report's columns, dropping the echoes of a failed coercion.
+
+    When a value cannot be coerced pandera also reports the column's dtype check and every range check
+    failing with a TypeError; the coercion failure alone says what is wrong.
+    """
+    check = cases["check"].astype(str)
+    missing_column = check == "column_in_dataframe"
+    column = cases["column"].astype(str).where(~missing_column, cases["failure_case"].astype(str))
+    coerce_failed = set(column[check.str.startswith("coerce_dtype")])
+    echo = column.isin(coerce_failed) & (
+        check.str.startswith("dtype(") | cases["failure_case"].astype(str).str.startswith("TypeError(")
+    )
+    kept = ~echo
+    row = cases["index"].where(~missing_column, None)
+    value = cases["failure_case"].where(~missing_column, None)
+    tidy = pd.DataFrame(
+        {
+            "table": table,
+            "column": column[kept].to_numpy(),
+            "check": check[kept].to_numpy(),
+            "row": row[kept].astype(object).to_numpy(),
+            "value": value[kept].astype(object).to_numpy(),
+        },
+        columns=list(FAILURE_COLUMNS),
+    )
+    return tidy.sort_values(["column", "check"], kind="stable", ignore_index=True)
+
+
+def _as_key(frame: pd.DataFrame, columns: list[str]) -> pd.MultiIndex | None:
+    """(id as string, round as number) pairs, or None when a key column is absent."""
+    if not set(columns) <= set(frame.columns):
+        return None
+    parts = [
+        pd.to_numeric(frame[column], errors="coerce") if column == "round" else frame[column].astype(str)
+        for column in columns
+    ]
+    return pd.MultiIndex.from_arrays(parts, names=columns)
+
+
+def _unknown_villages(households: pd.DataFrame, villages: pd.DataFrame | None) -> pd.DataFrame:
+    if villages is None or "village_id" not in villages.columns or "village_id" not in households.columns:
+        return _empty_failures()
+    village_id = households["village_id"]
+    unknown = village_id.notna() & ~village_id.astype(str).isin(set(villages["village_id"].astype(str)))
+    return _failures(
+        "households",
+        "village_id",
+        "village_in_villages_table",
+        households.index[unknown],
+        village_id[unknown],
+    )
+
+
+def _members_without_household(households: pd.DataFrame, members: pd.DataFrame | None) -> pd.DataFrame:
+    if members is None:
+        return _empty_failures()
+    member_key, household_key = _as_key(members, HOUSEHOLD_KEY), _as_key(households, HOUSEHOLD_KEY)
+    if member_key is None or household_key is None:
+        return _empty_failures()
+    orphan = ~member_key.isin(household_key)
+    return _failures(
+        "members",
+        "household_id",
+        "household_row_exists",
+        members.index[orphan],
+        members["household_id"][orphan],
+    )
+
+
+def _oversized_households(members: pd.DataFrame | None) -> pd.DataFrame:
+    if members is None:
+        return _empty_failures()
+    member_key = _as_key(members, HOUSEHOLD_KEY)
+    if member_key is None:
+        return _empty_failures()
+    sizes = pd.Series(1, index=member_key).groupby(level=[0, 1], dropna=False).size()
+    oversized = sizes[sizes > MAX_MEMBERS_PER_HOUSEHOLD]
+    return _failures(
+        "members",
+        "household_id",
+        f"at_most_{MAX_MEMBERS_PER_HOUSEHOLD}_members",
+        pd.Index([f"{household_id} round {round_}" for household_id, round_ in oversized.index]),
+        oversized,
+    )

@@ -1,0 +1,113 @@
+"""Member aggregates: counts, means and maxima per household and round; absent blocks are NaN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.members import MEMBER_AGGREGATES, MemberTableError, member_aggregates
+
+NAN = np.nan
+
+
+def test_aggregates_of_the_hand_built_members(members: pd.DataFrame) -> None:
+    result = member_aggregates(members)
+    assert list(result.columns) == list(MEMBER_AGGREGATES)
+    assert result.index.names == ["household_id", "round"]
+    assert (result.dtypes == np.float64).all()
+    a0, a1, b0, c0 = (result.loc[key] for key in [("a", 0), ("a", 1), ("b", 0), ("c", 0)])
+    assert a0["household_size"] == 3 and b0["household_size"] == 1
+    assert a0["labour_capable_members"] == 1  # ordinary; weak and none do not count
+    assert c0["labour_capable_members"] == 2 and b0["labour_capable_members"] == 0
+    assert c0["members_in_migrant_work"] == 1  # 12 months counts, 3 months does not
+    assert c0["migrant_work_months_total"] == 15
+    assert (a0["children"], a0["working_age"], a0["elderly"]) == (1, 2, 0)
+    assert (b0["children"], b0["working_age"], b0["elderly"]) == (0, 0, 1)
+    assert a0["mean_adult_education_years"] == 7.5  # the child's 3 years are not an adult's
+    assert a0["max_adult_education_years"] == 9
+    assert a0["school_age_not_in_school"] == 1 and a1["school_age_not_in_school"] == 0
+    assert a0["chronic_illness_members"] == 1 and b0["serious_illness_members"] == 1
+    assert b0["disabled_members"] == 1 and c0["disabled_members"] == 0
+
+
+def test_absent_optional_columns_give_nan_not_zero() -> None:
+    bare = pd.DataFrame({"household_id": ["a", "a", "b"], "member_id": ["1", "2", "1"], "round": [0, 0, 0]})
+    result = member_aggregates(bare)
+    np.testing.assert_array_equal(result["household_size"].to_numpy(), [2, 1])
+    others = result.drop(columns="household_size")
+    assert others.isna().all().all()
+
+
+def test_labour_capacity_falls_back_to_age_without_disability_or_serious_illness() -> None:
+    members = pd.DataFrame(
+        {
+            "household_id": ["a"] * 5,
+            "member_id": list("12345"),
+            "round": [0] * 5,
+            "age": [30.0, 50.0, 70.0, 40.0, 25.0],
+            "disability": [0.0, 0.0, 0.0, 1.0, 0.0],
+            "health_status": ["healthy", "healthy", "healthy", "healthy", "serious_illness"],
+            "labour_capacity": [None, "weak", None, None, None],
+        }
+    )
+    result = member_aggregates(members)
+    # 30-year-old by age; 50-year-old is recorded weak; 70 too old; disabled; seriously ill
+    assert result.loc[("a", 0), "labour_capable_members"] == 1
+
+
+def test_unknown_answers_are_skipped_and_all_unknown_is_nan() -> None:
+    members = pd.DataFrame(
+        {
+            "household_id": ["a", "a", "b"],
+            "member_id": ["1", "2", "1"],
+            "round": [0, 0, 0],
+            "age": [40.0, NAN, NAN],
+            "education_years": [6.0, 12.0, 5.0],
+        }
+    )
+    result = member_aggregates(members)
+    assert result.loc[("a", 0), "working_age"] == 1
+    assert np.isnan(result.loc[("b", 0), "working_age"])
+    assert result.loc[("a", 0), "mean_adult_education_years"] == 6  # the member of unknown age is skipped
+    assert np.isnan(result.loc[("b", 0), "max_adult_education_years"])
+
+
+def test_age_boundaries() -> None:
+    ages = [6.0, 7.0, 15.0, 15.5, 16.0, 64.0, 64.5, 65.0]
+    members = pd.DataFrame(
+        {
+            "household_id": ["a"] * len(ages),
+            "member_id": [str(i) for i in range(len(ages))],
+            "round": [0] * len(ages),
+            "age": ages,
+            "in_school": [0.0] * len(ages),
+        }
+    )
+    row = member_aggregates(members).loc[("a", 0)]
+    assert row["children"] == 4  # 6, 7, 15, 15.5
+    assert row["working_age"] == 3  # 16, 64, 64.5
+    assert row["elderly"] == 1
+    assert row["school_age_not_in_school"] == 3  # 7, 15, 15.5
+
+
+def test_members_of_different_rounds_are_separate_groups(members: pd.DataFrame) -> None:
+    result = member_aggregates(members)
+    assert len(result) == 4
+    assert result.loc[("a", 1), "migrant_work_months_total"] == 10
+
+
+def test_input_is_not_mutated(members: pd.DataFrame) -> None:
+    snapshot = members.copy(deep=True)
+    member_aggregates(members)
+    pd.testing.assert_frame_equal(members, snapshot)
+
+
+def test_missing_key_column_raises_a_clear_error(members: pd.DataFrame) -> None:
+    with pytest.raises(MemberTableError, match="round"):
+        member_aggregates(members.drop(columns="round"))
+
+
+def test_negative_round_raises(members: pd.DataFrame) -> None:
+    with pytest.raises(MemberTableError, match="round"):
+        member_aggregates(members.assign(round=-1))

@@ -1,0 +1,160 @@
+"""Monitoring categories on hand-built frames: one household per rule, then precedence and edge cases.
+
+Thresholds come from the packaged policy: high tier 0.5, monitoring line 1.5x the poverty line,
+marginal relapse risk 0.2, hardship expense share 0.5.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from features.policy import Policy, load_policy
+from monitoring.categories import CATEGORIES, monitoring_category
+
+NAN = math.nan
+# A household that is comfortably non-poor and meets no rule; each case changes a few of these.
+_BASELINE = {
+    "registered_poor": 0.0,
+    "exited_poverty": 0.0,
+    "income_to_line_ratio": 3.0,
+    "income_change_since_last_round": 0.05,
+    "shock_count": 0.0,
+    "medical_expense_share": 0.05,
+    "schooling_expense_share": 0.05,
+    "poverty_risk": 0.05,
+    "relapse_risk": 0.05,
+}
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return load_policy()
+
+
+def _frames(*households: dict[str, float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = [{**_BASELINE, **household} for household in households]
+    index = pd.MultiIndex.from_tuples(
+        [(f"h{i}", 3) for i in range(len(rows))], names=["household_id", "round"]
+    )
+    frame = pd.DataFrame(rows, index=index)
+    return frame.drop(columns=["poverty_risk", "relapse_risk"]), frame[["poverty_risk", "relapse_risk"]]
+
+
+def _categorise(policy: Policy, *households: dict[str, float]) -> pd.DataFrame:
+    features, scores = _frames(*households)
+    return monitoring_category(features, scores, policy)
+
+
+@pytest.mark.parametrize(
+    ("household", "category", "rule_fragment"),
+    [
+        ({"registered_poor": 1.0}, "poor", "registered poor"),
+        ({"income_to_line_ratio": 0.8}, "poor", "0.80x the poverty line < 1"),
+        ({"poverty_risk": 0.73}, "poor", "poverty risk 0.73 >= 0.50"),
+        (
+            {"exited_poverty": 1.0, "income_to_line_ratio": 1.2},
+            "unstable_after_exit",
+            "1.20x the poverty line < 1.5x",
+        ),
+        ({"exited_poverty": 1.0, "relapse_risk": 0.34}, "unstable_after_exit", "relapse risk 0.34 >= 0.20"),
+        (
+            {"shock_count": 1.0, "medical_expense_share": 0.4, "schooling_expense_share": 0.2},
+            "sudden_hardship",
+            "expenses 0.60 of net income >= 0.50",
+        ),
+        (
+            {"shock_count": 2.0, "income_change_since_last_round": -0.4, "income_to_line_ratio": 1.3},
+            "sudden_hardship",
+            "income fell -40% to 1.30x",
+        ),
+        ({"income_to_line_ratio": 1.4}, "marginal", "1.40x the poverty line < 1.5x"),
+        ({"relapse_risk": 0.2}, "marginal", "relapse risk 0.20 >= 0.20"),
+        ({}, "not_monitored", "no monitoring rule"),
+    ],
+)
+def test_each_rule(policy: Policy, household: dict[str, float], category: str, rule_fragment: str) -> None:
+    result = _categorise(policy, household)
+    assert result["category"].item() == category
+    assert rule_fragment in result["rule"].item()
+
+
+def test_first_matching_rule_wins(policy: Policy) -> None:
+    everything = {
+        "registered_poor": 1.0,
+        "exited_poverty": 1.0,
+        "income_to_line_ratio": 1.2,
+        "shock_count": 1.0,
+        "medical_expense_share": 0.9,
+        "relapse_risk": 0.9,
+    }
+    without_registration = {**everything, "registered_poor": 0.0}
+    without_exit = {**without_registration, "exited_poverty": 0.0}
+    without_shock = {**without_exit, "shock_count": 0.0}
+    result = _categorise(policy, everything, without_registration, without_exit, without_shock)
+    assert list(result["category"]) == ["poor", "unstable_after_exit", "sudden_hardship", "marginal"]
+
+
+def test_income_fall_without_shock_is_marginal_not_hardship(policy: Policy) -> None:
+    result = _categorise(policy, {"income_change_since_last_round": -0.5, "income_to_line_ratio": 1.3})
+    assert result["category"].item() == "marginal"
+
+
+def test_shock_with_modest_expenses_and_stable_income_is_not_monitored(policy: Policy) -> None:
+    result = _categorise(policy, {"shock_count": 1.0, "medical_expense_share": 0.2})
+    assert result["category"].item() == "not_monitored"
+
+
+def test_missing_values_never_make_a_rule_hold(policy: Policy) -> None:
+    unknown = dict.fromkeys(_BASELINE, NAN)
+    result = _categorise(
+        policy, unknown, {"relapse_risk": NAN, "medical_expense_share": NAN, "shock_count": 1.0}
+    )
+    assert list(result["category"]) == ["not_monitored", "not_monitored"]
+
+
+def test_one_expense_share_missing_uses_the_other(policy: Policy) -> None:
+    result = _categorise(
+        policy, {"shock_count": 1.0, "medical_expense_share": 0.6, "schooling_expense_share": NAN}
+    )
+    assert result["category"].item() == "sudden_hardship"
+
+
+def test_thresholds_come_from_the_policy(policy: Policy) -> None:
+    stricter = policy.model_copy(
+        update={"monitoring": policy.monitoring.model_copy(update={"marginal_relapse_risk": 0.5})}
+    )
+    household = {"relapse_risk": 0.3}
+    assert _categorise(policy, household)["category"].item() == "marginal"
+    assert _categorise(stricter, household)["category"].item() == "not_monitored"
+
+
+def test_result_is_indexed_like_features_and_inputs_are_untouched(policy: Policy) -> None:
+    features, scores = _frames({"registered_poor": 1.0}, {}, {"relapse_risk": 0.5})
+    features_before, scores_before = features.copy(), scores.copy()
+    result = monitoring_category(features, scores.iloc[::-1], policy)
+    assert result.index.equals(features.index)
+    assert list(result["category"]) == ["poor", "not_monitored", "marginal"]
+    assert set(result["category"]) <= set(CATEGORIES)
+    pd.testing.assert_frame_equal(features, features_before)
+    pd.testing.assert_frame_equal(scores, scores_before)
+
+
+def test_missing_feature_column_is_named(policy: Policy) -> None:
+    features, scores = _frames({})
+    with pytest.raises(ValueError, match="exited_poverty"):
+        monitoring_category(features.drop(columns=["exited_poverty"]), scores, policy)
+
+
+def test_missing_score_column_is_named(policy: Policy) -> None:
+    features, scores = _frames({})
+    with pytest.raises(ValueError, match="relapse_risk"):
+        monitoring_category(features, scores.drop(columns=["relapse_risk"]), policy)
+
+
+def test_households_without_scores_are_rejected(policy: Policy) -> None:
+    features, scores = _frames({}, {})
+    with pytest.raises(ValueError, match="no scores"):
+        monitoring_category(features, scores.iloc[:1], policy)

@@ -1,0 +1,278 @@
+"""Flag store on a temporary SQLite file: upsert, human decisions, transitions, history, filters."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.schema import CreateTable
+
+from monitoring.store import (
+    Base,
+    FlagNotFound,
+    IllegalTransition,
+    UpsertResult,
+    create_schema,
+    db_url,
+    flag_history,
+    list_flags,
+    make_engine,
+    set_status,
+    upsert_flags,
+)
+
+
+def _flags(**overrides: list) -> pd.DataFrame:
+    columns = {
+        "household_id": ["h1", "h2", "h3"],
+        "village_id": ["v1", "v1", "v2"],
+        "round": [2, 2, 2],
+        "category": ["poor", "marginal", "sudden_hardship"],
+        "category_rule": ["poverty risk 0.81 >= 0.60", "relapse risk 0.34 >= 0.20", "shock and expenses"],
+        "poverty_risk": [0.81, 0.12, 0.30],
+        "relapse_risk": [float("nan"), 0.34, 0.25],
+        "risk_tier": ["high", "low", "medium"],
+        "reasons_json": [json.dumps([{"indicator": "dangerous_house"}])] * 3,
+        "model_name": ["povrisk-poverty;povrisk-relapse"] * 3,
+        "model_version": ["1;1"] * 3,
+    }
+    columns.update(overrides)
+    return pd.DataFrame(columns)
+
+
+POSTGRES_URL = os.environ.get("POVRISK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_engine() -> Engine:
+    """The test PostgreSQL database, emptied; skips when the driver or the server is absent."""
+    pytest.importorskip("psycopg", reason="PostgreSQL driver psycopg is not installed")
+    engine = make_engine(POSTGRES_URL)
+    try:
+        Base.metadata.drop_all(engine)
+    except OperationalError as error:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {error}")
+    return engine
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'flags.db'}")
+    else:
+        engine = _postgres_engine()
+    create_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Engine:
+    engine = make_engine(f"sqlite:///{tmp_path / 'flags.db'}")
+    create_schema(engine)
+    return engine
+
+
+def _id_of(engine: Engine, household_id: str) -> int:
+    flags = list_flags(engine)
+    return int(flags.loc[flags["household_id"] == household_id, "id"].item())
+
+
+def test_db_url_prefers_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("POVRISK_DB_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert db_url() == f"sqlite:///{tmp_path / 'povrisk.db'}"
+    monkeypatch.setenv("POVRISK_DB_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    assert db_url() == "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def test_create_schema_is_idempotent(engine: Engine) -> None:
+    create_schema(engine)
+    assert list_flags(engine).empty
+
+
+def test_insert_writes_flags_and_one_history_row_each(engine: Engine) -> None:
+    result = upsert_flags(engine, _flags())
+    assert result == UpsertResult(inserted=3, updated=0, unchanged=0)
+    flags = list_flags(engine)
+    assert sorted(flags["household_id"]) == ["h1", "h2", "h3"]
+    assert set(flags["status"]) == {"flagged"}
+    assert set(flags["version"]) == {1}
+    assert flags.loc[flags["household_id"] == "h1", "relapse_risk"].isna().item()
+    history = flag_history(engine)
+    assert len(history) == 3
+    assert history["from_status"].isna().all()
+    assert set(history["to_status"]) == {"flagged"}
+
+
+def test_reupsert_of_the_same_list_changes_nothing(engine: Engine) -> None:
+    upsert_flags(engine, _flags())
+    before = list_flags(engine)
+    assert upsert_flags(engine, _flags()) == UpsertResult(inserted=0, updated=0, unchanged=3)
+    pd.testing.assert_frame_equal(list_flags(engine), before)
+    assert len(flag_history(engine)) == 3
+
+
+def test_rescoring_updates_open_flags(engine: Engine) -> None:
+    upsert_flags(engine, _flags())
+    rescored = _flags(poverty_risk=[0.81, 0.15, 0.30], category_rule=["r1", "r2", "shock and expenses"])
+    assert upsert_flags(engine, rescored) == UpsertResult(inserted=0, updated=2, unchanged=1)
+    flags = list_flags(engine).set_index("household_id")
+    assert flags.loc["h2", "poverty_risk"] == pytest.approx(0.15)
+    assert flags.loc["h2", "category_rule"] == "r2"
+    assert flags.loc["h2", "version"] == 2
+    assert flags.loc["h3", "version"] == 1
+
+
+def test_rescoring_never_overwrites_a_human_decision(engine: Engine) -> None:
+    upsert_flags(engine, _flags())
+    set_status(engine, _id_of(engine, "h2"), "verified", by="cadre Li", note="visited")
+    rescored = _flags(poverty_risk=[0.5, 0.99, 0.5], category=["poor", "poor", "poor"])
+    assert upsert_flags(engine, rescored) == UpsertResult(inserted=0, updated=2, unchanged=1)
+    flags = list_flags(engine).set_index("household_id")
+    assert flags.loc["h2", "status"] == "verified"
+    assert flags.loc["h2", "poverty_risk"] == pytest.approx(0.12)
+    assert flags.loc["h2", "category"] == "marginal"
+    assert flags.loc["h1", "poverty_risk"] == pytest.approx(0.5)
+
+
+def test_new_round_inserts_new_flags(engine: Engine) -> None:
+    upsert_flags(engine, _flags())
+    assert upsert_flags(engine, _flags(round=[3, 3, 3])) == UpsertResult(inserted=3, updated=0, unchanged=0)
+    assert len(list_flags(engine)) == 6
+
+
+def test_legal_transitions_walk_the_workflow(engine: Engine) -> None:
+    upsert_flags(engine, _flags())
+    flag_id = _id_of(engine, "h1")
+    for status in ("verified", "assisted", "risk_eliminated"):
+        change = set_status(engine, flag_id, status, by="team 3")
+        assert change.to_status == status
+    rejected = set_status(engine, _id_of(engine, "h2"), "rejected", by="team 3", note="income misreported")
+    assert rejected.from_status == "flagged"
+    history = flag_history(engine, flag_id)
+    assert list(history["to_status"]) == ["flagged", "verified", "assisted", "risk_eliminated"]
+    assert list(history["from_status"].iloc[1:]) == ["flagged", "verified", "assisted"]
+    assert list(history["by"].iloc[1:]) == ["team 3"] * 3
+    assert list_flags(engine).set_index("household_id").loc["h1", "version"] == 4
+
+
+@pytest.mark.parametrize(
+    ("path", "illegal"),
+    [
+        ((), "assisted"),
+        ((), "risk_eliminated"),
+        (("rejected",), "verified"),
+        (("verified",), "rejected"),
+        (("verified", "assisted", "risk_eliminated"), "flagged"),
+        ((), "cleared"),
+    ],
+)
+def test_illegal_transitions_raise_and_write_nothing(
+    engine: Engine, path: tuple[str, ...], illegal: str
+) -> None:
+    upsert_flags(engine, _flags())
+    flag_id = _id_of(engine, "h1")
+    for status in path:
+        set_status(engine, flag_id, status, by="team 3")
+    history_before = flag_history(engine)
+    with pytest.raises(IllegalTransition, match=repr(illegal)):
+        set_status(engine, flag_id, illegal, by="team 3")
+    pd.testing.assert_frame_equal(flag_history(engine), history_before)
+
+
+def test_unknown_flag_raises(engine: Engine) -> None:
+    with pytest.raises(FlagNotFound, match="999"):
+        set_status(engine, 999, "verified", by="team 3")
+
+
+def test_status_change_needs_an_actor(engine: Engine) -> None:
+    upsert_flags(engine, _flags())
+    with pytest.raises(ValueError, match="who made the decision"):
+        set_status(engine, _id_of(engine, "h1"), "verified", by=" ")
+
+
+def test_history_is_append_only(engine: Engine) -> None:
+    upsert_flags(engine, _flags())
+    flag_id = _id_of(engine, "h3")
+    first = flag_history(engine)
+    set_status(engine, flag_id, "verified", by="a")
+    upsert_flags(engine, _flags(poverty_risk=[0.2, 0.2, 0.2]))
+    set_status(engine, flag_id, "assisted", by="b")
+    after = flag_history(engine)
+    pd.testing.assert_frame_equal(_plain(after.iloc[: len(first)]), _plain(first))
+    assert len(after) == len(first) + 2
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object dtype with None for missing values, so frames read at different times compare equal."""
+    return frame.astype(object).where(frame.notna(), None)
+
+
+def test_list_flags_filters(engine: Engine) -> None:
+    upsert_flags(engine, _flags())
+    upsert_flags(engine, _flags(round=[3, 3, 3]))
+    set_status(engine, _id_of_round(engine, "h2", 3), "verified", by="a")
+    assert sorted(list_flags(engine, village="v1")["household_id"]) == ["h1", "h1", "h2", "h2"]
+    verified = list_flags(engine, status="verified")
+    assert list(zip(verified["household_id"], verified["round"], strict=True)) == [("h2", 3)]
+    assert len(list_flags(engine, round=2)) == 3
+    assert list(list_flags(engine, village="v1", round=3)["household_id"]) == ["h1", "h2"]  # risk descending
+    assert list_flags(engine, village="nowhere").empty
+
+
+def _id_of_round(engine: Engine, household_id: str, round: int) -> int:
+    flags = list_flags(engine, round=round)
+    return int(flags.loc[flags["household_id"] == household_id, "id"].item())
+
+
+def test_failed_upsert_leaves_nothing_half_written(sqlite_engine: Engine) -> None:
+    engine = sqlite_engine
+    upsert_flags(engine, _flags())
+    # A trigger makes the last insert fail after the updates of h1-h3 and the inserts of h7-h8 ran
+    # inside the same transaction: all of it must roll back.
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TRIGGER fail_h9 BEFORE INSERT ON flags WHEN NEW.household_id = 'h9' "
+                "BEGIN SELECT RAISE(ABORT, 'boom'); END"
+            )
+        )
+    mixed = pd.concat([_flags(poverty_risk=[0.9, 0.9, 0.9]), _flags(household_id=["h7", "h8", "h9"])])
+    with pytest.raises(Exception, match="boom"):
+        upsert_flags(engine, mixed)
+    flags = list_flags(engine)
+    assert sorted(flags["household_id"]) == ["h1", "h2", "h3"]
+    assert flags["poverty_risk"].round(2).tolist() != [0.9, 0.9, 0.9]
+    assert len(flag_history(engine)) == 3
+
+
+def test_flag_frame_without_required_column_is_rejected(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="category_rule"):
+        upsert_flags(engine, _flags().drop(columns=["category_rule"]))
+
+
+def test_duplicate_keys_are_rejected(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="duplicate"):
+        upsert_flags(engine, _flags(household_id=["h1", "h1", "h3"]))
+
+
+def test_schema_compiles_for_postgresql() -> None:
+    ddl = "\n".join(
+        str(CreateTable(table).compile(dialect=postgresql.dialect())) for table in Base.metadata.sorted_tables
+    )
+    assert "TIMESTAMP WITH TIME ZONE" in ddl
+    assert "CONSTRAINT uq_flags_household_round UNIQUE (household_id, round)" in ddl
+    assert "REFERENCES flags (id)" in ddl
+
+
+def test_not_monitored_households_are_not_flags(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="not_monitored"):
+        upsert_flags(engine, _flags(category=["poor", "not_monitored", "marginal"]))
+    assert list_flags(engine).empty

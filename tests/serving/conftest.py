@@ -1,0 +1,85 @@
+"""Shared fixtures of the serving tests: a small simulated county, both tasks trained on it, and a
+temporary MLflow registry in which both trained models are registered and promoted to champion.
+
+Session-scoped: simulating and training take a few seconds and are done once.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from features.policy import Policy, load_policy
+from models.predictor import RiskPredictor
+from survey.io import Survey
+from survey.simulate import CountySettings, simulate_county
+from training.tracking import log_and_register, promote
+from training.train import TrainedTask, train_task
+
+SMALL_COUNTY = CountySettings(households=1_000, villages=10, rounds=3, seed=0, monte_carlo_draws=5)
+TASKS = ("poverty", "relapse")
+
+# A household in hardship: exited poverty, low income, a seriously ill head, a dangerous house.
+HOUSEHOLD: dict[str, Any] = {
+    "household_id": "H-test",
+    "village_id": "V-test",
+    "round": 2,
+    "survey_year": 2016,
+    "income_wages": 2_000.0,
+    "income_agriculture_net": 500.0,
+    "medical_expenses": 3_000.0,
+    "dangerous_house": True,
+    "poverty_status": "exited",
+    "shock_serious_illness": True,
+    "members": [
+        {"member_id": "1", "relation_to_head": "head", "age": 58, "health_status": "serious_illness"},
+        {"member_id": "2", "relation_to_head": "spouse", "age": 55, "labour_capacity": "weak"},
+        {"member_id": "3", "relation_to_head": "grandchild", "age": 9, "in_school": True},
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+def policy() -> Policy:
+    return load_policy()
+
+
+@pytest.fixture(scope="session")
+def county() -> Survey:
+    return simulate_county(SMALL_COUNTY)
+
+
+@pytest.fixture(scope="session")
+def trained(county: Survey, policy: Policy) -> dict[str, TrainedTask]:
+    return {task: train_task(county, task, policy, seed=0) for task in TASKS}
+
+
+@pytest.fixture(scope="session")
+def predictor(trained: dict[str, TrainedTask], policy: Policy) -> RiskPredictor:
+    return RiskPredictor(policy, poverty=trained["poverty"].model, relapse=trained["relapse"].model)
+
+
+@pytest.fixture
+def household_body() -> dict[str, Any]:
+    """A valid `HouseholdIn` body (a fresh copy per test)."""
+    return copy.deepcopy(HOUSEHOLD)
+
+
+@pytest.fixture(scope="session")
+def registry(
+    trained: dict[str, TrainedTask], policy: Policy, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """Tracking URI of a temporary MLflow store holding both tasks, registered and promoted to champion.
+
+    The environment variable is set only while registering; tests that need it set it themselves.
+    """
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        for task in TASKS:
+            log_and_register(trained[task], policy)
+            decision = promote(task, policy)
+            assert decision["promoted"], decision
+    return uri

@@ -1,0 +1,106 @@
+"""Batch scoring of a round of the small simulated county into a flag list, and into the flag store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.frame import build_features
+from models.predictor import RiskPredictor
+from monitoring.categories import CATEGORIES, monitoring_category
+from monitoring.store import UpsertResult, create_schema, list_flags, make_engine, upsert_flags
+from serving.batch import FLAG_COLUMNS, reasons_json, reasons_text, score_round
+from survey.io import Survey
+
+LAST_ROUND = 2
+
+
+@pytest.fixture(scope="module")
+def flags(predictor: RiskPredictor, county: Survey) -> pd.DataFrame:
+    return score_round(predictor, county, LAST_ROUND, lang="en", model_versions={"poverty": "7"})
+
+
+def test_flag_list_has_the_documented_columns(flags: pd.DataFrame) -> None:
+    assert tuple(flags.columns) == FLAG_COLUMNS
+    assert not flags.empty
+    assert set(flags["round"]) == {LAST_ROUND}
+    assert flags["household_id"].is_unique
+
+
+def test_not_monitored_households_are_left_out(
+    flags: pd.DataFrame, predictor: RiskPredictor, county: Survey
+) -> None:
+    households = county.households
+    assert set(flags["category"]) <= set(CATEGORIES) - {"not_monitored"}
+    features = build_features(
+        households[households["round"] == LAST_ROUND],
+        county.members,
+        predictor.policy,
+        households[households["round"] < LAST_ROUND],
+    )
+    categories = monitoring_category(features, predictor.score_features(features), predictor.policy)
+    monitored = categories.index[categories["category"] != "not_monitored"].get_level_values("household_id")
+    assert 0 < len(monitored) < len(categories)
+    assert set(flags["household_id"]) == set(monitored)
+
+
+def test_sorted_by_village_then_risk_descending(flags: pd.DataFrame) -> None:
+    assert flags["village_id"].is_monotonic_increasing
+    larger_risk = np.fmax(flags["poverty_risk"], flags["relapse_risk"])
+    for _, risks in larger_risk.groupby(flags["village_id"]):
+        assert risks.is_monotonic_decreasing
+
+
+def test_villages_match_the_survey(flags: pd.DataFrame, county: Survey) -> None:
+    households = county.households
+    truth = households[households["round"] == LAST_ROUND].set_index("household_id")["village_id"]
+    assert (flags["village_id"].to_numpy() == truth.loc[flags["household_id"]].to_numpy()).all()
+
+
+def test_reasons_as_text_and_json_agree(flags: pd.DataFrame) -> None:
+    for text, as_json in zip(flags["reasons"], flags["reasons_json"], strict=True):
+        reasons = json.loads(as_json)
+        assert text == "; ".join(reason["sentence"] for reason in reasons)
+        assert all(set(reason) == {"indicator", "value", "contribution", "sentence"} for reason in reasons)
+    assert (flags["reasons"].str.len() > 0).mean() > 0.9
+
+
+def test_model_identity_names_both_tasks(flags: pd.DataFrame, predictor: RiskPredictor) -> None:
+    assert set(flags["model_name"]) == {"povrisk-poverty;povrisk-relapse"}
+    relapse_hash = predictor.relapse.data_hash if predictor.relapse else ""
+    assert set(flags["model_version"]) == {f"7;data-{relapse_hash}"}
+
+
+def test_inputs_are_not_changed(predictor: RiskPredictor, county: Survey) -> None:
+    households_before = county.households.copy()
+    score_round(predictor, county, 1)
+    pd.testing.assert_frame_equal(county.households, households_before)
+
+
+def test_round_without_households_raises(predictor: RiskPredictor, county: Survey) -> None:
+    with pytest.raises(ValueError, match="round 9"):
+        score_round(predictor, county, 9)
+
+
+def test_flag_list_goes_into_the_store_idempotently(flags: pd.DataFrame, tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'flags.db'}")
+    create_schema(engine)
+    assert upsert_flags(engine, flags) == UpsertResult(inserted=len(flags), updated=0, unchanged=0)
+    assert upsert_flags(engine, flags) == UpsertResult(inserted=0, updated=0, unchanged=len(flags))
+    stored = list_flags(engine, round=LAST_ROUND)
+    assert set(stored["household_id"]) == set(flags["household_id"])
+    assert "not_monitored" not in set(stored["category"])
+
+
+def test_reason_helpers_handle_missing_values() -> None:
+    reasons = [
+        {"indicator": "a", "value": float("nan"), "contribution": 0.5, "sentence": "甲"},
+        {"indicator": "b", "value": 1.0, "contribution": 0.2, "sentence": "b is high"},
+    ]
+    assert reasons_text(reasons) == "甲; b is high"
+    assert json.loads(reasons_json(reasons))[0]["value"] is None
+    assert "甲" in reasons_json(reasons)

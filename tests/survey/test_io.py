@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from survey import io as survey_io
+from survey.io import Survey, SurveyReadError, read_survey, survey_hash, write_survey
+
+
+def test_write_then_read_gives_the_same_tables(tmp_path: Path, small_survey: Survey) -> None:
+    write_survey(small_survey, tmp_path / "county")
+    loaded = read_survey(tmp_path / "county")
+    for name in ("households", "members", "villages", "truth"):
+        pd.testing.assert_frame_equal(getattr(loaded, name), getattr(small_survey, name), check_dtype=False)
+    assert sorted(path.name for path in (tmp_path / "county").iterdir()) == [
+        "households.parquet",
+        "members.parquet",
+        "truth.parquet",
+        "villages.parquet",
+    ]
+
+
+def test_optional_tables_absent_are_none(tmp_path: Path, small_survey: Survey) -> None:
+    write_survey(Survey(households=small_survey.households), tmp_path / "only")
+    loaded = read_survey(tmp_path / "only")
+    assert loaded.members is None and loaded.villages is None and loaded.truth is None
+
+
+def test_csv_ids_are_read_as_strings(tmp_path: Path) -> None:
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    (folder / "households.csv").write_text("household_id,village_id,round,income_wages\n0012,007,0,100\n")
+    (folder / "members.csv").write_text("household_id,member_id,round\n0012,01,0\n")
+    loaded = read_survey(folder)
+    assert loaded.households.loc[0, "household_id"] == "0012"
+    assert loaded.households.loc[0, "village_id"] == "007"
+    assert loaded.members is not None and loaded.members.loc[0, "member_id"] == "01"
+    assert loaded.households.loc[0, "round"] == 0
+
+
+def test_missing_folder_is_named(tmp_path: Path) -> None:
+    with pytest.raises(SurveyReadError, match="not found"):
+        read_survey(tmp_path / "nowhere")
+
+
+def test_missing_households_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "members.csv").write_text("household_id,member_id,round\nH1,H1-01,0\n")
+    with pytest.raises(SurveyReadError, match=r"households\.parquet or households\.csv"):
+        read_survey(tmp_path)
+
+
+def test_unreadable_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "households.parquet").write_bytes(b"this is not parquet")
+    with pytest.raises(SurveyReadError, match=r"households\.parquet"):
+        read_survey(tmp_path)
+
+
+def test_rewrite_replaces_the_old_survey(tmp_path: Path, small_survey: Survey) -> None:
+    target = tmp_path / "county"
+    write_survey(small_survey, target)
+    write_survey(Survey(households=small_survey.households.head(2)), target)
+    loaded = read_survey(target)
+    assert len(loaded.households) == 2 and loaded.members is None
+    assert [path.name for path in tmp_path.iterdir()] == ["county"]
+
+
+def test_failed_write_leaves_old_survey_and_no_debris(tmp_path: Path, small_survey: Survey) -> None:
+    target = tmp_path / "county"
+    write_survey(small_survey, target)
+    unwritable = replace(small_survey, truth=pd.DataFrame({"mixed": [1, "a"]}))  # pyarrow cannot store it
+    with pytest.raises(Exception):  # noqa: B017 - whatever pyarrow raises, the folder must be intact
+        write_survey(unwritable, target)
+    assert [path.name for path in tmp_path.iterdir()] == ["county"]
+    pd.testing.assert_frame_equal(read_survey(target).truth, small_survey.truth, check_dtype=False)
+
+
+def test_failed_first_write_leaves_nothing(tmp_path: Path, small_survey: Survey) -> None:
+    unwritable = replace(small_survey, members=pd.DataFrame({"mixed": [1, "a"]}))
+    with pytest.raises(Exception):  # noqa: B017
+        write_survey(unwritable, tmp_path / "county")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writing_onto_a_file_is_refused(tmp_path: Path, small_survey: Survey) -> None:
+    (tmp_path / "county").write_text("a file")
+    with pytest.raises(NotADirectoryError):
+        write_survey(small_survey, tmp_path / "county")
+
+
+def test_hash_is_deterministic_and_content_sensitive(small_survey: Survey) -> None:
+    same = Survey(households=small_survey.households.copy(), members=small_survey.members.copy())
+    assert survey_hash(small_survey) == survey_hash(same)
+    assert len(survey_hash(small_survey)) == survey_io.HASH_LENGTH
+    changed = small_survey.households.assign(income_wages=small_survey.households["income_wages"] + 1)
+    assert survey_hash(replace(small_survey, households=changed)) != survey_hash(small_survey)
+    assert survey_hash(replace(small_survey, members=None)) != survey_hash(small_survey)
+
+
+def test_hash_ignores_truth_and_villages(small_survey: Survey) -> None:
+    assert survey_hash(replace(small_survey, truth=None, villages=None)) == survey_hash(small_survey)

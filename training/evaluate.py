@@ -1,0 +1,194 @@
+"""Honest evaluation of a task: the model, simple baselines and (for a simulated panel) the oracle, all
+scored on the same held-out rows (see `training.train` for the splits).
+
+Baselines, each trained only on the split's training rows:
+- `logistic_regression`: median-imputed, standardised, L2 logistic regression on the model's features.
+- `alkire_foster` (poverty): the Alkire-Foster weighted deprivation share over the four non-income
+  guarantees (policy weights), Platt-mapped to a probability on the training rows. The income guarantee
+  (`deprived_food_clothing`) is left out because it restates the label's income test (with it the
+  baseline is the label itself).
+- `income_distance` (relapse): the naive rule "the closer this round's income is to the poverty line,
+  the likelier a fall": minus `income_to_line_ratio`, Platt-mapped likewise.
+Oracle (relapse, when `survey.truth` holds `p_poor_next`): the simulator's true probability of being
+poor next round. For a simulated panel the relapse model, baselines and oracle are all scored against
+the *true* next-round status (truth column `poor` of round t+1) rather than the noisy survey label;
+`outcome` in the result says which was used. The poverty task is always scored against survey labels
+and has no oracle (the truth's probabilities look one round ahead, not at the current status).
+Several seeds: each metric is the mean over seeds with its standard deviation as `<metric>_std`.
+Undefined metrics are None (valid JSON).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from features.policy import Policy
+from models.calibration import PlattCalibrator
+from models.spec import LightGBMSpec
+from survey.io import Survey
+from training.metrics import binary_metrics
+from training.settings import TrainingSettings, load_training_settings
+from training.train import (
+    HELD_OUT_RISK,
+    LABEL,
+    Task,
+    TaskData,
+    candidate_specs,
+    evaluation_splits,
+    held_out_predictions,
+    task_data,
+)
+
+SLICE_COLUMN = "registered_poor"
+NON_INCOME_GUARANTEES = ("compulsory_education", "basic_medical", "safe_housing", "safe_water")
+
+
+def non_income_deprivation_score(features: pd.DataFrame, policy: Policy) -> np.ndarray:
+    """Weighted share of failed non-income guarantees (weights renormalised to sum to 1; NaN -> 0)."""
+    weights = np.array([policy.deprivation_weights[name] for name in NON_INCOME_GUARANTEES])
+    columns = [f"deprived_{name}" for name in NON_INCOME_GUARANTEES]
+    deprived = np.nan_to_num(features[columns].to_numpy(dtype=np.float64), nan=0.0)
+    return deprived @ (weights / weights.sum())
+
+
+def rule_scores(data: TaskData, policy: Policy) -> tuple[str, np.ndarray]:
+    """The task's one-rule baseline: its name and its score (higher = riskier) for every row."""
+    if data.task == "poverty":
+        return "alkire_foster", non_income_deprivation_score(data.features, policy)
+    return "income_distance", -data.features["income_to_line_ratio"].to_numpy(dtype=np.float64)
+
+
+def logistic_regression_risk(data: TaskData, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """Probabilities on `test` rows from a regularised logistic regression fitted on `train` rows."""
+    model = make_pipeline(
+        SimpleImputer(strategy="median", keep_empty_features=True),
+        StandardScaler(),
+        LogisticRegression(C=1.0, max_iter=2000),
+    )
+    model.fit(data.X.iloc[train].to_numpy(), data.y[train])
+    return model.predict_proba(data.X.iloc[test].to_numpy())[:, 1]
+
+
+def rule_risk(data: TaskData, raw_score: np.ndarray, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """A rule's score (missing -> training median) Platt-mapped to a probability on the training rows."""
+    score = raw_score
+    fill = np.nanmedian(score[train]) if np.isfinite(score[train]).any() else 0.0
+    score = np.where(np.isnan(score), fill, score)
+    calibrator = PlattCalibrator().fit(score[train], data.y[train])
+    return calibrator.transform(score[test])
+
+
+def baseline_risks(data: TaskData, policy: Policy, seed: int, folds: int) -> dict[str, np.ndarray]:
+    """Each baseline's held-out probability for every row (NaN for rows never held out)."""
+    rule_name, score = rule_scores(data, policy)
+    risks = {name: np.full(len(data.y), np.nan) for name in ("logistic_regression", rule_name)}
+    for train, test in evaluation_splits(data, seed, folds):
+        risks["logistic_regression"][test] = logistic_regression_risk(data, train, test)
+        risks[rule_name][test] = rule_risk(data, score, train, test)
+    return risks
+
+
+def true_outcome_and_oracle(survey: Survey, held_out: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """For relapse rows (household, t): the true status in t+1 and the true p_poor_next at t."""
+    truth = survey.truth
+    if truth is None or not {"poor", "p_poor_next"} <= set(truth.columns):
+        return None
+    indexed = truth.set_index(["household_id", "round"])
+    households = held_out.index.get_level_values("household_id")
+    rounds = held_out.index.get_level_values("round").to_numpy(dtype=int)
+    next_index = pd.MultiIndex.from_arrays([households, rounds + 1], names=["household_id", "round"])
+    outcome = indexed["poor"].reindex(next_index).to_numpy(dtype=np.float64)
+    oracle = indexed["p_poor_next"].reindex(held_out.index).to_numpy(dtype=np.float64)
+    return outcome, oracle
+
+
+def evaluate_once(
+    survey: Survey, data: TaskData, policy: Policy, specs: Sequence[LightGBMSpec], seed: int, folds: int
+) -> dict[str, Any]:
+    held_out, _ = held_out_predictions(data, specs, seed, folds)
+    positions = data.features.index.get_indexer(held_out.index)
+    outcome, outcome_source = held_out[LABEL].to_numpy(), "survey"
+    scores = {"model": held_out[HELD_OUT_RISK].to_numpy()}
+    scores |= {
+        f"baseline:{name}": risk[positions]
+        for name, risk in baseline_risks(data, policy, seed, folds).items()
+    }
+    truth = true_outcome_and_oracle(survey, held_out) if data.task == "relapse" else None
+    keep = np.ones(len(outcome), dtype=bool)
+    if truth is not None:
+        true_next, oracle = truth
+        keep = ~np.isnan(true_next) & ~np.isnan(oracle)
+        outcome, outcome_source = true_next, "truth"
+        scores["oracle"] = oracle
+    coverage = policy.flag_coverage
+    result: dict[str, Any] = {"outcome": outcome_source, "n_test": int(keep.sum()), "baselines": {}}
+    for name, risk in scores.items():
+        metrics = binary_metrics(outcome[keep], np.clip(risk[keep], 0.0, 1.0), coverage)
+        if name.startswith("baseline:"):
+            result["baselines"][name.removeprefix("baseline:")] = metrics
+        else:
+            result[name] = metrics
+    slice_values = data.features[SLICE_COLUMN].to_numpy()[positions]
+    result["slices"] = {
+        f"{SLICE_COLUMN}={value:g}": binary_metrics(
+            outcome[keep & (slice_values == value)], scores["model"][keep & (slice_values == value)], coverage
+        )
+        | {"n": int((keep & (slice_values == value)).sum())}
+        for value in (0.0, 1.0)
+    }
+    return result
+
+
+def _mean_with_std(runs: Sequence[dict[str, float]]) -> dict[str, float | None]:
+    """Mean of each metric over runs, with `<metric>_std` (population std) beside it; NaN -> None."""
+    combined: dict[str, float | None] = {}
+    for key in runs[0]:
+        values = np.array([run[key] for run in runs], dtype=np.float64)
+        finite = values[~np.isnan(values)]
+        mean = float(finite.mean()) if len(finite) else math.nan
+        std = float(finite.std()) if len(finite) else math.nan
+        combined[key] = None if math.isnan(mean) else mean
+        if key != "n":
+            combined[f"{key}_std"] = None if math.isnan(std) else std
+    return combined
+
+
+def evaluate_task(
+    survey: Survey,
+    task: Task,
+    policy: Policy,
+    seeds: Sequence[int] = (0,),
+    spec: LightGBMSpec | None = None,
+    settings: TrainingSettings | None = None,
+) -> dict[str, Any]:
+    """DESIGN.md's evaluation JSON: task, model, baselines, slices, (oracle), n_test, seeds, outcome."""
+    if not seeds:
+        raise ValueError("evaluate_task needs at least one seed")
+    settings = settings or load_training_settings()
+    specs = candidate_specs(spec, settings)
+    data = task_data(survey, task, policy)
+    runs = [evaluate_once(survey, data, policy, specs, seed, settings.cv_folds) for seed in seeds]
+    report: dict[str, Any] = {
+        "task": task,
+        "model": _mean_with_std([run["model"] for run in runs]),
+        "baselines": {
+            name: _mean_with_std([run["baselines"][name] for run in runs]) for name in runs[0]["baselines"]
+        },
+        "slices": {name: _mean_with_std([run["slices"][name] for run in runs]) for name in runs[0]["slices"]},
+        "n_test": runs[0]["n_test"],
+        "outcome": runs[0]["outcome"],
+        "seeds": [int(seed) for seed in seeds],
+        "policy_version": policy.version,
+    }
+    if "oracle" in runs[0]:
+        report["oracle"] = _mean_with_std([run["oracle"] for run in runs])
+    return report

@@ -1,0 +1,248 @@
+"""MLflow edge: log a trained task, register it as `challenger`, promote it to `champion` when it wins.
+
+Registry: one registered model per task, `povrisk-<task>`; aliases `challenger` (newest version) and
+`champion` (the version serving uses: `models:/povrisk-<task>@champion`). Nothing here touches MLflow at
+import time; every function resolves the tracking URI when called.
+
+Promotion compares the two models on the challenger's held-out rows (logged with its run as
+`held_out/held_out.parquet`: the model's features, `label`, and `held_out_risk` from a model that did not
+see the row), on the metric and margin of `training/settings.yaml`:
+- champion trained on another survey (different `data_hash`, e.g. fewer rounds): the champion scores
+  the challenger's held-out rows, which lie in a round it never saw, and is compared with the
+  challenger's held-out probabilities;
+- champion trained on the same survey: it has seen those rows, so scoring them would be in-sample and
+  unfair to the challenger; both are compared on their own logged held-out metric instead, which the same
+  procedure computed on the same rows of the same survey.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from features.policy import Policy, load_policy
+from models.predictor import (
+    BOOSTER_ARTIFACT,
+    TASKS,
+    PackagedPredictor,
+    RiskPredictor,
+    TaskModel,
+    load_task_model,
+)
+from training.metrics import binary_metrics
+from training.settings import TrainingSettings, load_training_settings
+from training.train import HELD_OUT_RISK, LABEL, TrainedTask
+
+EXPERIMENT_NAME = "povrisk"
+CHALLENGER, CHAMPION = "challenger", "champion"
+HELD_OUT_ARTIFACT = "held_out/held_out.parquet"
+INPUT_EXAMPLE_ROWS = 5
+
+
+def tracking_uri() -> str:
+    """`MLFLOW_TRACKING_URI` when set, else a SQLite store `mlflow.db` in the current folder."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def artifact_root(uri: str) -> str | None:
+    """For a SQLite store: the `mlartifacts` folder beside the database file; else the server decides."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "sqlite":
+        return None
+    database = Path(uri.removeprefix("sqlite:///"))
+    return (database.parent / "mlartifacts").resolve().as_uri()
+
+
+def registered_name(task: str) -> str:
+    return f"povrisk-{task}"
+
+
+def _client() -> MlflowClient:
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+def _experiment_id(client: MlflowClient) -> str:
+    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    return str(client.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_root(tracking_uri())))
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    return {key: float(value) for key, value in metrics.items() if not math.isnan(value)}
+
+
+def _input_example(model: TaskModel, held_out: pd.DataFrame) -> pd.DataFrame:
+    """A few feature rows as plain float64 columns (no index: MLflow stores the example as JSON)."""
+    return model.feature_matrix(held_out.head(INPUT_EXAMPLE_ROWS)).reset_index(drop=True)
+
+
+def log_and_register(trained: TrainedTask, policy: Policy | None = None) -> dict[str, Any]:
+    """Log params, held-out metrics, tags, figures, the held-out rows and the packaged predictor; register
+    a new version of `povrisk-<task>` and point alias `challenger` at it. Returns what was done."""
+    policy = policy or trained.policy or load_policy()
+    model = trained.model
+    client = _client()
+    with (
+        mlflow.start_run(
+            experiment_id=_experiment_id(client), run_name=f"{model.task}-{model.data_hash}"
+        ) as run,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
+        mlflow.log_params(
+            model.spec.as_dict()
+            | {"task": model.task, "calibrator": model.calibrator.name, "seed": trained.seed}
+            | {
+                "n_features": len(model.feature_names),
+                "n_trees": model.booster.num_trees() if model.booster else 0,
+            }
+        )
+        mlflow.log_metrics(
+            _finite(trained.metrics)
+            | {f"calibrator_brier_{k}": v for k, v in trained.calibrator_brier.items()}
+        )
+        mlflow.set_tags(
+            {
+                "task": model.task,
+                "data_hash": model.data_hash,
+                "trained_rounds": json.dumps(list(model.trained_rounds)),
+                "policy_version": policy.version,
+            }
+        )
+        mlflow.log_dict({"feature_names": list(model.feature_names)}, "features.json")
+        for name, figure in trained.figures.items():
+            mlflow.log_figure(figure, f"figures/{name}")
+        held_out_path = Path(scratch) / Path(HELD_OUT_ARTIFACT).name
+        trained.held_out.reset_index().to_parquet(held_out_path, index=False)
+        mlflow.log_artifact(str(held_out_path), artifact_path=str(Path(HELD_OUT_ARTIFACT).parent))
+        booster_path = Path(scratch) / "booster.txt"
+        booster_path.write_text(model._ready_booster().model_to_string(), encoding="utf-8")
+        example = _input_example(model, trained.held_out)
+        packaged = PackagedPredictor(model, policy)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=packaged,
+            artifacts={BOOSTER_ARTIFACT: str(booster_path)},
+            signature=infer_signature(example, packaged.predict(None, example)),
+            input_example=example,
+        )
+        version = mlflow.register_model(info.model_uri, registered_name(model.task))
+    client.set_registered_model_alias(registered_name(model.task), CHALLENGER, version.version)
+    return {
+        "task": model.task,
+        "run_id": run.info.run_id,
+        "model_name": registered_name(model.task),
+        "version": int(version.version),
+        "alias": CHALLENGER,
+        "model_uri": f"models:/{registered_name(model.task)}@{CHALLENGER}",
+        "metrics": _finite(trained.metrics),
+    }
+
+
+def _alias_version(client: MlflowClient, task: str, alias: str) -> Any | None:
+    try:
+        return client.get_model_version_by_alias(registered_name(task), alias)
+    except MlflowException:
+        return None
+
+
+def _held_out_rows(run_id: str) -> pd.DataFrame:
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HELD_OUT_ARTIFACT)
+    return pd.read_parquet(path).set_index(["household_id", "round"])
+
+
+def promote(
+    task: str, policy: Policy | None = None, settings: TrainingSettings | None = None
+) -> dict[str, Any]:
+    """Move `champion` to the `challenger` version if it wins on the challenger's held-out rows (or if
+    there is no champion yet). Returns the decision, the metric values and the reason."""
+    policy = policy or load_policy()
+    rule = (settings or load_training_settings()).promotion
+    client = _client()
+    challenger = _alias_version(client, task, CHALLENGER)
+    if challenger is None:
+        raise LookupError(f"{registered_name(task)} has no '{CHALLENGER}' version; train one first")
+    champion = _alias_version(client, task, CHAMPION)
+    decision: dict[str, Any] = {
+        "task": task,
+        "model_name": registered_name(task),
+        "challenger_version": int(challenger.version),
+        "champion_version": int(champion.version) if champion is not None else None,
+        "metric": rule.metric,
+        "min_improvement": rule.min_improvement,
+    }
+    if champion is not None and champion.version == challenger.version:
+        return decision | {"promoted": False, "reason": "the challenger already is the champion"}
+    if champion is None:
+        client.set_registered_model_alias(registered_name(task), CHAMPION, challenger.version)
+        return decision | {"promoted": True, "reason": "no champion yet: the first challenger is promoted"}
+
+    rows = _held_out_rows(challenger.run_id)
+    labels = rows[LABEL].to_numpy(dtype=np.float64)
+    coverage = policy.flag_coverage
+    challenger_value = binary_metrics(labels, rows[HELD_OUT_RISK].to_numpy(), coverage)[rule.metric]
+    champion_run = client.get_run(champion.run_id)
+    challenger_hash = client.get_run(challenger.run_id).data.tags.get("data_hash")
+    if champion_run.data.tags.get("data_hash") == challenger_hash:
+        comparison = "both models' own held-out metric on the same survey"
+        champion_value = float(champion_run.data.metrics.get(rule.metric, math.nan))
+    else:
+        comparison = "the champion scoring the challenger's held-out rows"
+        champion_model = load_task_model(f"models:/{registered_name(task)}/{champion.version}")
+        champion_value = binary_metrics(labels, champion_model.predict_proba(rows), coverage)[rule.metric]
+    wins = rule.challenger_wins(challenger_value, champion_value)
+    if wins:
+        client.set_registered_model_alias(registered_name(task), CHAMPION, challenger.version)
+    better = "higher" if rule.higher_is_better else "lower"
+    verdict = "beats" if wins else "does not beat"
+    reason = (
+        f"on {len(rows)} held-out rows the challenger's {rule.metric} {challenger_value:.4f} {verdict} the "
+        f"champion's {champion_value:.4f} by more than {rule.min_improvement} ({better} is better; "
+        f"compared by {comparison})"
+    )
+    return decision | {
+        "promoted": wins,
+        "reason": reason,
+        "challenger_value": challenger_value,
+        "champion_value": champion_value,
+        "comparison": comparison,
+        "n_rows": len(rows),
+    }
+
+
+def load_champion(task: str) -> TaskModel:
+    """The current champion's TaskModel (`models:/povrisk-<task>@champion`)."""
+    _client()
+    return load_task_model(f"models:/{registered_name(task)}@{CHAMPION}")
+
+
+def load_champion_predictor(policy: Policy | None = None) -> RiskPredictor:
+    """A RiskPredictor with each task's champion; a task without a champion is left out (None).
+
+    Raises `LookupError` when neither task has a champion.
+    """
+    policy = policy or load_policy()
+    client = _client()
+    models: dict[str, TaskModel | None] = {}
+    for task in TASKS:
+        has_champion = _alias_version(client, task, CHAMPION) is not None
+        models[task] = load_champion(task) if has_champion else None
+    if not any(models.values()):
+        raise LookupError(
+            f"no champion for any task in the MLflow registry at {tracking_uri()}; promote one first"
+        )
+    return RiskPredictor(policy, poverty=models["poverty"], relapse=models["relapse"])

@@ -1,0 +1,307 @@
+"""Train one task's model with an honest held-out evaluation.
+
+Tasks (rows and labels):
+- `poverty` (identification): rows = households in the latest round with a known status; label
+  `poor_now`; features exclude the policy's `tasks.poverty.exclude_features`. Held out: grouped
+  5-fold cross-validation within those rows (each household scored by a model that never saw it).
+- `relapse`: rows = households non-poor at round t whose round t+1 is known; label `relapse_next`; all
+  indicators. Held out: train on rows of rounds < T, test on round T, the latest usable round (round
+  to round). The final model is trained on all usable rows.
+
+Complexity and calibration are chosen inside the training rows: for each complexity candidate
+(`training/settings.yaml`), grouped k-fold out-of-fold margins fit a Platt and an isotonic calibrator;
+the (candidate, calibrator) pair with the lowest cross-fitted Brier score (each fold calibrated by a
+calibrator fitted on the other folds' margins) is kept, the booster refitted on all rows and the
+calibrator on all out-of-fold margins. An explicit `spec` skips the complexity choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from features.frame import build_features, task_feature_names
+from features.labels import poor_now, relapse_next, survey_label
+from features.policy import Policy
+from models.calibration import CALIBRATOR_NAMES, Calibrator, new_calibrator
+from models.explain import contributions
+from models.fit import fit_booster
+from models.predictor import TaskModel
+from models.spec import LightGBMSpec, load_spec
+from survey.io import Survey, survey_hash
+from training.metrics import binary_metrics
+from training.settings import TrainingSettings, load_training_settings
+from training.splits import grouped_kfold, round_to_round_splits
+
+Task = Literal["poverty", "relapse"]
+TASKS: tuple[Task, ...] = ("poverty", "relapse")
+LABEL = "label"
+HELD_OUT_RISK = "held_out_risk"
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A task's rows: all indicators (`features`), the model's columns (`feature_names`), 0/1 `label`."""
+
+    task: Task
+    features: pd.DataFrame
+    label: pd.Series
+    feature_names: tuple[str, ...]
+
+    @property
+    def X(self) -> pd.DataFrame:
+        return self.features[list(self.feature_names)]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.label.to_numpy(dtype=np.float64)
+
+    @property
+    def groups(self) -> np.ndarray:
+        return self.features.index.get_level_values("household_id").to_numpy()
+
+    @property
+    def rounds(self) -> np.ndarray:
+        return self.features.index.get_level_values("round").to_numpy(dtype=int)
+
+
+def task_data(survey: Survey, task: Task, policy: Policy) -> TaskData:
+    """Rows, labels and feature columns of `task` for a survey (see the module docstring)."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    features = build_features(survey.households, survey.members, policy)
+    poor = poor_now(features, policy, survey_label(survey.households))
+    if task == "poverty":
+        rounds = features.index.get_level_values("round")
+        label = poor[rounds == rounds.max()]
+    else:
+        label = relapse_next(poor)
+    label = label.dropna()
+    if label.nunique() < 2:
+        raise ValueError(f"{task}: the labelled rows hold a single class ({len(label)} rows); cannot train")
+    return TaskData(
+        task, features.loc[label.index], label.astype(np.float64), task_feature_names(policy, task)
+    )
+
+
+def evaluation_splits(data: TaskData, seed: int, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Held-out splits (positions): grouped k-fold for `poverty`, the last round-to-round split for
+    `relapse` (train on rounds before the latest usable round, test on it)."""
+    if data.task == "poverty":
+        return grouped_kfold(data.groups, data.y, folds, seed)
+    splits = round_to_round_splits(data.rounds)
+    if not splits:
+        raise ValueError("relapse needs labelled rows in at least two rounds (a survey of 3+ rounds)")
+    train_rounds, test_round = splits[-1]
+    train = np.flatnonzero(np.isin(data.rounds, train_rounds))
+    test = np.flatnonzero(data.rounds == test_round)
+    return [(train, test)]
+
+
+@dataclass(frozen=True)
+class CalibratedFit:
+    """A booster on all given rows plus the calibrator fitted on its out-of-fold margins."""
+
+    booster: lgb.Booster
+    calibrator: Calibrator
+    oof_margin: np.ndarray
+    fold: np.ndarray
+    calibrator_brier: dict[str, float]
+    spec: LightGBMSpec
+
+
+def raw_margin(booster: lgb.Booster, X: pd.DataFrame) -> np.ndarray:
+    return np.asarray(booster.predict(X.to_numpy(dtype=np.float64), raw_score=True, num_threads=1))
+
+
+def cross_fitted_probabilities(margin: np.ndarray, y: np.ndarray, fold: np.ndarray, name: str) -> np.ndarray:
+    """Each fold's margins calibrated by a `name` calibrator fitted on the other folds' margins."""
+    probabilities = np.empty_like(margin)
+    for fold_id in np.unique(fold):
+        inside = fold == fold_id
+        calibrator = new_calibrator(name).fit(margin[~inside], y[~inside])
+        probabilities[inside] = calibrator.transform(margin[inside])
+    return probabilities
+
+
+def out_of_fold_margins(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    groups: np.ndarray,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]],
+    spec: LightGBMSpec,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's margin from the fold model that did not see it, and the row's fold number."""
+    margin = np.empty(len(y))
+    fold = np.empty(len(y), dtype=int)
+    for fold_id, (train, test) in enumerate(splits):
+        booster = fit_booster(X.iloc[train], y[train], groups[train], spec, seed)
+        margin[test] = raw_margin(booster, X.iloc[test])
+        fold[test] = fold_id
+    return margin, fold
+
+
+def fit_calibrated(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    groups: np.ndarray,
+    specs: Sequence[LightGBMSpec],
+    seed: int,
+    folds: int,
+) -> CalibratedFit:
+    """Booster on all rows with the (spec, calibrator) pair of lowest cross-fitted out-of-fold Brier."""
+    splits = grouped_kfold(groups, y, folds, seed)
+    best: tuple[float, LightGBMSpec, np.ndarray, np.ndarray, dict[str, float]] | None = None
+    for spec in specs:
+        margin, fold = out_of_fold_margins(X, y, groups, splits, spec, seed)
+        brier = {
+            name: float(np.mean((cross_fitted_probabilities(margin, y, fold, name) - y) ** 2))
+            for name in CALIBRATOR_NAMES
+        }
+        score = min(brier.values())
+        if best is None or score < best[0]:
+            best = (score, spec, margin, fold, brier)
+    if best is None:
+        raise ValueError("fit_calibrated needs at least one spec")
+    _, spec, margin, fold, brier = best
+    return CalibratedFit(
+        booster=fit_booster(X, y, groups, spec, seed),
+        calibrator=new_calibrator(min(brier, key=brier.__getitem__)).fit(margin, y),
+        oof_margin=margin,
+        fold=fold,
+        calibrator_brier=brier,
+        spec=spec,
+    )
+
+
+@dataclass(frozen=True)
+class TrainedTask:
+    """A trained task: the model, its held-out metrics, the held-out rows and the figures to log.
+
+    `held_out` holds the model's feature columns, `label` and `held_out_risk` (the probability from a
+    model that did not see the row), indexed (household_id, round).
+    """
+
+    model: TaskModel
+    metrics: dict[str, float]
+    held_out: pd.DataFrame
+    figures: dict[str, Figure] = field(default_factory=dict)
+    calibrator_brier: dict[str, float] = field(default_factory=dict)
+    policy: Policy | None = None
+    seed: int = 0
+
+
+def held_out_frame(data: TaskData, positions: np.ndarray, risk: np.ndarray) -> pd.DataFrame:
+    frame = data.X.iloc[positions].copy()
+    frame[LABEL] = data.y[positions]
+    frame[HELD_OUT_RISK] = risk
+    return frame
+
+
+def held_out_predictions(
+    data: TaskData, specs: Sequence[LightGBMSpec], seed: int, folds: int
+) -> tuple[pd.DataFrame, CalibratedFit | None]:
+    """Held-out probabilities for the task's evaluation rows.
+
+    For `poverty` the cross-validation fit is also the final model's calibration fit and is returned for
+    reuse; for `relapse` the second element is None.
+    """
+    X, y, groups = data.X, data.y, data.groups
+    if data.task == "poverty":
+        fit = fit_calibrated(X, y, groups, specs, seed, folds)
+        risk = cross_fitted_probabilities(fit.oof_margin, y, fit.fold, fit.calibrator.name)
+        return held_out_frame(data, np.arange(len(y)), risk), fit
+    ((train, test),) = evaluation_splits(data, seed, folds)
+    past = fit_calibrated(X.iloc[train], y[train], groups[train], specs, seed, folds)
+    risk = past.calibrator.transform(raw_margin(past.booster, X.iloc[test]))
+    return held_out_frame(data, test, risk), None
+
+
+def mean_abs_contribution_figure(booster: lgb.Booster, X: pd.DataFrame, top: int = 20) -> Figure:
+    """Bar chart of mean |SHAP| (log-odds) per indicator, the `top` largest."""
+    contribs = contributions(booster, X, num_threads=2).drop(columns="base_value")
+    importance = contribs.abs().mean().sort_values().tail(top)
+    figure = Figure(figsize=(7, 0.3 * len(importance) + 1.2))
+    axes = figure.add_subplot()
+    axes.barh(importance.index, importance.to_numpy(), color="#4c72b0")
+    axes.set_xlabel("mean |SHAP value| (log-odds)")
+    axes.set_title(f"What drives the score ({len(X)} households)")
+    figure.tight_layout()
+    return figure
+
+
+def reliability_figure(y: np.ndarray, p: np.ndarray, bins: int = 10) -> Figure:
+    """Mean observed rate against mean predicted probability in equal-width bins (held-out rows)."""
+    bin_of_row = np.minimum((p * bins).astype(int), bins - 1)
+    figure = Figure(figsize=(5, 5))
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    used = np.unique(bin_of_row)
+    predicted = [p[bin_of_row == b].mean() for b in used]
+    observed = [y[bin_of_row == b].mean() for b in used]
+    counts = [int((bin_of_row == b).sum()) for b in used]
+    axes.plot(predicted, observed, marker="o", label="held-out rows")
+    for x, obs, n in zip(predicted, observed, counts, strict=True):
+        axes.annotate(str(n), (x, obs), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    axes.set_xlabel("predicted probability")
+    axes.set_ylabel("observed rate")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.legend(loc="upper left")
+    figure.tight_layout()
+    return figure
+
+
+def candidate_specs(spec: LightGBMSpec | None, settings: TrainingSettings) -> tuple[LightGBMSpec, ...]:
+    """An explicit spec alone, else the settings' complexity candidates over `models/lightgbm.yaml`."""
+    return (spec,) if spec is not None else settings.candidate_specs(load_spec())
+
+
+def reference_values(X: pd.DataFrame) -> dict[str, float]:
+    """Training medians of each feature (NaN-skipping); all-missing features are left out."""
+    medians = X.median(skipna=True)
+    return {str(name): float(value) for name, value in medians.items() if pd.notna(value)}
+
+
+def train_task(
+    survey: Survey,
+    task: Task,
+    policy: Policy,
+    spec: LightGBMSpec | None = None,
+    seed: int = 0,
+    settings: TrainingSettings | None = None,
+) -> TrainedTask:
+    """Evaluate on held-out rows, then train the final model on all usable rows (module docstring)."""
+    settings = settings or load_training_settings()
+    specs = candidate_specs(spec, settings)
+    data = task_data(survey, task, policy)
+    held_out, poverty_fit = held_out_predictions(data, specs, seed, settings.cv_folds)
+    final = poverty_fit or fit_calibrated(data.X, data.y, data.groups, specs, seed, settings.cv_folds)
+    metrics = binary_metrics(
+        held_out[LABEL].to_numpy(), held_out[HELD_OUT_RISK].to_numpy(), policy.flag_coverage
+    )
+    model = TaskModel(
+        task=task,
+        booster=final.booster,
+        calibrator=final.calibrator,
+        feature_names=data.feature_names,
+        metrics=metrics,
+        trained_rounds=tuple(sorted({int(r) for r in data.rounds})),
+        data_hash=survey_hash(survey),
+        spec=final.spec,
+        reference_values=reference_values(data.X),
+        policy_version=policy.version,
+    )
+    shap_rows = data.X.sample(n=min(len(data.X), settings.shap_summary_rows), random_state=seed)
+    figures = {
+        "shap_summary.png": mean_abs_contribution_figure(final.booster, shap_rows),
+        "calibration.png": reliability_figure(held_out[LABEL].to_numpy(), held_out[HELD_OUT_RISK].to_numpy()),
+    }
+    return TrainedTask(model, metrics, held_out, figures, final.calibrator_brier, policy, seed)
