@@ -19,7 +19,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-flags_app = typer.Typer(help="Follow flagged households: list them, record field decisions.", no_args_is_help=True)
+flags_app = typer.Typer(
+    help="Follow flagged households: list them, record field decisions.", no_args_is_help=True
+)
 app.add_typer(flags_app, name="flags")
 
 console = Console(stderr=True)
@@ -82,10 +84,16 @@ def _parse_seeds(seeds: str) -> tuple[int, ...]:
 
 @app.command()
 def simulate(
-    out: Annotated[Path, typer.Option(help="Folder to write the county's survey panel and ground truth into.")],
-    households: Annotated[int, typer.Option(min=10, help="Households in the county (the seed county: 155,000).")] = 155_000,
+    out: Annotated[
+        Path, typer.Option(help="Folder to write the county's survey panel and ground truth into.")
+    ],
+    households: Annotated[
+        int, typer.Option(min=10, help="Households in the county (the seed county: 155,000).")
+    ] = 155_000,
     rounds: Annotated[int, typer.Option(min=2, max=20, help="Survey rounds (one a year).")] = 5,
-    villages: Annotated[int, typer.Option(min=1, help="Administrative villages (the seed county: 631).")] = 631,
+    villages: Annotated[
+        int, typer.Option(min=1, help="Administrative villages (the seed county: 631).")
+    ] = 631,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same county.")] = 0,
     survey_noise: Annotated[
         float, typer.Option(min=0.0, help="Misreporting and missing answers; 0 makes the survey the truth.")
@@ -111,12 +119,15 @@ def simulate(
     county = simulate_county(settings)
     write_survey(county, out)
     console.print(
-        f"wrote {len(county.households):,} household rows ({households:,} households x {rounds} rounds) to {out}"
+        f"wrote {len(county.households):,} household rows "
+        f"({households:,} households x {rounds} rounds) to {out}"
     )
 
 
 @app.command()
-def validate(data: Annotated[Path, typer.Argument(help="Survey folder (households, members, villages).")]) -> None:
+def validate(
+    data: Annotated[Path, typer.Argument(help="Survey folder (households, members, villages).")],
+) -> None:
     """Check a survey against the canonical schema; exit 1 with every bad column and row when it fails."""
     from survey.io import SurveyReadError, read_survey
     from survey.validate import validate_survey
@@ -134,7 +145,9 @@ def validate(data: Annotated[Path, typer.Argument(help="Survey folder (household
 @app.command()
 def train(
     data: Annotated[Path, typer.Option(help="Survey folder in the canonical schema.")],
-    task: Annotated[Task, typer.Option(help="poverty: poor now; relapse: falls (back) into poverty next round.")],
+    task: Annotated[
+        Task, typer.Option(help="poverty: poor now; relapse: falls (back) into poverty next round.")
+    ],
     seed: Annotated[int, typer.Option(help="Random seed for splits and LightGBM.")] = 0,
 ) -> None:
     """Train a model, log it to MLflow and register it as the `challenger`; print its metrics as JSON last."""
@@ -182,11 +195,13 @@ def promote(task: Annotated[Task, typer.Option(help="Which model's challenger to
 def score(
     data: Annotated[Path, typer.Option(help="Survey folder in the canonical schema.")],
     round_: Annotated[int, typer.Option("--round", help="Survey round to score.")],
-    out: Annotated[Path, typer.Option(help="Flag list file (.csv or .parquet); the other format is written beside.")],
+    out: Annotated[
+        Path, typer.Option(help="Flag list file (.csv or .parquet); the other format is written beside.")
+    ],
     lang: Annotated[Language, typer.Option(help="Language of the reasons.")] = Language.zh,
     store: Annotated[bool, typer.Option(help="Record the flags in the flag store (POVRISK_DB_URL).")] = True,
 ) -> None:
-    """Score a round with the champion models; write the flag list by village and record it in the flag store."""
+    """Score a round with the champions; write the flag list by village and record it in the flag store."""
     from cli.output import write_frame
     from monitoring.store import create_schema, db_url, make_engine, upsert_flags
     from serving.batch import score_round
@@ -194,11 +209,16 @@ def score(
 
     survey = _read_conformed_survey(data)
     if round_ not in set(survey.households["round"]):
-        raise _fail(f"{data} has no round {round_}; rounds present: {sorted(set(survey.households['round']))}")
+        raise _fail(
+            f"{data} has no round {round_}; rounds present: {sorted(set(survey.households['round']))}"
+        )
     flags = score_round(load_champion_predictor(), survey, round_, lang=lang.value)
     for path in {out, out.with_suffix(".csv"), out.with_suffix(".parquet")}:
         write_frame(flags, path)
-    console.print(f"{len(flags):,} households flagged in round {round_}; written to {out.with_suffix('.csv')} and .parquet")
+    console.print(
+        f"{len(flags):,} households flagged in round {round_}; "
+        f"written to {out.with_suffix('.csv')} and .parquet"
+    )
     if store:
         engine = make_engine(db_url())
         create_schema(engine)
@@ -209,12 +229,24 @@ def score(
 @app.command()
 def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
-    host: Annotated[str, typer.Option(help="Address to bind; keep loopback unless behind a reverse proxy.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to bind; keep loopback unless behind a reverse proxy.")
+    ] = "127.0.0.1",
 ) -> None:
     """Start the BentoML service with the champion models of the MLflow registry."""
     import subprocess
 
-    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:PovertyRiskService", "--host", host, "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "serving.service:PovertyRiskService",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     raise typer.Exit(code=subprocess.call(command))
 
 
@@ -256,12 +288,11 @@ def flags_set(
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo county and flag lists.")] = Path("demo"),
     households: Annotated[int, typer.Option(min=200, help="Households in the demo county.")] = 5_000,
-    port: Annotated[int, typer.Option(help="Port for the demo service (0 picks a free one).")] = 0,
 ) -> None:
     """The main job end to end on the embedded defaults (see README)."""
     from cli.demo import run_demo
 
-    run_demo(out, households=households, port=port, console=console)
+    run_demo(out, households=households, console=console)
 
 
 def main() -> None:

@@ -37,10 +37,16 @@ def _deprivation_columns(policy: Policy) -> list[str]:
 def poor_now(features: pd.DataFrame, policy: Policy, label_poor: pd.Series | None = None) -> pd.Series:
     """1.0 when a guarantee fails (income below the line = food/clothing, compulsory education, basic
     medical care, safe housing, safe drinking water), 0.0 when income is known to be at or above the line
-    and no guarantee is known to fail, NaN otherwise.
+    and no guarantee is known to fail, NaN whenever per-capita net income is unknown.
 
-    A survey's own label overrides the rule where it is known: pass it as ``label_poor`` (see
-    ``survey_label``) or as a ``label_poor`` column of ``features``.
+    A household whose income was not recorded cannot be labelled, whatever else is known about it: if
+    such households were labelled poor when a guarantee fails (and left unknown otherwise), every
+    labelled household with an unknown income would be poor, and a model would learn "income not
+    recorded -> poor" from the missingness of the income indicators instead of the household's
+    circumstances.
+
+    A survey's own label overrides the rule where it is known, also for households with unknown income:
+    pass it as ``label_poor`` (see ``survey_label``) or as a ``label_poor`` column of ``features``.
     """
     columns = _deprivation_columns(policy)
     missing = [column for column in columns if column not in features.columns]
@@ -48,8 +54,8 @@ def poor_now(features: pd.DataFrame, policy: Policy, label_poor: pd.Series | Non
         raise KeyError(f"poor_now needs the deprivation indicators {missing} in the feature frame")
     deprived = features[columns].to_numpy(dtype=np.float64)
     any_failure = (deprived == 1.0).any(axis=1)
-    income_known_above = features["deprived_food_clothing"].to_numpy(dtype=np.float64) == 0.0
-    rule = np.where(any_failure, 1.0, np.where(income_known_above, 0.0, np.nan))
+    income_below = features["deprived_food_clothing"].to_numpy(dtype=np.float64)
+    rule = np.where(np.isnan(income_below), np.nan, np.where(any_failure, 1.0, 0.0))
     poor = pd.Series(rule, index=features.index, name="poor_now", dtype=np.float64)
     if label_poor is None and SURVEY_LABEL_COLUMN in features.columns:
         label_poor = features[SURVEY_LABEL_COLUMN]

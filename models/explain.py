@@ -96,20 +96,24 @@ def top_reasons(
     lang: Language = "zh",
     reference: Mapping[str, float] | None = None,
 ) -> list[Reason]:
-    """The `k` indicators with the largest positive contributions, largest first, phrased in `lang`.
+    """The `k` recorded indicators with the largest positive contributions, largest first, in `lang`.
 
-    `reference` maps indicators to typical training values (medians) that decide between the `high` and
-    `low` phrasing; without one, yes/no values use 1 = high and other values the fallback sentence.
+    An indicator whose value is missing (NaN, or absent from `feature_row`) is never a reason, however
+    large its contribution: "not recorded" is nothing a cadre can act on. `reference` maps indicators to
+    typical training values (medians) that decide between the `high` and `low` phrasing; without one,
+    yes/no values use 1 = high and other values the fallback sentence.
     """
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     indicator_contribs = contrib_row.drop(labels=[BASE_VALUE], errors="ignore").astype(np.float64)
-    positive = indicator_contribs[indicator_contribs > 0.0]
-    chosen = positive.sort_values(ascending=False, kind="stable").head(k)
+    values = pd.to_numeric(feature_row.reindex(indicator_contribs.index), errors="coerce").astype(np.float64)
+    eligible = indicator_contribs[(indicator_contribs > 0.0) & values.notna()]
+    chosen = eligible.sort_values(ascending=False, kind="stable").head(k)
+    recorded = {str(name): float(value) for name, value in values.items()}
     references = reference or {}
     reasons = []
     for indicator, contribution in chosen.items():
-        value = float(feature_row.get(indicator, np.nan))
+        value = recorded[str(indicator)]
         sentence = phrase(str(indicator), value, lang, references.get(str(indicator)))
         reasons.append(Reason(str(indicator), value, float(contribution), sentence))
     return reasons

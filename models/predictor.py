@@ -17,6 +17,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel, load_model
+from mlflow.tracking import MlflowClient
 
 from features.frame import build_features
 from features.policy import Policy
@@ -33,7 +34,9 @@ class TaskModel:
     """One task's trained model and what it was trained on.
 
     `reference_values` are training medians of the features (decide "high"/"low" wording of reasons);
-    `metrics` are held-out metrics; `data_hash` identifies the training survey.
+    `metrics` are held-out metrics; `data_hash` identifies the training survey. `registered_name` and
+    `registered_version` identify the model in the MLflow registry (e.g. `povrisk-poverty`, `"3"`); they
+    are filled when the model is loaded from the registry and None for a model trained in memory.
     """
 
     task: str
@@ -46,6 +49,8 @@ class TaskModel:
     spec: LightGBMSpec
     reference_values: Mapping[str, float] = field(default_factory=dict)
     policy_version: str = ""
+    registered_name: str | None = None
+    registered_version: str | None = None
 
     def _ready_booster(self) -> lgb.Booster:
         if self.booster is None:
@@ -74,6 +79,10 @@ class TaskModel:
 
     def without_booster(self) -> TaskModel:
         return replace(self, booster=None)
+
+    def registered_as(self, name: str, version: str) -> TaskModel:
+        """This model identified as version `version` of registered model `name`."""
+        return replace(self, registered_name=name, registered_version=str(version))
 
 
 def risk_tier(risk: np.ndarray, policy: Policy) -> np.ndarray:
@@ -188,11 +197,37 @@ class PackagedPredictor(PythonModel):
         return pd.DataFrame({"risk": self._task_model.predict_proba(frame)}, index=frame.index)
 
 
+def registry_reference(model_uri: str) -> tuple[str, str | None, str | None] | None:
+    """(name, version, alias) of a registry URI `models:/NAME/VERSION` or `models:/NAME@ALIAS`; None for
+    any other URI (a run, a local folder)."""
+    if not model_uri.startswith("models:/"):
+        return None
+    reference = model_uri.removeprefix("models:/").strip("/")
+    if "@" in reference:
+        name, alias = reference.rsplit("@", 1)
+        return name, None, alias
+    name, _, version = reference.rpartition("/")
+    if not name or not version.isdigit():
+        return None
+    return name, version, None
+
+
 def load_task_model(model_uri: str) -> TaskModel:
-    """The TaskModel inside a packaged predictor saved with MLflow (`models:/povrisk-poverty@champion`)."""
+    """The TaskModel inside a packaged predictor saved with MLflow (`models:/povrisk-poverty@champion`).
+
+    For a registry URI the model carries its `registered_name` and `registered_version`; an alias is
+    resolved to its version first, and that version is loaded (so the two always agree).
+    """
+    reference = registry_reference(model_uri)
+    name, version = (None, None) if reference is None else reference[:2]
+    if reference is not None and reference[2] is not None:
+        version = str(MlflowClient().get_model_version_by_alias(reference[0], reference[2]).version)
+        model_uri = f"models:/{name}/{version}"
     packaged = load_model(model_uri).unwrap_python_model()
     if not isinstance(packaged, PackagedPredictor):
         raise TypeError(
             f"{model_uri} does not hold a povrisk PackagedPredictor (got {type(packaged).__name__})"
         )
-    return packaged.task_model
+    if name is None or version is None:
+        return packaged.task_model
+    return packaged.task_model.registered_as(name, version)

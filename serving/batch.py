@@ -50,8 +50,9 @@ def score_round(
 ) -> pd.DataFrame:
     """The flag list of one round (columns FLAG_COLUMNS; one row per monitored household).
 
-    Earlier rounds of `survey` feed the trend indicators. `model_versions` maps a task to its registry
-    version (e.g. {"poverty": "3"}); a task without one is identified by its training data hash.
+    Earlier rounds of `survey` feed the trend indicators. Models loaded from the MLflow registry are
+    identified by their registered name and version; `model_versions` (e.g. {"poverty": "3"}) overrides
+    a task's version; an unregistered model without one is identified by its training data hash.
     `model_name` and `model_version` list the tasks' models joined by ";" in the same order.
     """
     households = survey.households
@@ -113,14 +114,23 @@ def _sorted_flags(flags: pd.DataFrame) -> pd.DataFrame:
 def model_identity(predictor: RiskPredictor, model_versions: Mapping[str, str]) -> tuple[str, str]:
     """(names, versions) of the predictor's models, each joined by ";" in task order poverty, relapse."""
     models = [model for model in (predictor.poverty, predictor.relapse) if model is not None]
-    names = [MODEL_NAME_PREFIX + model.task for model in models]
-    versions = [_version_of(model, model_versions) for model in models]
-    return ";".join(names), ";".join(versions)
+    identities = [model_reference(model, model_versions.get(model.task)) for model in models]
+    return ";".join(name for name, _ in identities), ";".join(version for _, version in identities)
 
 
-def _version_of(model: TaskModel, model_versions: Mapping[str, str]) -> str:
-    version = model_versions.get(model.task)
-    return str(version) if version is not None else f"data-{model.data_hash}"
+def model_reference(model: TaskModel, version_override: str | None = None) -> tuple[str, str]:
+    """(name, version) that identify a task model in the flag list and the service response.
+
+    A model loaded from the MLflow registry reports its registered name and version (`povrisk-poverty`,
+    `"3"`); a model trained in memory `povrisk-<task>` and `data-<training data hash>`.
+    `version_override` (a version given by the caller) takes precedence over both versions.
+    """
+    name = model.registered_name or MODEL_NAME_PREFIX + model.task
+    if version_override is not None:
+        return name, str(version_override)
+    if model.registered_version is not None:
+        return name, model.registered_version
+    return name, f"data-{model.data_hash}"
 
 
 def reasons_text(reasons: Sequence[Mapping[str, Any]]) -> str:

@@ -9,11 +9,13 @@ is. Unknown fields are errors that name the field (`extra="forbid"`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from survey.io import Survey
 from survey.schema import MAX_MEMBERS_PER_HOUSEHOLD
 
 # Literal types spelled out so that type checkers see them; tests check they equal survey.schema's tuples.
@@ -226,3 +228,32 @@ def _dtypes(columns: pd.Index, text: tuple[str, ...], integers: tuple[str, ...])
 def _canonical(value: Any) -> Any:
     """Booleans as 0/1 floats; everything else unchanged."""
     return float(value) if isinstance(value, bool) else value
+
+
+def household_from_survey(survey: Survey, household_id: str, round: int) -> HouseholdIn:
+    """One household of a survey round as a request body: the schema's columns, members nested.
+
+    Missing answers are left out, as a cadre's request would leave them out; extra survey columns that
+    the service does not take (e.g. an external label) are dropped.
+    """
+    households = survey.households
+    rows = households[(households["household_id"] == household_id) & (households["round"] == round)]
+    if rows.empty:
+        raise LookupError(f"no household {household_id} in round {round}")
+    household = _answers(rows.iloc[0], HouseholdIn.model_fields)
+    members = pd.DataFrame() if survey.members is None else survey.members
+    own = (
+        members[(members["household_id"] == household_id) & (members["round"] == round)]
+        if len(members)
+        else members
+    )
+    household["members"] = [_answers(member, MemberIn.model_fields) for _, member in own.iterrows()]
+    return HouseholdIn.model_validate(household)
+
+
+def _answers(row: pd.Series, fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        str(name): value.item() if hasattr(value, "item") else value
+        for name, value in row.items()
+        if name in fields and not pd.isna(value)
+    }

@@ -23,13 +23,13 @@ from typing import Any
 import bentoml
 import pandas as pd
 from bentoml.exceptions import InternalServerError, InvalidArgument
-from mlflow import MlflowClient
 
 from features.frame import FeatureInputError, build_features
 from features.policy import Policy, PolicyError, load_policy
 from models.explain import Language
 from models.predictor import RiskPredictor, TaskModel
 from monitoring.categories import monitoring_category
+from serving.batch import model_reference
 from serving.schemas import HouseholdIn, ModelRef, ReasonOut, ScoreRequest, ScoreResponse, to_frames
 from training.tracking import CHAMPION, load_champion, registered_name, tracking_uri
 
@@ -66,7 +66,8 @@ def load_models(policy: Policy) -> LoadedModels:
             ) from error
         _check_policy(task_model, policy)
         task_models[task] = task_model
-        refs.append(ModelRef(name=registered_name(task), version=_champion_version(task)))
+        name, version = model_reference(task_model)
+        refs.append(ModelRef(name=name, version=version))
     predictor = RiskPredictor(policy, poverty=task_models["poverty"], relapse=task_models["relapse"])
     return LoadedModels(predictor=predictor, model_refs=tuple(refs))
 
@@ -77,13 +78,6 @@ def _check_policy(task_model: TaskModel, policy: Policy) -> None:
             f"the {task_model.task} champion was trained under policy {task_model.policy_version!r} but the "
             f"service loaded policy {policy.version!r}; retrain or serve with the matching policy"
         )
-
-
-def _champion_version(task: str) -> str:
-    from training.tracking import tracking_uri
-
-    client = MlflowClient(tracking_uri=tracking_uri(), registry_uri=tracking_uri())
-    return str(client.get_model_version_by_alias(registered_name(task), CHAMPION).version)
 
 
 def score_household(

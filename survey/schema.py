@@ -46,8 +46,7 @@ def _yes_no() -> pa.Field:  # type: ignore[valid-type]
 
 def _money(*, can_be_negative: bool = False) -> pa.Field:  # type: ignore[valid-type]
     """Yuan per year. Farm and business net income can be negative after a bad year."""
-    bounds = {"ge": -1e7, "le": 1e8} if can_be_negative else {"ge": 0.0, "le": 1e8}
-    return pa.Field(nullable=True, **bounds)
+    return pa.Field(ge=-1e7 if can_be_negative else 0.0, le=1e8, nullable=True)
 
 
 class Households(pa.DataFrameModel):

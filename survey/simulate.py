@@ -7,17 +7,24 @@ The rules of its world (poverty lines, wages, hazards of shocks, assistance) are
 `county_world.yaml`.
 
 How one round happens (`_advance`, the one transition used for the panel and for the ground truth):
-1. registration follows the previous round's true status (never_poor -> poor on falling in, poor ->
-   exited once lifted out with income `exit_income_margin` lines or more, exited -> poor on relapse);
-   registered households are assisted; exited ones keep support for a few rounds, and the last supported
-   round is flagged `assistance_ends`;
+1. assistance follows the registry left by last year's review: registered poor households are assisted;
+   exited ones keep support for `support_rounds_after_exit` years ("摘帽不摘政策"), the last one flagged
+   `assistance_ends`;
 2. people age; shocks strike (serious illness, disability, accident, job loss, industry failure, a
    village disaster, schooling costs);
 3. guarantees change (dangerous houses, unsafe water, children out of school, uninsured illness), failing
    mostly among low-income households and being fixed by assistance;
 4. members choose migrant or local work; the household earns wages, farm income, business income,
    transfers (pensions, subsidies, assistance) and a little property income;
-5. a household is truly poor when its per-capita net income is below the year's line or a guarantee fails.
+5. a household is truly poor when its per-capita net income is below the year's line or a guarantee fails;
+6. the year-end registry review ("dynamic adjustment") judges an error-prone assessment of the year:
+   households assessed poor are registered, registered ones assessed at `exit_income_margin` lines or
+   more (no failed guarantee seen) exit; this gives inclusion and exclusion errors of the registry.
+
+A round's survey reports the registry after that round's review (`poverty_status`) and the assistance
+received during the year (`receiving_assistance`), so a household identified at a review is assisted
+from the next round on. One burn-in year before round 0 opens the registry (the 2014 identification
+used 2013 incomes).
 
 The truth table's `p_poor_next` is the share of `monte_carlo_draws` independent runs of step 1-5 for the
 next year, from the household's true state, that end poor; the panel's next round is one more such run.
@@ -40,6 +47,7 @@ from survey.schema import (
     COOKING_FUELS,
     HEALTH_STATUSES,
     HOUSING_STRUCTURES,
+    INCOME_COLUMNS,
     LABOUR_CAPACITIES,
     POVERTY_STATUSES,
     RELATIONS_TO_HEAD,
@@ -50,7 +58,7 @@ from survey.schema import (
 WORLD_FILE = Path(__file__).with_name("county_world.yaml")
 MONTE_CARLO_ROWS_PER_CHUNK = 400_000  # household-draws advanced at once when computing p_poor_next
 VILLAGES_PER_TOWNSHIP = 30
-BURN_IN_YEARS = 2  # years run before round 0 so that it starts with a registry and its assistance
+BURN_IN_YEARS = 1  # the year before round 0, whose review opens the registry (2013 incomes)
 INITIAL_MIGRANT_SHARE = 0.35  # of adults aged 18-55 before the burn-in year
 
 NEVER_POOR, POOR, EXITED = (POVERTY_STATUSES.index(name) for name in ("never_poor", "poor", "exited"))
@@ -126,6 +134,10 @@ class World:
     assistance_share_of_line: float
     exited_support_share_of_line: float
     exit_income_margin: float
+    identification_income_error_sd: float
+    guarantee_failure_detection_rate: float
+    pre_registry_programme_reach: float
+    pre_registry_programme_gain: float
     support_rounds_after_exit: tuple[int, int]
     assisted_job_placement_rate: float
     assisted_capacity_gain: float
@@ -200,7 +212,7 @@ def simulate_county(settings: CountySettings, world: World | None = None) -> Sur
     villages = _make_villages(settings, panel_rng, world)
     state = _initial_state(settings, villages, panel_rng, world)
     for year in range(settings.first_year - BURN_IN_YEARS, settings.first_year):
-        state = _advance(state, panel_rng, year, world)  # registration and assistance before round 0
+        state = _advance(state, panel_rng, year, world)  # its review opens the registry
     ids = _identifiers(state, settings)
     households, members, truth = [], [], []
     for round_, round_rng in enumerate(monte_carlo_rng.spawn(settings.rounds)):
@@ -275,7 +287,9 @@ def _initial_state(
     households: Arrays = {
         "village": village,
         "size": size.astype(float),
-        "income_effect": income_effect * villages["income_effect"].to_numpy()[village],
+        "income_effect": _after_earlier_programmes(
+            income_effect * villages["income_effect"].to_numpy()[village], world
+        ),
         "road_km": villages["distance_road_km"].to_numpy()[village],
         "arable_land_mu": np.round(land, 1),
         "livestock_units": np.where(has_livestock, np.round(rng.lognormal(np.log(2.0), 0.6, n), 1), 0.0),
@@ -305,6 +319,12 @@ def _initial_state(
         "low_income": low.astype(float),
     }
     return CountyState(households, members, villages["disaster_hazard"].to_numpy())
+
+
+def _after_earlier_programmes(income_effect: np.ndarray, world: World) -> np.ndarray:
+    """Earning effects raised by the programmes before the registry for the lowest-effect households."""
+    reached = income_effect < np.quantile(income_effect, world.pre_registry_programme_reach)
+    return income_effect * np.where(reached, 1 + world.pre_registry_programme_gain, 1.0)
 
 
 def _draw_structure(income_effect: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -414,45 +434,70 @@ def _advance(state: CountyState, rng: np.random.Generator, year: int, world: Wor
 
     Pure apart from drawing from `rng`; used for the panel and, replicated, for the Monte Carlo truth.
     """
-    households = _register(state.households, rng, world)
+    households = _enrol(state.households, world)
     members, health_shocks = _age_and_fall_ill(state.members, households, rng, world)
     shocks = {**health_shocks, **_household_shocks(state, households, members, rng, world)}
     households = _update_guarantees(households, members, shocks, rng, world, year)
     members = _update_schooling(members, households, shocks, rng, world, year)
     members = _choose_work(members, households, shocks, rng, world, year)
     households = _earn(households, members, shocks, state.village_hazard, rng, world, year)
-    return CountyState(_judge_poverty(households, members, world, year), members, state.village_hazard)
+    judged = _judge_poverty(households, members, world, year)
+    return CountyState(_review(judged, rng, world), members, state.village_hazard)
 
 
-def _register(households: Arrays, rng: np.random.Generator, world: World) -> Arrays:
-    """Registration at the start of the round follows the previous round's identified (true) status.
+def _enrol(households: Arrays, world: World) -> Arrays:
+    """Who is assisted this year, from the registry left by last year's review.
 
-    A registered household exits only once it is not poor and its per-capita income has reached
-    `exit_income_margin` lines (exit checks ask for income steadily above the line).
+    Registered poor households are assisted (and gain earning capacity); exited households keep
+    support while `support_left` (years, this one included) lasts. `assistance_ends` flags the last
+    supported year. `receiving_assistance` is what the round's survey reports: assistance received
+    during the year, so a household identified at this year's review is assisted from next year.
     """
-    status, poor = households["status"], households["poor"] == 1
-    exits = (status == POOR) & ~poor & (households["income_to_line"] >= world.exit_income_margin)
-    low, high = world.support_rounds_after_exit
-    support_left = np.select(
-        [exits, (status == EXITED) & ~poor],
-        [rng.integers(low, high + 1, len(status)), np.maximum(households["support_left"] - 1, 0)],
-        default=0,
-    )
-    stays_registered = (status == POOR) & ~exits
-    new_status = np.select(
-        [poor | stays_registered, exits],
-        [np.full(len(status), POOR), np.full(len(status), EXITED)],
-        default=status,
-    )
-    supported = (new_status == EXITED) & (support_left > 0)
-    capacity_gain = np.where(new_status == POOR, 1 + world.assisted_capacity_gain, 1.0)
+    status, support_left = households["status"], households["support_left"]
+    supported = (status == EXITED) & (support_left > 0)
+    capacity_gain = np.where(status == POOR, 1 + world.assisted_capacity_gain, 1.0)
     return {
         **households,
         "income_effect": households["income_effect"] * capacity_gain,
-        "status": new_status,
-        "support_left": support_left,
-        "receiving_assistance": ((new_status == POOR) | supported).astype(float),
+        "receiving_assistance": ((status == POOR) | supported).astype(float),
         "assistance_ends": (supported & (support_left == 1)).astype(float),
+    }
+
+
+def _review(households: Arrays, rng: np.random.Generator, world: World) -> Arrays:
+    """The year-end registry review ("dynamic adjustment"), on an error-prone assessment of the year.
+
+    The assessment sees per-capita income with a multiplicative log-normal error
+    (`identification_income_error_sd`) and each failed guarantee with probability
+    `guarantee_failure_detection_rate`; the same assessment drives entries and exits, which is what
+    produces both inclusion errors (non-poor households registered or kept) and exclusion errors (poor
+    households missed). Rules:
+    - a never-poor household assessed poor is registered (`poor`);
+    - a registered household exits once assessed at or above `exit_income_margin` lines with no failed
+      guarantee seen; its support then lasts `support_rounds_after_exit` more years;
+    - an exited household assessed poor is registered again (relapse, "返贫").
+    The status rows of a round's survey are the registry after that round's review.
+    """
+    n, status = len(households["village"]), households["status"]
+    error_sd = world.identification_income_error_sd
+    assessed_ratio = households["income_to_line"] * rng.lognormal(-error_sd * error_sd / 2, error_sd, n)
+    failure_seen = (households["guarantee_fails"] == 1) & (
+        rng.random(n) < world.guarantee_failure_detection_rate
+    )
+    assessed_poor = (assessed_ratio < 1.0) | failure_seen
+    exits = (status == POOR) & ~failure_seen & (assessed_ratio >= world.exit_income_margin)
+    enters = (status != POOR) & assessed_poor
+    low, high = world.support_rounds_after_exit
+    support_left = np.select(
+        [exits, status == EXITED],
+        [rng.integers(low, high + 1, n), np.maximum(households["support_left"] - 1, 0)],
+        default=0,
+    )
+    new_status = np.select([enters, exits], [POOR, EXITED], default=status)
+    return {
+        **households,
+        "status": new_status,
+        "support_left": np.where(new_status == EXITED, support_left, 0),
     }
 
 
@@ -933,6 +978,7 @@ INCOME_MISREPORT_SD = 0.15  # log sd of reported / true income, per unit of nois
 UNDER_REPORTING_SHARE = 0.10  # households under-reporting wages and business, per unit of noise
 UNDER_REPORTING_FACTOR = 0.75
 MISSING_SHARE = 0.03  # missing answers in optional household columns, per unit of noise
+INCOME_MISSING_SHARE = 0.01  # missing income components (the archive card's core item), per unit of noise
 CATEGORY_MISREPORT_SHARE = 0.01  # misreported categorical and yes/no answers, per unit of noise
 MISSING_EDUCATION_SHARE = 0.02  # missing member education, per unit of noise
 ADMINISTRATIVE_COLUMNS = (
@@ -992,7 +1038,8 @@ def _misreport_households(households: pd.DataFrame, noise: float, rng: np.random
         changed[column] = households[column].where(~flip, 1.0 - households[column])
     reported = households.assign(**changed)
     optional = [column for column in reported.columns if column not in ADMINISTRATIVE_COLUMNS]
-    missing = rng.random((n, len(optional))) < min(MISSING_SHARE * noise, 1.0)
+    share = np.array([INCOME_MISSING_SHARE if name in INCOME_COLUMNS else MISSING_SHARE for name in optional])
+    missing = rng.random((n, len(optional))) < np.minimum(share * noise, 1.0)
     return reported.assign(
         **{column: reported[column].mask(missing[:, i]) for i, column in enumerate(optional)}
     )

@@ -62,11 +62,12 @@ class SurveyInvalid(ValueError):
 
 def validate_survey(survey: Survey) -> ValidationReport:
     """Run the schema checks on every table present and the cross-table checks; never stops early."""
-    parts = [_schema_failures(name, frame) for name, frame in _present_tables(survey).items()]
+    tables = _present_tables(survey)
+    parts = [_schema_failures(name, frame) for name, frame in tables.items()]
     parts += [
-        _unknown_villages(survey.households, survey.villages),
-        _members_without_household(survey.households, survey.members),
-        _oversized_households(survey.members),
+        _unknown_villages(tables["households"], tables.get("villages")),
+        _members_without_household(tables["households"], tables.get("members")),
+        _oversized_households(tables.get("members")),
     ]
     failures = pd.concat([_empty_failures(), *parts], ignore_index=True)
     return ValidationReport(failures=failures)
@@ -86,8 +87,10 @@ def conform(survey: Survey) -> Survey:
 
 
 def _present_tables(survey: Survey) -> dict[str, pd.DataFrame]:
+    """The tables present, indexed by row position so that `row` in a report is the row of the file
+    (and a frame with a duplicated index, e.g. a careless concat, is still checked)."""
     tables = {name: getattr(survey, name) for name in SCHEMAS}
-    return {name: frame for name, frame in tables.items() if frame is not None}
+    return {name: frame.reset_index(drop=True) for name, frame in tables.items() if frame is not None}
 
 
 def _empty_failures() -> pd.DataFrame:

@@ -18,9 +18,12 @@ see the row), on the metric and margin of `training/settings.yaml`:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -49,6 +52,41 @@ EXPERIMENT_NAME = "povrisk"
 CHALLENGER, CHAMPION = "challenger", "champion"
 HELD_OUT_ARTIFACT = "held_out/held_out.parquet"
 INPUT_EXAMPLE_ROWS = 5
+PROGRESS_BAR_VARIABLE = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+PYFUNC_LOGGER = "mlflow.pyfunc"
+# MLflow's notice on every `log_model` with a Python object: we log our own `PackagedPredictor` and load
+# only models this package registered, so the notice is noise in the CLI output.
+CLOUDPICKLE_NOTICE = "Passing a Python object as `python_model`"
+
+
+class _DropMessage(logging.Filter):
+    """Drops log records whose message starts with `prefix`."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
+
+@contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """While inside: no artifact upload/download progress bars (MLflow reads
+    `MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR` at each transfer) and no cloudpickle notice from
+    `mlflow.pyfunc`. The variable (unless the caller set it) and the logger are restored on exit."""
+    previous = os.environ.get(PROGRESS_BAR_VARIABLE)
+    if previous is None:
+        os.environ[PROGRESS_BAR_VARIABLE] = "false"
+    notice_filter = _DropMessage(CLOUDPICKLE_NOTICE)
+    logger = logging.getLogger(PYFUNC_LOGGER)
+    logger.addFilter(notice_filter)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice_filter)
+        if previous is None:
+            os.environ.pop(PROGRESS_BAR_VARIABLE, None)
 
 
 def tracking_uri() -> str:
@@ -98,6 +136,7 @@ def log_and_register(trained: TrainedTask, policy: Policy | None = None) -> dict
     model = trained.model
     client = _client()
     with (
+        quiet_mlflow(),
         mlflow.start_run(
             experiment_id=_experiment_id(client), run_name=f"{model.task}-{model.data_hash}"
         ) as run,
@@ -161,7 +200,8 @@ def _alias_version(client: MlflowClient, task: str, alias: str) -> Any | None:
 
 
 def _held_out_rows(run_id: str) -> pd.DataFrame:
-    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HELD_OUT_ARTIFACT)
+    with quiet_mlflow():
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HELD_OUT_ARTIFACT)
     return pd.read_parquet(path).set_index(["household_id", "round"])
 
 
@@ -202,7 +242,8 @@ def promote(
         champion_value = float(champion_run.data.metrics.get(rule.metric, math.nan))
     else:
         comparison = "the champion scoring the challenger's held-out rows"
-        champion_model = load_task_model(f"models:/{registered_name(task)}/{champion.version}")
+        with quiet_mlflow():
+            champion_model = load_task_model(f"models:/{registered_name(task)}/{champion.version}")
         champion_value = binary_metrics(labels, champion_model.predict_proba(rows), coverage)[rule.metric]
     wins = rule.challenger_wins(challenger_value, champion_value)
     if wins:
@@ -225,9 +266,11 @@ def promote(
 
 
 def load_champion(task: str) -> TaskModel:
-    """The current champion's TaskModel (`models:/povrisk-<task>@champion`)."""
+    """The current champion's TaskModel (`models:/povrisk-<task>@champion`), carrying its registered
+    name and version."""
     _client()
-    return load_task_model(f"models:/{registered_name(task)}@{CHAMPION}")
+    with quiet_mlflow():
+        return load_task_model(f"models:/{registered_name(task)}@{CHAMPION}")
 
 
 def load_champion_predictor(policy: Policy | None = None) -> RiskPredictor:

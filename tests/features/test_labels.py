@@ -39,12 +39,21 @@ def test_poor_now_rule(policy: Policy) -> None:
             [0, 0, 0, 1, 0],  # income fine, dangerous house
             [0, 0, NAN, NAN, NAN],  # income fine, guarantees unknown: not poor as far as known
             [NAN, 0, 0, 0, 0],  # income unknown, no guarantee fails: unknown
-            [NAN, NAN, 1, NAN, NAN],  # income unknown but a guarantee fails: poor
+            [NAN, NAN, 1, NAN, NAN],  # income unknown, a guarantee fails: still unknown (no label leak)
+            [NAN, 1, 1, 1, 1],  # income unknown, every guarantee fails: still unknown
+            [1, NAN, NAN, NAN, NAN],  # income below the line, guarantees unknown: poor
         ]
     )
     result = poor_now(features, policy)
-    np.testing.assert_array_equal(result.to_numpy(), [1, 1, 0, NAN, 1])
+    np.testing.assert_array_equal(result.to_numpy(), [1, 1, 0, NAN, NAN, NAN, 1])
     assert result.index.equals(features.index)
+
+
+def test_unknown_income_says_nothing_about_the_label(policy: Policy) -> None:
+    """Among labelled rows, a household with unknown income must not be more often poor: none is labelled."""
+    features = _deprivations([[NAN, 0, 0, 1, 0], [NAN, 0, 0, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 0]])
+    labelled = poor_now(features, policy).dropna()
+    assert list(labelled.index.get_level_values("household_id")) == ["h2", "h3"]
 
 
 def test_survey_label_overrides_where_known(policy: Policy) -> None:

@@ -83,6 +83,28 @@ def test_never_a_negative_contribution_as_reason():
     assert len(reasons) == 4
 
 
+def test_a_missing_value_is_never_a_reason():
+    contrib, values = _row()
+    unrecorded = contrib.copy()
+    unrecorded["income_share_transfers"] = 2.8  # the largest contribution, but the value is missing
+    with_nan = values.copy()
+    with_nan["income_share_transfers"] = math.nan
+    with_nan["shock_serious_illness"] = math.nan  # recorded in the contributions, unrecorded here
+    reasons = top_reasons(unrecorded, with_nan.drop(labels=["no_labour_capacity"]), k=2, lang="en")
+    assert [r.indicator for r in reasons] == ["per_capita_net_income", "mystery_indicator"]
+    assert all(not math.isnan(r.value) for r in reasons)
+    assert not any("not recorded" in r.sentence for r in reasons)
+
+
+def test_no_reasons_when_every_raising_indicator_is_missing():
+    contrib, values = _row()
+    missing = values.copy()
+    missing[["shock_serious_illness", "per_capita_net_income", "no_labour_capacity", "mystery_indicator"]] = (
+        math.nan
+    )
+    assert top_reasons(contrib, missing, k=3, lang="en") == []
+
+
 def test_fallback_for_unknown_indicator_and_missing_value():
     contrib, values = _row()
     reasons = top_reasons(contrib, values, k=10, lang="en")

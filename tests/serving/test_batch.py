@@ -10,11 +10,13 @@ import pandas as pd
 import pytest
 
 from features.frame import build_features
+from features.policy import Policy
 from models.predictor import RiskPredictor
 from monitoring.categories import CATEGORIES, monitoring_category
 from monitoring.store import UpsertResult, create_schema, list_flags, make_engine, upsert_flags
-from serving.batch import FLAG_COLUMNS, reasons_json, reasons_text, score_round
+from serving.batch import FLAG_COLUMNS, model_reference, reasons_json, reasons_text, score_round
 from survey.io import Survey
+from training.tracking import load_champion_predictor
 
 LAST_ROUND = 2
 
@@ -73,6 +75,25 @@ def test_model_identity_names_both_tasks(flags: pd.DataFrame, predictor: RiskPre
     assert set(flags["model_name"]) == {"povrisk-poverty;povrisk-relapse"}
     relapse_hash = predictor.relapse.data_hash if predictor.relapse else ""
     assert set(flags["model_version"]) == {f"7;data-{relapse_hash}"}
+
+
+def test_model_reference_prefers_the_registry_identity(predictor: RiskPredictor) -> None:
+    assert predictor.poverty is not None
+    in_memory = predictor.poverty
+    registered = in_memory.registered_as("povrisk-poverty", "4")
+    assert model_reference(in_memory) == ("povrisk-poverty", f"data-{in_memory.data_hash}")
+    assert model_reference(registered) == ("povrisk-poverty", "4")
+    assert model_reference(registered, "9") == ("povrisk-poverty", "9")
+
+
+def test_champions_from_the_registry_report_their_versions(
+    registry: str, county: Survey, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry)
+    champions = load_champion_predictor(policy)
+    flags = score_round(champions, county, LAST_ROUND, lang="en")
+    assert set(flags["model_name"]) == {"povrisk-poverty;povrisk-relapse"}
+    assert set(flags["model_version"]) == {"1;1"}
 
 
 def test_inputs_are_not_changed(predictor: RiskPredictor, county: Survey) -> None:

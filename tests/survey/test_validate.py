@@ -151,3 +151,14 @@ def test_conform_raises_with_the_report(small_survey: Survey) -> None:
         conform(replace(small_survey, members=members))
     assert len(raised.value.report.failures) == 8
     assert "members.age" in str(raised.value)
+
+
+def test_a_duplicated_index_is_still_checked_and_rows_are_file_positions() -> None:
+    households = pd.DataFrame(
+        {"household_id": ["H1", "H2", "H1"], "village_id": ["V1", "V1", "V1"], "round": [0, 0, 0]},
+        index=[0, 1, 0],
+    )
+    report = validate_survey(Survey(households=households))
+    duplicates = report.failures[report.failures["table"] == "households"]
+    assert not report.ok
+    assert set(duplicates["row"]) == {0, 2}

@@ -1,10 +1,13 @@
 """Real MLflow round trip in a temporary SQLite store."""
 
+import logging
+import os
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from models.predictor import load_task_model, registry_reference
 from models.spec import LightGBMSpec
 from training.tracking import (
     artifact_root,
@@ -12,6 +15,7 @@ from training.tracking import (
     load_champion_predictor,
     log_and_register,
     promote,
+    quiet_mlflow,
     tracking_uri,
 )
 from training.train import train_task
@@ -27,9 +31,18 @@ def test_tracking_uri_defaults_to_sqlite_in_cwd(monkeypatch, tmp_path):
     assert artifact_root(tracking_uri()) is None
 
 
+def test_registry_reference_reads_name_version_and_alias():
+    assert registry_reference("models:/povrisk-poverty/3") == ("povrisk-poverty", "3", None)
+    assert registry_reference("models:/povrisk-relapse@champion") == ("povrisk-relapse", None, "champion")
+    assert registry_reference("runs:/abc123/model") is None
+    assert registry_reference("models:/povrisk-poverty/latest") is None
+    assert registry_reference("/tmp/some/model") is None
+
+
 @pytest.mark.integration
-def test_register_promote_and_load_champion(monkeypatch, tmp_path, county, policy, trained):
+def test_register_promote_and_load_champion(monkeypatch, tmp_path, county, policy, trained, capfd):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
     good = trained["poverty"]
 
     first = log_and_register(good, policy)
@@ -39,6 +52,8 @@ def test_register_promote_and_load_champion(monkeypatch, tmp_path, county, polic
     assert decision["promoted"] and "no champion" in decision["reason"]
 
     champion = load_champion("poverty")
+    assert (champion.registered_name, champion.registered_version) == ("povrisk-poverty", "1")
+    assert good.model.registered_name is None and good.model.registered_version is None
     np.testing.assert_allclose(
         champion.predict_proba(good.held_out), good.model.predict_proba(good.held_out), rtol=0, atol=1e-12
     )
@@ -53,6 +68,9 @@ def test_register_promote_and_load_champion(monkeypatch, tmp_path, county, polic
     assert not refused["promoted"]
     assert refused["champion_version"] == 1 and refused["challenger_value"] < refused["champion_value"]
     assert load_champion("poverty").metrics == champion.metrics
+    assert load_champion("poverty").registered_version == "1", "the champion is still version 1"
+    assert load_task_model("models:/povrisk-poverty/2").registered_version == "2"
+    assert load_task_model("models:/povrisk-poverty@challenger").registered_version == "2"
 
     predictor = load_champion_predictor(policy)
     assert predictor.relapse is None and predictor.poverty is not None
@@ -62,6 +80,11 @@ def test_register_promote_and_load_champion(monkeypatch, tmp_path, county, polic
     assert not repeat["promoted"], "an equal model does not win by more than the margin"
     assert third["version"] == 3
 
+    printed = capfd.readouterr().err
+    assert "Downloading artifacts" not in printed, "no MLflow progress bars while logging and loading"
+    assert "CloudPickle" not in printed
+    assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ, "the variable is restored"
+
 
 @pytest.mark.integration
 def test_promote_or_load_without_models_raises(monkeypatch, tmp_path, policy):
@@ -70,3 +93,20 @@ def test_promote_or_load_without_models_raises(monkeypatch, tmp_path, policy):
         promote("relapse", policy)
     with pytest.raises(LookupError, match="no champion"):
         load_champion_predictor(policy)
+
+
+def test_quiet_mlflow_is_scoped_and_keeps_a_callers_setting(monkeypatch, caplog):
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    pyfunc_logger = logging.getLogger("mlflow.pyfunc")
+    with caplog.at_level(logging.WARNING, logger="mlflow.pyfunc"), quiet_mlflow():
+        assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"
+        pyfunc_logger.warning("Passing a Python object as `python_model` causes it to be serialized")
+        pyfunc_logger.warning("another warning")
+    assert [record.getMessage() for record in caplog.records] == ["another warning"]
+    assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ
+    assert not pyfunc_logger.filters
+
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")
+    with quiet_mlflow():
+        assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "true"
+    assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "true"

@@ -1,0 +1,132 @@
+"""The `povrisk` commands end to end on a small county: the contracts of DESIGN.md, run for real
+(a real MLflow SQLite store and a real SQLite flag store in a temporary folder)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+
+pytestmark = pytest.mark.integration
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def workplace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(autouse=True)
+def local_stores(workplace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workplace / 'mlflow.db'}")
+    monkeypatch.setenv("POVRISK_DB_URL", f"sqlite:///{workplace / 'flags.db'}")
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+@pytest.fixture(scope="module")
+def county(workplace: Path) -> Path:
+    out = workplace / "county"
+    arguments = ["simulate", "--out", str(out), "--households", "600", "--villages", "8", "--rounds", "3"]
+    result = runner.invoke(app, [*arguments, "--seed", "3", "--draws", "20"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def invoke(*arguments: str) -> tuple[int, str]:
+    """Exit code and everything printed (stdout and stderr)."""
+    result = runner.invoke(app, list(arguments))
+    return result.exit_code, result.output
+
+
+def last_json_line(*arguments: str) -> dict:
+    """Run a command that must succeed and parse the last line of its standard output."""
+    result = runner.invoke(app, list(arguments))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_simulate_writes_a_valid_panel_with_ground_truth(county: Path) -> None:
+    assert {p.name for p in county.iterdir()} >= {"households.parquet", "members.parquet", "truth.parquet"}
+    households = pd.read_parquet(county / "households.parquet")
+    assert sorted(households["round"].unique()) == [0, 1, 2]
+    assert invoke("validate", str(county)) == (0, f"{county}: valid\n")
+
+
+def test_validate_names_every_bad_column_and_exits_1(county: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    members = pd.read_parquet(county / "members.parquet")
+    members.loc[members.index[0], "age"] = -5
+    members.to_parquet(bad / "members.parquet")
+    households = pd.read_parquet(county / "households.parquet")
+    households.loc[households.index[1], "sex_of_head"] = "n/a"  # an extra column is allowed
+    households.loc[households.index[2], "cooking_fuel"] = "dung"
+    pd.concat([households, households.head(1)]).to_parquet(bad / "households.parquet")
+
+    code, output = invoke("validate", str(bad))
+
+    assert code == 1
+    for named in ("age", "cooking_fuel", "household_id"):
+        assert named in output
+    assert "sex_of_head" not in output
+
+
+def test_validate_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    code, output = invoke("validate", str(tmp_path / "nowhere"))
+    assert code == 1
+    assert "nowhere" in output
+
+
+def test_train_evaluate_promote_score_and_follow_a_flag(county: Path, workplace: Path) -> None:
+    for task in ("poverty", "relapse"):
+        metrics = last_json_line("train", "--data", str(county), "--task", task)
+        assert metrics["task"] == task
+        assert 0.5 <= metrics["roc_auc"] <= 1.0
+        assert last_json_line("promote", "--task", task)["promoted"] is True
+
+    evaluation = workplace / "relapse.json"
+    arguments = ("--data", str(county), "--task", "relapse", "--seed", "0,1", "--json", str(evaluation))
+    code, output = invoke("evaluate", *arguments)
+    assert code == 0, output
+    document = json.loads(evaluation.read_text())
+    assert document["task"] == "relapse"
+    assert {"roc_auc", "pr_auc", "ece", "roc_auc_std"} <= set(document["model"])
+    assert document["baselines"] and "roc_auc" in document["oracle"]
+
+    flags_file = workplace / "flags.csv"
+    arguments = ("--data", str(county), "--round", "2", "--out", str(flags_file), "--lang", "en")
+    code, output = invoke("score", *arguments)
+    assert code == 0, output
+    flags = pd.read_csv(flags_file)
+    assert len(flags) == len(pd.read_parquet(flags_file.with_suffix(".parquet"))) > 0
+    assert set(flags["round"]) == {2}
+    assert flags["reasons"].str.len().gt(0).all()
+
+    code, output = invoke("flags", "list", "--status", "flagged")
+    assert code == 0 and "flagged" in output
+    first_id = output.splitlines()[1].split()[0]
+    assert invoke("flags", "set", first_id, "verified", "--by", "cadre Li", "--note", "visited")[0] == 0
+    code, output = invoke("flags", "set", first_id, "risk_eliminated", "--by", "cadre Li")
+    assert code == 1
+    assert "verified" in output and "risk_eliminated" in output
+
+
+def test_score_a_round_that_is_not_there(county: Path, tmp_path: Path) -> None:
+    code, output = invoke("score", "--data", str(county), "--round", "9", "--out", str(tmp_path / "f.csv"))
+    assert code == 1
+    assert "no round 9" in output
+    assert not (tmp_path / "f.csv").exists()
+
+
+def test_seeds_must_be_integers(county: Path, tmp_path: Path) -> None:
+    evaluation = tmp_path / "e.json"
+    arguments = ("--data", str(county), "--task", "relapse", "--seed", "0,x", "--json", str(evaluation))
+    code, output = invoke("evaluate", *arguments)
+    assert code != 0
+    assert "seeds must be integers" in output
