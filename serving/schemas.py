@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -202,32 +203,44 @@ def to_frames(household: HouseholdIn) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     Fields left out are absent columns; yes/no answers become 0/1 floats; numbers are float64, except
     `round` and `survey_year` (int64). The member frame has the key columns even when there are no members.
+    Columns are built as typed arrays directly: this runs on every request.
     """
     answers = household.model_dump(exclude={"members"}, exclude_none=True)
-    households = pd.DataFrame([{name: _canonical(value) for name, value in answers.items()}])
-    households = households.astype(_dtypes(households.columns, _HOUSEHOLD_TEXT, _HOUSEHOLD_INTEGERS))
-    member_rows = [
+    households = pd.DataFrame(
         {
-            "household_id": household.household_id,
-            "round": household.round,
-            **{name: _canonical(value) for name, value in member.model_dump(exclude_none=True).items()},
+            name: _typed_column([value], name, _HOUSEHOLD_TEXT, _HOUSEHOLD_INTEGERS)
+            for name, value in answers.items()
         }
-        for member in household.members
+    )
+    rows = [member.model_dump(exclude_none=True) for member in household.members]
+    member_columns = [
+        "member_id",
+        *dict.fromkeys(name for row in rows for name in row if name != "member_id"),
     ]
     members = pd.DataFrame(
-        member_rows, columns=None if member_rows else ["household_id", "member_id", "round"]
+        {
+            "household_id": _typed_column(
+                [household.household_id] * len(rows), "household_id", _MEMBER_TEXT, ()
+            ),
+            "member_id": _typed_column([row["member_id"] for row in rows], "member_id", _MEMBER_TEXT, ()),
+            "round": _typed_column([household.round] * len(rows), "round", (), ("round",)),
+            **{
+                name: _typed_column([row.get(name) for row in rows], name, _MEMBER_TEXT, ())
+                for name in member_columns[1:]
+            },
+        }
     )
-    members = members.astype(_dtypes(members.columns, _MEMBER_TEXT, ("round",)))
     return households, members
 
 
-def _dtypes(columns: pd.Index, text: tuple[str, ...], integers: tuple[str, ...]) -> dict[str, str]:
-    return {name: "str" if name in text else "int64" if name in integers else "float64" for name in columns}
-
-
-def _canonical(value: Any) -> Any:
-    """Booleans as 0/1 floats; everything else unchanged."""
-    return float(value) if isinstance(value, bool) else value
+def _typed_column(
+    values: list[Any], name: str, text: tuple[str, ...], integers: tuple[str, ...]
+) -> np.ndarray:
+    if name in text:
+        return np.array(values, dtype=object)
+    if name in integers:
+        return np.array(values, dtype=np.int64)
+    return np.array([np.nan if value is None else float(value) for value in values], dtype=np.float64)
 
 
 def household_from_survey(survey: Survey, household_id: str, round: int) -> HouseholdIn:
