@@ -44,7 +44,7 @@ def main() -> None:
         household_rounds=rows,
         indicators=features.shape[1],
         seconds=build_s,
-        households_per_s=rows / build_s,
+        household_rounds_per_s=rows / build_s,
         peak_rss_mb=peak_rss_mb(),
     )
 

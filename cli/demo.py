@@ -75,7 +75,7 @@ def run_demo(out: Path, *, households: int, console: Console) -> None:
     console.print_json(json.dumps(response, ensure_ascii=False))
 
     console.rule("5. households to visit first")
-    print_top_flags(flags, limit=10, console=console)
+    print_top_flags(flags, per_category=3, console=console)
     console.rule("where to look")
     console.print(
         f"flag lists: {out}/flags-round-{latest_round}.csv (and .parquet)\n"
@@ -95,15 +95,19 @@ def score_over_http(payload: dict[str, Any], *, tracking: str, log: Path, consol
         return dict(response.json())
 
 
-def print_top_flags(flags: pd.DataFrame, *, limit: int, console: Console) -> None:
-    """The households to visit first: highest risk first, each with its category rule and reasons."""
-    top_risk = flags[["poverty_risk", "relapse_risk"]].max(axis=1)
-    ranked = flags.assign(top_risk=top_risk).nlargest(limit, "top_risk")
-    for _, flag in ranked.iterrows():
+def print_top_flags(flags: pd.DataFrame, *, per_category: int, console: Console) -> None:
+    """The households to visit first in each monitoring category, with the rule and the reasons.
+
+    Poor households are ranked by poverty risk, every other category by relapse risk."""
+    for category, members in flags.groupby("category", sort=False):
+        risk = "poverty_risk" if category == "poor" else "relapse_risk"
         console.print(
-            f"[bold]{flag['village_id']} {flag['household_id']}[/]  "
-            f"{flag['category']} ({flag['category_rule']})  poverty risk {flag['poverty_risk']:.2f}, "
-            f"relapse risk {flag['relapse_risk']:.2f}, tier {flag['risk_tier']}"
+            f"[bold]{category}[/]: {len(members):,} households; highest {risk.replace('_', ' ')} first"
         )
-        for reason in str(flag["reasons"]).split("; "):
-            console.print(f"    - {reason}")
+        for _, flag in members.nlargest(per_category, risk).iterrows():
+            console.print(
+                f"  {flag['village_id']} {flag['household_id']}  poverty risk {flag['poverty_risk']:.2f}, "
+                f"relapse risk {flag['relapse_risk']:.2f}, tier {flag['risk_tier']}; {flag['category_rule']}"
+            )
+            for reason in filter(None, str(flag["reasons"]).split("; ")):
+                console.print(f"      - {reason}")

@@ -234,20 +234,11 @@ def serve(
     ] = "127.0.0.1",
 ) -> None:
     """Start the BentoML service with the champion models of the MLflow registry."""
-    import subprocess
+    import os
 
-    command = [
-        sys.executable,
-        "-m",
-        "bentoml",
-        "serve",
-        "serving.service:PovertyRiskService",
-        "--host",
-        host,
-        "--port",
-        str(port),
-    ]
-    raise typer.Exit(code=subprocess.call(command))
+    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:PovertyRiskService"]
+    # become the server (exec), so that stopping `povrisk serve` stops the service itself
+    os.execv(sys.executable, [*command, "--host", host, "--port", str(port)])
 
 
 @flags_app.command("list")
