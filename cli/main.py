@@ -23,6 +23,10 @@ flags_app = typer.Typer(
     help="Follow flagged households: list them, record field decisions.", no_args_is_help=True
 )
 app.add_typer(flags_app, name="flags")
+import_app = typer.Typer(
+    help="Convert an external survey into the canonical schema (a survey folder).", no_args_is_help=True
+)
+app.add_typer(import_app, name="import")
 
 console = Console(stderr=True)
 
@@ -273,6 +277,33 @@ def flags_set(
     except (IllegalTransition, LookupError) as error:
         raise _fail(str(error)) from error
     print(f"flag {flag_id}: {status}")
+
+
+@import_app.command("costa-rica")
+def import_costa_rica_survey(
+    path: Annotated[
+        Path, typer.Argument(help="The Costa Rica survey's train.csv (Kaggle / IDB, one row per person).")
+    ],
+    out: Annotated[Path, typer.Option(help="Survey folder to write (replaced atomically).")],
+) -> None:
+    """Import the Costa Rica household survey: households, members, regions as villages, Target labels;
+    print the import log (persons, households, households without head, ...), one count a line."""
+    from survey.adapters.costa_rica import CostaRicaFormatError, import_costa_rica
+    from survey.io import write_survey
+    from survey.validate import validate_survey
+
+    try:
+        imported = import_costa_rica(path)
+    except CostaRicaFormatError as error:
+        raise _fail(str(error)) from error
+    report = validate_survey(imported.survey)
+    if not report.ok:
+        console.print(report.summary())
+        raise _fail(f"{path}: the imported survey does not match the canonical schema; nothing written")
+    write_survey(imported.survey, out)
+    for name, count in imported.log.items():
+        print(f"{name}: {count}")
+    console.print(f"wrote {imported.log['households']:,} households to {out}")
 
 
 @app.command()

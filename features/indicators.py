@@ -22,6 +22,8 @@ WEAK_HOUSING_STRUCTURES = ("earth_wood", "other")
 """Housing structures counted as weak: earth-and-wood houses and the residual "other" (mostly makeshift)."""
 SOLID_COOKING_FUELS = ("coal", "firewood", "other")
 """Solid cooking fuels (indoor-air and poverty marker). "other" is mostly straw and dung in rural surveys."""
+PRECARIOUS_TENURES = ("precarious",)
+"""Tenures without a secure right to stay in the dwelling (squatting, informal occupation)."""
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -45,10 +47,13 @@ def _as_float(values: pd.Series) -> pd.Series:
 
 
 def _per_positive(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
-    """numerator / denominator where the denominator is positive; NaN elsewhere (no inf, no sign flips)."""
+    """numerator / denominator where the denominator is positive; NaN elsewhere, and where the quotient
+    overflows float64 (no inf, no sign flips)."""
     bottom = _values(denominator)
     ratio = np.full(len(bottom), np.nan)
-    np.divide(_values(numerator), bottom, out=ratio, where=bottom > 0)
+    with np.errstate(over="ignore"):
+        np.divide(_values(numerator), bottom, out=ratio, where=bottom > 0)
+    ratio[np.isinf(ratio)] = np.nan
     return _series(ratio, denominator)
 
 
@@ -92,6 +97,16 @@ def dependency_ratio(children: pd.Series, elderly: pd.Series, working_age: pd.Se
     """(Members under 16 + members 65 and over) / members aged 16-64; NaN when nobody is of working age."""
     dependants = _series(_values(children) + _values(elderly), children)
     return _per_positive(dependants, working_age)
+
+
+def share_children(children: pd.Series, household_size: pd.Series) -> pd.Series:
+    """Members under 16 / household size (0-1)."""
+    return _per_positive(children, household_size)
+
+
+def share_elderly(elderly: pd.Series, household_size: pd.Series) -> pd.Series:
+    """Members aged 65 and over / household size (0-1)."""
+    return _per_positive(elderly, household_size)
 
 
 def labour_capable_members(labour_capable_members: pd.Series) -> pd.Series:
@@ -198,6 +213,12 @@ def school_age_not_in_school(school_age_not_in_school: pd.Series) -> pd.Series:
     return _as_float(school_age_not_in_school)
 
 
+def schooling_gap(schooling_gap: pd.Series) -> pd.Series:
+    """Mean years behind the grade expected for their age, over the school-age members (years); NaN when
+    the household has no school-age member or the survey does not record it."""
+    return _as_float(schooling_gap)
+
+
 # ----------------------------------------------------------------------------------------------- health
 
 
@@ -214,6 +235,11 @@ def serious_illness_members(serious_illness_members: pd.Series) -> pd.Series:
 def disabled_members(disabled_members: pd.Series) -> pd.Series:
     """Members with a disability, persons."""
     return _as_float(disabled_members)
+
+
+def share_disabled(disabled_members: pd.Series, household_size: pd.Series) -> pd.Series:
+    """Members with a disability / household size (0-1)."""
+    return _per_positive(disabled_members, household_size)
 
 
 def medical_expense_share(medical_expenses: pd.Series, net_income: pd.Series) -> pd.Series:
@@ -262,6 +288,32 @@ def solid_cooking_fuel(cooking_fuel: pd.Series) -> pd.Series:
 def electricity(electricity: pd.Series) -> pd.Series:
     """1 when the house has a household electricity connection, else 0."""
     return _as_float(electricity)
+
+
+def persons_per_room(household_size: pd.Series, rooms: pd.Series) -> pd.Series:
+    """Household members per room of the dwelling (all rooms), persons per room; NaN without rooms."""
+    return _per_positive(household_size, rooms)
+
+
+def persons_per_bedroom(household_size: pd.Series, bedrooms: pd.Series) -> pd.Series:
+    """Household members per bedroom, persons per bedroom; NaN when no bedroom is recorded."""
+    return _per_positive(household_size, bedrooms)
+
+
+def no_toilet(toilet: pd.Series) -> pd.Series:
+    """1 when the dwelling has no toilet of any kind, 0 when it has one."""
+    has_toilet = _values(toilet)
+    return _flag(has_toilet == 0, ~np.isnan(has_toilet), toilet)
+
+
+def rent_per_capita(rent_paid: pd.Series, household_size: pd.Series) -> pd.Series:
+    """Rent (or house instalments) paid per member, money per person per year (0 for owners)."""
+    return _per_positive(rent_paid, household_size)
+
+
+def tenure_precarious(tenure: pd.Series) -> pd.Series:
+    """1 when the household occupies its dwelling without a secure right to stay, else 0."""
+    return _category_flag(tenure, PRECARIOUS_TENURES)
 
 
 # ------------------------------------------------------------------------------------------------ water

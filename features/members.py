@@ -43,6 +43,7 @@ MEMBER_AGGREGATES = (
     "chronic_illness_members",
     "serious_illness_members",
     "disabled_members",
+    "schooling_gap",
 )
 
 
@@ -196,6 +197,10 @@ def aggregate_members(members: pd.DataFrame) -> tuple[pd.Series, np.ndarray, dic
     columns = {
         name: _group_sum(codes, n_groups, values) for name, values in per_member.items() if values is not None
     }
+    school_years_behind = _column(members, "school_years_behind")
+    if school_years_behind is not None:
+        # recorded for school-age members only, so the mean over known values is over school-age members
+        columns["schooling_gap"] = _group_mean(codes, n_groups, school_years_behind)
     adult_education = _adult_only(education, age)
     if adult_education is not None:
         columns["mean_adult_education_years"] = _group_mean(codes, n_groups, adult_education)
@@ -215,7 +220,8 @@ def member_aggregates(members: pd.DataFrame) -> pd.DataFrame:
     migrant_work_months_total, children (< 16), elderly (>= 65), working_age (16-64),
     mean_adult_education_years / max_adult_education_years (members aged 16+),
     school_age_not_in_school (aged 7-15 with in_school == 0), chronic_illness_members,
-    serious_illness_members, disabled_members.
+    serious_illness_members, disabled_members, schooling_gap (mean years behind in school over the
+    members whose ``school_years_behind`` is recorded, i.e. the school-age members).
     """
     group_households, group_rounds, columns = aggregate_members(members)
     absent = np.full(len(group_rounds), np.nan)

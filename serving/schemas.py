@@ -29,6 +29,7 @@ LabourCapacity = Literal["skilled", "ordinary", "weak", "lost", "none"]
 HousingStructure = Literal["reinforced_concrete", "brick_concrete", "brick_wood", "earth_wood", "other"]
 CookingFuel = Literal["electricity", "gas", "biogas", "coal", "firewood", "other"]
 PovertyStatus = Literal["never_poor", "poor", "exited"]
+Tenure = Literal["owned", "owned_paying", "rented", "precarious", "other"]
 
 _MAX_MONEY = 1e8
 _MIN_NET_MONEY = -1e7
@@ -72,6 +73,9 @@ class MemberIn(_Input):
     sex: Sex | None = Field(default=None, description="Sex", examples=["female"])
     age: float | None = _bounded("Age in years", 0, 120, 42)
     education_years: float | None = _bounded("Completed years of schooling", 0, 25, 9)
+    school_years_behind: float | None = _bounded(
+        "Years behind the grade expected for the age (school-age members)", 0, 20, 0
+    )
     in_school: bool | None = _yes_no("Currently enrolled in school")
     health_status: HealthStatus | None = Field(
         default=None, description="Health status", examples=["healthy"]
@@ -115,6 +119,15 @@ class HouseholdIn(_Input):
     safe_drinking_water: bool | None = _yes_no("Has safe drinking water")
     electricity: bool | None = _yes_no("Has grid electricity")
     cooking_fuel: CookingFuel | None = Field(default=None, description="Main cooking fuel", examples=["gas"])
+    rooms: float | None = _bounded("Rooms of the dwelling (all rooms)", 0, 100, 4)
+    bedrooms: float | None = _bounded("Bedrooms of the dwelling", 0, 100, 2)
+    toilet: bool | None = _yes_no("Has a toilet in the dwelling")
+    tenure: Tenure | None = Field(
+        default=None,
+        description="Tenure of the dwelling: owned, owned_paying (instalments), rented, precarious, other",
+        examples=["owned"],
+    )
+    rent_paid: float | None = _money("Rent or instalments paid for the dwelling", 0)
     # access
     distance_road_km: float | None = _bounded("Distance to a paved road, km", 0, 500, 0.5)
     distance_market_km: float | None = _bounded("Distance to the nearest market, km", 0, 500, 6)
@@ -193,7 +206,14 @@ class ScoreResponse(BaseModel):
     models: list[ModelRef]
 
 
-_HOUSEHOLD_TEXT = ("household_id", "village_id", "housing_structure", "cooking_fuel", "poverty_status")
+_HOUSEHOLD_TEXT = (
+    "household_id",
+    "village_id",
+    "housing_structure",
+    "cooking_fuel",
+    "tenure",
+    "poverty_status",
+)
 _HOUSEHOLD_INTEGERS = ("round", "survey_year")
 _MEMBER_TEXT = ("household_id", "member_id", "relation_to_head", "sex", "health_status", "labour_capacity")
 

@@ -20,6 +20,9 @@ RELATIONS_TO_HEAD = ("head", "spouse", "child", "child_in_law", "grandchild", "p
 SEXES = ("male", "female")
 HEALTH_STATUSES = ("healthy", "chronic", "serious_illness")
 LABOUR_CAPACITIES = ("skilled", "ordinary", "weak", "lost", "none")
+TENURES = ("owned", "owned_paying", "rented", "precarious", "other")
+"""Tenure of the dwelling: owned outright, owned and still paying instalments, rented, precarious
+(squatting, no secure right to stay), other (assigned by an employer, borrowed)."""
 
 INCOME_COLUMNS = (
     "income_wages",
@@ -78,6 +81,11 @@ class Households(pa.DataFrameModel):
     safe_drinking_water: Optional[Series[float]] = _yes_no()
     electricity: Optional[Series[float]] = _yes_no()
     cooking_fuel: Optional[Series[str]] = pa.Field(isin=COOKING_FUELS, nullable=True)
+    rooms: Optional[Series[float]] = pa.Field(ge=0, le=100, nullable=True)  # all rooms of the dwelling
+    bedrooms: Optional[Series[float]] = pa.Field(ge=0, le=100, nullable=True)
+    toilet: Optional[Series[float]] = _yes_no()  # has a toilet (any system) in the dwelling
+    tenure: Optional[Series[str]] = pa.Field(isin=TENURES, nullable=True)
+    rent_paid: Optional[Series[float]] = _money()  # rent or instalments paid for the dwelling, per year
     # access, km
     distance_road_km: Optional[Series[float]] = pa.Field(ge=0, le=500, nullable=True)
     distance_market_km: Optional[Series[float]] = pa.Field(ge=0, le=500, nullable=True)
@@ -118,6 +126,7 @@ class Members(pa.DataFrameModel):
     sex: Optional[Series[str]] = pa.Field(isin=SEXES, nullable=True)
     age: Optional[Series[float]] = pa.Field(ge=0, le=120, nullable=True)
     education_years: Optional[Series[float]] = pa.Field(ge=0, le=25, nullable=True)
+    school_years_behind: Optional[Series[float]] = pa.Field(ge=0, le=20, nullable=True)  # school-age only
     in_school: Optional[Series[float]] = _yes_no()
     health_status: Optional[Series[str]] = pa.Field(isin=HEALTH_STATUSES, nullable=True)
     disability: Optional[Series[float]] = _yes_no()

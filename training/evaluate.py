@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,8 +34,9 @@ from sklearn.preprocessing import StandardScaler
 
 from features.policy import Policy
 from models.calibration import PlattCalibrator
-from models.spec import LightGBMSpec
-from survey.io import Survey
+from models.spec import LightGBMSpec, load_spec
+from survey.io import Survey, survey_hash
+from training.cross_validation import MODEL, cross_validate_once, slice_metrics, slice_values, task_levels
 from training.metrics import binary_metrics
 from training.settings import TrainingSettings, load_training_settings
 from training.train import (
@@ -162,23 +164,86 @@ def _mean_with_std(runs: Sequence[dict[str, float]]) -> dict[str, float | None]:
     return combined
 
 
-def evaluate_task(
+def _mean_over_folds(folds: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Mean of each metric over folds (NaN-skipping; NaN when undefined in every fold)."""
+    mean: dict[str, float] = {}
+    for key in folds[0]:
+        values = np.array([fold[key] for fold in folds], dtype=np.float64)
+        mean[key] = float(np.nanmean(values)) if (~np.isnan(values)).any() else math.nan
+    return mean
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The report plus what MLflow logs beside it: per (name, seed, fold) metrics and the model's
+    fold choices, and the pooled held-out labels and probabilities for the reliability plot."""
+
+    report: dict[str, Any]
+    fold_runs: list[dict[str, Any]] = field(default_factory=list)
+    held_out_y: np.ndarray = field(default_factory=lambda: np.empty(0))
+    held_out_p: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+
+def evaluate_poverty(
     survey: Survey,
-    task: Task,
+    data: TaskData,
     policy: Policy,
-    seeds: Sequence[int] = (0,),
-    spec: LightGBMSpec | None = None,
-    settings: TrainingSettings | None = None,
-) -> dict[str, Any]:
-    """DESIGN.md's evaluation JSON: task, model, baselines, slices, (oracle), n_test, seeds, outcome."""
-    if not seeds:
-        raise ValueError("evaluate_task needs at least one seed")
-    settings = settings or load_training_settings()
-    specs = candidate_specs(spec, settings)
-    data = task_data(survey, task, policy)
+    seeds: Sequence[int],
+    spec: LightGBMSpec,
+    settings: TrainingSettings,
+) -> Evaluation:
+    """Poverty task: nested cross-validation of the model and the fitted baselines
+    (`training.cross_validation`); each metric is the mean over folds, then mean and std over seeds."""
+    levels = task_levels(survey.households, data)
+    slices = slice_values(survey.households, data)
+    per_seed: dict[str, list[dict[str, float]]] = {}
+    slice_runs: list[dict[str, dict[str, float]]] = []
+    fold_runs: list[dict[str, Any]] = []
+    ys, ps = [], []
+    columns: dict[str, list[str]] = {}
+    for seed in seeds:
+        result = cross_validate_once(data, survey.households, policy, spec, settings, seed)
+        columns = result.baseline_columns
+        for name, folds in result.fold_metrics.items():
+            per_seed.setdefault(name, []).append(_mean_over_folds(folds))
+            for fold, metrics in enumerate(folds):
+                params = result.fold_params[fold] if name == MODEL else {"columns": ",".join(columns[name])}
+                fold_runs.append(
+                    {"name": name, "seed": int(seed), "fold": fold, "metrics": metrics, "params": params}
+                )
+        slice_runs.append(slice_metrics(result, data, levels, slices, policy.flag_coverage))
+        ys.append(data.y)
+        ps.append(result.p_poor[MODEL])
+    report: dict[str, Any] = {
+        "task": "poverty",
+        "model": _mean_with_std(per_seed[MODEL]),
+        "baselines": {name: _mean_with_std(runs) for name, runs in per_seed.items() if name != MODEL},
+        "baseline_columns": columns,
+        "slices": {
+            name: _mean_with_std([run[name] for run in slice_runs if name in run]) for name in slice_runs[0]
+        },
+        "n_test": len(data.y),
+        "outcome": "survey",
+        "levels": list(levels.values) if levels is not None else None,
+        "seeds": [int(seed) for seed in seeds],
+        "policy_version": policy.version,
+        "tuning": {"enabled": settings.tuning.enabled, "n_trials": settings.tuning.n_trials},
+    }
+    return Evaluation(report, fold_runs, np.concatenate(ys), np.concatenate(ps))
+
+
+def evaluate_relapse(
+    survey: Survey,
+    data: TaskData,
+    policy: Policy,
+    seeds: Sequence[int],
+    specs: Sequence[LightGBMSpec],
+    settings: TrainingSettings,
+) -> Evaluation:
+    """Relapse task: round-to-round held-out evaluation (module docstring)."""
     runs = [evaluate_once(survey, data, policy, specs, seed, settings.cv_folds) for seed in seeds]
     report: dict[str, Any] = {
-        "task": task,
+        "task": "relapse",
         "model": _mean_with_std([run["model"] for run in runs]),
         "baselines": {
             name: _mean_with_std([run["baselines"][name] for run in runs]) for name in runs[0]["baselines"]
@@ -191,4 +256,39 @@ def evaluate_task(
     }
     if "oracle" in runs[0]:
         report["oracle"] = _mean_with_std([run["oracle"] for run in runs])
+    fold_runs = [
+        {"name": name, "seed": int(seed), "fold": 0, "metrics": metrics, "params": {}}
+        for seed, run in zip(seeds, runs, strict=True)
+        for name, metrics in [("model", run["model"]), *run["baselines"].items()]
+    ]
+    return Evaluation(report, fold_runs)
+
+
+def evaluate_task(
+    survey: Survey,
+    task: Task,
+    policy: Policy,
+    seeds: Sequence[int] = (0,),
+    spec: LightGBMSpec | None = None,
+    settings: TrainingSettings | None = None,
+    track: bool | None = None,
+) -> dict[str, Any]:
+    """DESIGN.md's evaluation JSON: task, model, baselines, slices, (oracle), n_test, seeds, outcome.
+
+    With `track` (default: `settings.track_evaluations`) the evaluation is logged to MLflow
+    (`training.tracking.log_evaluation`) and the parent run's id is added as `mlflow_run_id`.
+    """
+    if not seeds:
+        raise ValueError("evaluate_task needs at least one seed")
+    settings = settings or load_training_settings()
+    data = task_data(survey, task, policy)
+    if task == "poverty":
+        evaluation = evaluate_poverty(survey, data, policy, seeds, spec or load_spec(), settings)
+    else:
+        evaluation = evaluate_relapse(survey, data, policy, seeds, candidate_specs(spec, settings), settings)
+    report = evaluation.report
+    if settings.track_evaluations if track is None else track:
+        from training.tracking import log_evaluation
+
+        report["mlflow_run_id"] = log_evaluation(evaluation, survey_hash(survey), settings)
     return report

@@ -109,3 +109,22 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, coverage: float | None = None) 
         "recall_at_10pct": _ratio(labels[top_10].sum(), positives),
         "precision_at_10pct": _ratio(labels[top_10].sum(), top_10.sum()),
     }
+
+
+def multiclass_macro_f1(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray | None = None) -> float:
+    """Unweighted mean over `classes` (default: the classes in `y_true`) of each class's F1 =
+    2 TP / (2 TP + FP + FN); a class never true nor predicted has F1 0 (as scikit-learn's
+    `f1_score(average="macro", labels=classes, zero_division=0)`). NaN for no rows."""
+    truth = np.asarray(y_true)
+    predicted = np.asarray(y_pred)
+    if truth.shape != predicted.shape:
+        raise ValueError(f"y_true and y_pred differ in shape: {truth.shape} vs {predicted.shape}")
+    if len(truth) == 0:
+        return math.nan
+    labels = np.unique(truth) if classes is None else np.asarray(classes)
+    scores = []
+    for label in labels:
+        true_positive = float(((truth == label) & (predicted == label)).sum())
+        denominator = float((truth == label).sum() + (predicted == label).sum())
+        scores.append(2.0 * true_positive / denominator if denominator > 0 else 0.0)
+    return float(np.mean(scores))

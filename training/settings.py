@@ -27,11 +27,50 @@ class PromotionRule:
 
 
 @dataclass(frozen=True)
+class TuningSettings:
+    """Optuna search inside each outer training fold (`training.tuning`).
+
+    `enabled` false: the base spec of `models/lightgbm.yaml` is used as is. Otherwise at most `n_trials`
+    TPE trials (sampler seeded with `seed` + the evaluation seed), stopped after `timeout_seconds` per fold,
+    each scored by an `inner_folds`-fold grouped cross-validation on the training fold.
+    """
+
+    enabled: bool = True
+    n_trials: int = 30
+    timeout_seconds: float = 60.0
+    inner_folds: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_trials < 1:
+            raise ValueError(f"tuning.n_trials must be >= 1, got {self.n_trials}")
+        if self.inner_folds < 2:
+            raise ValueError(f"tuning.inner_folds must be >= 2, got {self.inner_folds}")
+        if self.timeout_seconds <= 0:
+            raise ValueError(f"tuning.timeout_seconds must be > 0, got {self.timeout_seconds}")
+
+
+@dataclass(frozen=True)
+class BaselineColumns:
+    """Candidate indicators of the fitted baselines; the first present candidate of each entry is used.
+
+    `traditional_three`: one entry (list of candidates, best proxy first) per traditional dimension
+    (income, labour, livestock/assets). `proxy_means_test`: every present column is used.
+    """
+
+    traditional_three: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    proxy_means_test: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class TrainingSettings:
     cv_folds: int = 5
     shap_summary_rows: int = 2000
     promotion: PromotionRule = PromotionRule()
     complexity_candidates: tuple[dict[str, Any], ...] = field(default_factory=lambda: ({},))
+    tuning: TuningSettings = TuningSettings()
+    baselines: BaselineColumns = BaselineColumns()
+    track_evaluations: bool = True
 
     def __post_init__(self) -> None:
         if self.cv_folds < 2:
@@ -49,4 +88,15 @@ def load_training_settings(path: Path | None = None) -> TrainingSettings:
     raw = yaml.safe_load((path or DEFAULT_SETTINGS_PATH).read_text(encoding="utf-8")) or {}
     promotion = PromotionRule(**raw.pop("promotion", {}))
     candidates = tuple(dict(entry or {}) for entry in raw.pop("complexity_candidates", [{}]))
-    return TrainingSettings(promotion=promotion, complexity_candidates=candidates, **raw)
+    tuning = TuningSettings(**raw.pop("tuning", {}))
+    baseline_raw = raw.pop("baselines", {}) or {}
+    baselines = BaselineColumns(
+        traditional_three={
+            str(dimension): tuple(candidates_of_dimension)
+            for dimension, candidates_of_dimension in (baseline_raw.get("traditional_three") or {}).items()
+        },
+        proxy_means_test=tuple(baseline_raw.get("proxy_means_test") or ()),
+    )
+    return TrainingSettings(
+        promotion=promotion, complexity_candidates=candidates, tuning=tuning, baselines=baselines, **raw
+    )

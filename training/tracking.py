@@ -21,7 +21,9 @@ import json
 import logging
 import math
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -289,3 +291,92 @@ def load_champion_predictor(policy: Policy | None = None) -> RiskPredictor:
             f"no champion for any task in the MLflow registry at {tracking_uri()}; promote one first"
         )
     return RiskPredictor(policy, poverty=models["poverty"], relapse=models["relapse"])
+
+
+METRIC_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
+
+
+def metric_key(*parts: str) -> str:
+    """An MLflow-safe metric key: parts joined by '/', characters MLflow rejects replaced by '_'."""
+    return METRIC_KEY_UNSAFE.sub("_", "/".join(parts))
+
+
+def _finite_metrics(values: dict[str, Any], *prefix: str) -> dict[str, float]:
+    """Numeric, finite entries (not `*_std` of None) under `prefix`."""
+    return {
+        metric_key(*prefix, key): float(value)
+        for key, value in values.items()
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    }
+
+
+def summary_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """The evaluation report flattened: `model/<metric>`, `baseline/<name>/<metric>`,
+    `slice/<slice>/<metric>` (and `oracle/<metric>`)."""
+    metrics = _finite_metrics(report["model"], "model")
+    for name, values in report.get("baselines", {}).items():
+        metrics |= _finite_metrics(values, "baseline", name)
+    for name, values in report.get("slices", {}).items():
+        metrics |= _finite_metrics(values, "slice", name)
+    if "oracle" in report:
+        metrics |= _finite_metrics(report["oracle"], "oracle")
+    return metrics
+
+
+def log_evaluation(evaluation: Any, data_hash: str, settings: TrainingSettings | None = None) -> str:
+    """Log an evaluation (`training.evaluate.Evaluation`) as one parent run — tags task, data hash,
+    seeds, policy version; the summary metrics; the reliability plot of the model's held-out
+    probabilities — and one nested child run per (model or baseline, seed, fold) with that fold's metrics
+    and the model's fold choices (tuned parameters, kept features, calibrator). Child runs are written with
+    one `log_batch` each. Returns the parent run id."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    from training.train import reliability_figure
+
+    report = evaluation.report
+    client = _client()
+    experiment_id = _experiment_id(client)
+    task = report["task"]
+    parent = client.create_run(
+        experiment_id,
+        run_name=f"evaluate-{task}-{data_hash}",
+        tags={
+            "task": task,
+            "data_hash": data_hash,
+            "seeds": json.dumps(report["seeds"]),
+            "policy_version": str(report.get("policy_version")),
+            "kind": "evaluation",
+        },
+    )
+    parent_id = parent.info.run_id
+    now = int(time.time() * 1000)
+    client.log_batch(
+        parent_id,
+        metrics=[Metric(key, value, now, 0) for key, value in summary_metrics(report).items()],
+        params=[
+            Param("task", task),
+            Param("seeds", json.dumps(report["seeds"])),
+            Param("n_test", str(report["n_test"])),
+        ],
+    )
+    with quiet_mlflow():
+        client.log_dict(parent_id, report, "evaluation.json")
+        if len(evaluation.held_out_y):
+            figure = reliability_figure(evaluation.held_out_y, np.clip(evaluation.held_out_p, 0.0, 1.0))
+            client.log_figure(parent_id, figure, "figures/calibration.png")
+    for run in evaluation.fold_runs:
+        child = client.create_run(
+            experiment_id,
+            run_name=f"{run['name']}-seed{run['seed']}-fold{run['fold']}",
+            tags={"mlflow.parentRunId": parent_id, "model": run["name"], "task": task},
+        )
+        params = {"model": run["name"], "seed": run["seed"], "fold": run["fold"]} | run["params"]
+        client.log_batch(
+            child.info.run_id,
+            metrics=[Metric(key, value, now, 0) for key, value in _finite_metrics(run["metrics"]).items()],
+            params=[Param(str(key), str(value)[:6000]) for key, value in params.items()],
+            tags=[RunTag("seed", str(run["seed"])), RunTag("fold", str(run["fold"]))],
+        )
+        client.set_terminated(child.info.run_id)
+    client.set_terminated(parent_id)
+    return str(parent_id)

@@ -37,6 +37,11 @@ def full_households() -> pd.DataFrame:
             "safe_drinking_water": [1.0, 1.0, 0.0, 1.0],
             "electricity": [1.0, 1.0, 1.0, 1.0],
             "cooking_fuel": pd.Series(["firewood", "gas", "firewood", "electricity"]),
+            "rooms": [4.0, 4.0, 1.0, 5.0],
+            "bedrooms": [2.0, 2.0, 0.0, 3.0],
+            "toilet": [1.0, 1.0, 0.0, 1.0],
+            "tenure": pd.Series(["owned", "owned", "precarious", "rented"]),
+            "rent_paid": [0.0, 0.0, 0.0, 24000.0],
             "distance_road_km": [1.0, 1.0, 6.5, 0.2],
             "distance_market_km": [8.0, 8.0, 20.0, 2.0],
             "distance_clinic_km": [2.0, 2.0, 5.0, 1.0],
@@ -58,19 +63,20 @@ def full_households() -> pd.DataFrame:
 
 
 def full_members() -> pd.DataFrame:
-    """a: two adults and a 10-year-old (out of school in round 0); b: an elderly, seriously ill widow;
-    c: a couple, one a migrant worker."""
+    """a: two adults and a 10-year-old (out of school and a year behind in round 0); b: an elderly,
+    seriously ill widow; c: a couple, one a migrant worker."""
     rows = [
-        # household, member, round, age, education, in_school, health, disability, capacity, migrant months
-        ("a", "1", 0, 42.0, 6.0, 0.0, "healthy", 0.0, "ordinary", 8.0),
-        ("a", "2", 0, 40.0, 9.0, 0.0, "chronic", 0.0, "weak", 0.0),
-        ("a", "3", 0, 10.0, 3.0, 0.0, "healthy", 0.0, "none", 0.0),
-        ("a", "1", 1, 43.0, 6.0, 0.0, "healthy", 0.0, "ordinary", 10.0),
-        ("a", "2", 1, 41.0, 9.0, 0.0, "chronic", 0.0, "weak", 0.0),
-        ("a", "3", 1, 11.0, 4.0, 1.0, "healthy", 0.0, "none", 0.0),
-        ("b", "1", 0, 72.0, 2.0, 0.0, "serious_illness", 1.0, "lost", 0.0),
-        ("c", "1", 0, 35.0, 12.0, 0.0, "healthy", 0.0, "skilled", 12.0),
-        ("c", "2", 0, 33.0, 12.0, 0.0, "healthy", 0.0, "skilled", 3.0),
+        # household, member, round, age, education, in_school, health, disability, capacity,
+        # migrant months, years behind in school
+        ("a", "1", 0, 42.0, 6.0, 0.0, "healthy", 0.0, "ordinary", 8.0, None),
+        ("a", "2", 0, 40.0, 9.0, 0.0, "chronic", 0.0, "weak", 0.0, None),
+        ("a", "3", 0, 10.0, 3.0, 0.0, "healthy", 0.0, "none", 0.0, 1.0),
+        ("a", "1", 1, 43.0, 6.0, 0.0, "healthy", 0.0, "ordinary", 10.0, None),
+        ("a", "2", 1, 41.0, 9.0, 0.0, "chronic", 0.0, "weak", 0.0, None),
+        ("a", "3", 1, 11.0, 4.0, 1.0, "healthy", 0.0, "none", 0.0, 0.0),
+        ("b", "1", 0, 72.0, 2.0, 0.0, "serious_illness", 1.0, "lost", 0.0, None),
+        ("c", "1", 0, 35.0, 12.0, 0.0, "healthy", 0.0, "skilled", 12.0, None),
+        ("c", "2", 0, 33.0, 12.0, 0.0, "healthy", 0.0, "skilled", 3.0, None),
     ]
     columns = [
         "household_id",
@@ -83,6 +89,7 @@ def full_members() -> pd.DataFrame:
         "disability",
         "labour_capacity",
         "migrant_work_months",
+        "school_years_behind",
     ]
     members = pd.DataFrame(rows, columns=columns)
     for name in ("household_id", "member_id", "health_status", "labour_capacity"):

@@ -33,6 +33,14 @@ CASES: dict[str, tuple[dict[str, pd.Series], list[float]]] = {
         {"children": s(1, 2, 0, 1), "elderly": s(1, 0, 1, NAN), "working_age": s(2, 0, 1, 1)},
         [1.0, NAN, 1.0, NAN],
     ),
+    "share_children": (
+        {"children": s(2, 0, 1, NAN), "household_size": s(4, 3, 0, 2)},
+        [0.5, 0.0, NAN, NAN],
+    ),
+    "share_elderly": (
+        {"elderly": s(1, 0, NAN, 2), "household_size": s(4, 2, 3, NAN)},
+        [0.25, 0.0, NAN, NAN],
+    ),
     "labour_capable_members": ({"labour_capable_members": s(2, 0, NAN)}, [2, 0, NAN]),
     "members_in_migrant_work": ({"members_in_migrant_work": s(1, 0, NAN)}, [1, 0, NAN]),
     "migrant_work_months_total": ({"migrant_work_months_total": s(18, 0, NAN)}, [18, 0, NAN]),
@@ -72,10 +80,15 @@ CASES: dict[str, tuple[dict[str, pd.Series], list[float]]] = {
     "mean_adult_education_years": ({"mean_adult_education_years": s(7.5, NAN, 0)}, [7.5, NAN, 0]),
     "max_adult_education_years": ({"max_adult_education_years": s(9, NAN, 0)}, [9, NAN, 0]),
     "school_age_not_in_school": ({"school_age_not_in_school": s(1, 0, NAN)}, [1, 0, NAN]),
+    "schooling_gap": ({"schooling_gap": s(1.5, 0, NAN)}, [1.5, 0, NAN]),
     # health
     "chronic_illness_members": ({"chronic_illness_members": s(1, 0, NAN)}, [1, 0, NAN]),
     "serious_illness_members": ({"serious_illness_members": s(2, 0, NAN)}, [2, 0, NAN]),
     "disabled_members": ({"disabled_members": s(1, 0, NAN)}, [1, 0, NAN]),
+    "share_disabled": (
+        {"disabled_members": s(1, 0, NAN, 1), "household_size": s(2, 5, 3, 0)},
+        [0.5, 0.0, NAN, NAN],
+    ),
     "medical_expense_share": (
         {"medical_expenses": s(500, 100, NAN), "net_income": s(1000, 0, 1000)},
         [0.5, NAN, NAN],
@@ -101,6 +114,23 @@ CASES: dict[str, tuple[dict[str, pd.Series], list[float]]] = {
         [1, 0, 0, NAN, 1],
     ),
     "electricity": ({"electricity": s(1, 0, NAN)}, [1, 0, NAN]),
+    "persons_per_room": (
+        {"household_size": s(6, 2, NAN, 3), "rooms": s(3, 4, 2, 0)},
+        [2.0, 0.5, NAN, NAN],
+    ),
+    "persons_per_bedroom": (
+        {"household_size": s(6, 2, 4, 3), "bedrooms": s(2, 1, NAN, 0)},
+        [3.0, 2.0, NAN, NAN],  # no bedroom recorded: undefined, not infinite
+    ),
+    "no_toilet": ({"toilet": s(0, 1, NAN)}, [1, 0, NAN]),
+    "rent_per_capita": (
+        {"rent_paid": s(1200, 0, NAN, 600), "household_size": s(4, 3, 2, 0)},
+        [300, 0, NAN, NAN],
+    ),
+    "tenure_precarious": (
+        {"tenure": s("precarious", "owned", "rented", None, "other")},
+        [1, 0, 0, NAN, 0],
+    ),
     # water
     "safe_drinking_water": ({"safe_drinking_water": s(1, 0, NAN)}, [1, 0, NAN]),
     # assets
@@ -278,3 +308,9 @@ def test_multidimensional_cutoff_comes_from_policy(policy: Policy) -> None:
     score = s(0.4, 0.6)
     np.testing.assert_array_equal(deprivation.multidimensionally_poor(score, policy).to_numpy(), [1, 1])
     np.testing.assert_array_equal(deprivation.multidimensionally_poor(score, strict).to_numpy(), [0, 1])
+
+
+def test_a_ratio_that_overflows_is_missing_not_infinite() -> None:
+    ratio = indicators.per_capita_net_income(s(1e308, 10.0), s(1e-300, 2.0))
+    assert np.isnan(ratio.iloc[0])
+    assert ratio.iloc[1] == 5.0

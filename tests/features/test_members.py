@@ -29,6 +29,22 @@ def test_aggregates_of_the_hand_built_members(members: pd.DataFrame) -> None:
     assert a0["school_age_not_in_school"] == 1 and a1["school_age_not_in_school"] == 0
     assert a0["chronic_illness_members"] == 1 and b0["serious_illness_members"] == 1
     assert b0["disabled_members"] == 1 and c0["disabled_members"] == 0
+    assert a0["schooling_gap"] == 1 and a1["schooling_gap"] == 0
+    assert np.isnan(b0["schooling_gap"])  # no school-age member: no gap to measure
+
+
+def test_schooling_gap_is_the_mean_over_members_with_a_recorded_gap() -> None:
+    members = pd.DataFrame(
+        {
+            "household_id": ["a", "a", "a", "b"],
+            "member_id": ["1", "2", "3", "1"],
+            "round": [0, 0, 0, 0],
+            "school_years_behind": [NAN, 1.0, 2.0, NAN],
+        }
+    )
+    result = member_aggregates(members)
+    assert result.loc[("a", 0), "schooling_gap"] == 1.5
+    assert np.isnan(result.loc[("b", 0), "schooling_gap"])
 
 
 def test_absent_optional_columns_give_nan_not_zero() -> None:

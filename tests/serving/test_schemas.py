@@ -19,6 +19,7 @@ from serving.schemas import (
     RelationToHead,
     ScoreRequest,
     Sex,
+    Tenure,
     to_frames,
 )
 from survey import schema
@@ -118,6 +119,7 @@ def test_score_request_language() -> None:
         (HousingStructure, schema.HOUSING_STRUCTURES),
         (CookingFuel, schema.COOKING_FUELS),
         (PovertyStatus, schema.POVERTY_STATUSES),
+        (Tenure, schema.TENURES),
     ],
 )
 def test_categories_match_the_survey_schema(literal: Any, levels: tuple[str, ...]) -> None:

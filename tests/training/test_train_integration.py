@@ -72,6 +72,11 @@ def test_poverty_evaluation_uses_survey_labels_and_has_no_oracle(county, policy)
     report = evaluate_task(county, "poverty", policy)
     assert report["outcome"] == "survey"
     assert "oracle" not in report
-    assert set(report["baselines"]) == {"logistic_regression", "alkire_foster"}
+    assert set(report["baselines"]) == {
+        "logistic_regression",
+        "alkire_foster",
+        "traditional_three",
+        "proxy_means_test",
+    }
     assert report["model"]["roc_auc"] > report["baselines"]["alkire_foster"]["roc_auc"]
     assert report["n_test"] == len(task_data(county, "poverty", policy).y)
