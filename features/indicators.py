@@ -24,6 +24,10 @@ SOLID_COOKING_FUELS = ("coal", "firewood", "other")
 """Solid cooking fuels (indoor-air and poverty marker). "other" is mostly straw and dung in rural surveys."""
 PRECARIOUS_TENURES = ("precarious",)
 """Tenures without a secure right to stay in the dwelling (squatting, informal occupation)."""
+BUILDING_STATE_SCORES = {"bad": 0.0, "regular": 0.5, "good": 1.0}
+"""Score of a part of the dwelling (walls, roof, floor) by its state."""
+FINISHED_FLOORS = ("tiles",)
+"""Floors counted as finished: ceramic, mosaic or terrazzo tiles (cement, wood, earth and none are not)."""
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -107,6 +111,21 @@ def share_children(children: pd.Series, household_size: pd.Series) -> pd.Series:
 def share_elderly(elderly: pd.Series, household_size: pd.Series) -> pd.Series:
     """Members aged 65 and over / household size (0-1)."""
     return _per_positive(elderly, household_size)
+
+
+def head_age(head_age: pd.Series) -> pd.Series:
+    """Age of the head of household, years; NaN when no member is recorded as head."""
+    return _as_float(head_age)
+
+
+def mean_member_age(mean_member_age: pd.Series) -> pd.Series:
+    """Mean age of the members, years."""
+    return _as_float(mean_member_age)
+
+
+def youngest_member_age(youngest_member_age: pd.Series) -> pd.Series:
+    """Age of the youngest member, years (young children tie carers to the home)."""
+    return _as_float(youngest_member_age)
 
 
 def labour_capable_members(labour_capable_members: pd.Series) -> pd.Series:
@@ -219,6 +238,21 @@ def schooling_gap(schooling_gap: pd.Series) -> pd.Series:
     return _as_float(schooling_gap)
 
 
+def head_education_years(head_education_years: pd.Series) -> pd.Series:
+    """Years of schooling of the head of household, years; NaN when no member is recorded as head."""
+    return _as_float(head_education_years)
+
+
+def mean_member_education_years(mean_member_education_years: pd.Series) -> pd.Series:
+    """Years of schooling per member, children included (the household's stock of schooling per person)."""
+    return _as_float(mean_member_education_years)
+
+
+def education_years_spread(education_years_spread: pd.Series) -> pd.Series:
+    """Standard deviation of the members' years of schooling (0 when all have the same), years."""
+    return _as_float(education_years_spread)
+
+
 # ----------------------------------------------------------------------------------------------- health
 
 
@@ -316,6 +350,34 @@ def tenure_precarious(tenure: pd.Series) -> pd.Series:
     return _category_flag(tenure, PRECARIOUS_TENURES)
 
 
+def housing_state_score(
+    wall_state: pd.Series | None = None,
+    roof_state: pd.Series | None = None,
+    floor_state: pd.Series | None = None,
+) -> pd.Series | None:
+    """State of the dwelling from 0 (walls, roof and floor all bad) to 1 (all good): the mean of the
+    recorded parts' scores (bad 0, regular 0.5, good 1); NaN when no part's state is recorded."""
+    parts = [part for part in (wall_state, roof_state, floor_state) if part is not None]
+    if not parts:
+        return None
+    scores = np.column_stack([part.map(BUILDING_STATE_SCORES).to_numpy(dtype=np.float64) for part in parts])
+    known = ~np.isnan(scores)
+    count = known.sum(axis=1)
+    total = np.where(known, scores, 0.0).sum(axis=1)
+    return _series(np.where(count > 0, total / np.maximum(count, 1), np.nan), parts[0])
+
+
+def floor_finished(floor_material: pd.Series) -> pd.Series:
+    """1 when the floor is tiled (ceramic, mosaic, terrazzo), 0 for cement, wood, earth or no floor."""
+    return _category_flag(floor_material, FINISHED_FLOORS)
+
+
+def no_ceiling(ceiling: pd.Series) -> pd.Series:
+    """1 when the dwelling has no ceiling under the roof, 0 when it has one."""
+    has_ceiling = _values(ceiling)
+    return _flag(has_ceiling == 0, ~np.isnan(has_ceiling), ceiling)
+
+
 # ------------------------------------------------------------------------------------------------ water
 
 
@@ -330,6 +392,11 @@ def safe_drinking_water(safe_drinking_water: pd.Series) -> pd.Series:
 def durable_assets_per_capita(durable_assets: pd.Series, household_size: pd.Series) -> pd.Series:
     """Durable consumer goods owned (count of items: vehicles, appliances, ...) per member."""
     return _per_positive(durable_assets, household_size)
+
+
+def mobile_phones_per_capita(mobile_phones: pd.Series, household_size: pd.Series) -> pd.Series:
+    """Mobile phones owned per member."""
+    return _per_positive(mobile_phones, household_size)
 
 
 def debt_to_income(debt: pd.Series, net_income: pd.Series) -> pd.Series:

@@ -44,6 +44,12 @@ MEMBER_AGGREGATES = (
     "serious_illness_members",
     "disabled_members",
     "schooling_gap",
+    "head_age",
+    "head_education_years",
+    "mean_member_age",
+    "youngest_member_age",
+    "mean_member_education_years",
+    "education_years_spread",
 )
 
 
@@ -121,6 +127,30 @@ def _group_max(codes: np.ndarray, n_groups: int, values: np.ndarray | None) -> n
     if values is not None:
         np.fmax.at(out, codes, values)  # fmax ignores NaN, so unknown members are skipped
     return out
+
+
+def _group_min(codes: np.ndarray, n_groups: int, values: np.ndarray | None) -> np.ndarray:
+    out = np.full(n_groups, np.nan)
+    if values is not None:
+        np.fmin.at(out, codes, values)  # fmin ignores NaN, so unknown members are skipped
+    return out
+
+
+def _group_std(codes: np.ndarray, n_groups: int, values: np.ndarray | None) -> np.ndarray:
+    """Population standard deviation of the known values per group (0 for a single known value)."""
+    mean = _group_mean(codes, n_groups, values)
+    if values is None:
+        return mean
+    squares = _group_mean(codes, n_groups, values * values)
+    return np.sqrt(np.clip(squares - mean * mean, 0.0, None))
+
+
+def _head_only(values: np.ndarray | None, members: pd.DataFrame) -> np.ndarray | None:
+    """The values of the members recorded as head of household; NaN for everyone else."""
+    is_head = _category_flag(members, "relation_to_head", ("head",))
+    if values is None or is_head is None:
+        return None
+    return np.where(is_head == 1.0, values, np.nan)
 
 
 def _in_range(age: np.ndarray | None, low: float, high: float) -> np.ndarray | None:
@@ -205,6 +235,16 @@ def aggregate_members(members: pd.DataFrame) -> tuple[pd.Series, np.ndarray, dic
     if adult_education is not None:
         columns["mean_adult_education_years"] = _group_mean(codes, n_groups, adult_education)
         columns["max_adult_education_years"] = _group_max(codes, n_groups, adult_education)
+    for name, head_values in (("head_age", age), ("head_education_years", education)):
+        head_only = _head_only(head_values, members)
+        if head_only is not None:
+            columns[name] = _group_max(codes, n_groups, head_only)
+    if age is not None:
+        columns["mean_member_age"] = _group_mean(codes, n_groups, age)
+        columns["youngest_member_age"] = _group_min(codes, n_groups, age)
+    if education is not None:
+        columns["mean_member_education_years"] = _group_mean(codes, n_groups, education)
+        columns["education_years_spread"] = _group_std(codes, n_groups, education)
     return (
         group_households,
         group_rounds,
@@ -221,7 +261,11 @@ def member_aggregates(members: pd.DataFrame) -> pd.DataFrame:
     mean_adult_education_years / max_adult_education_years (members aged 16+),
     school_age_not_in_school (aged 7-15 with in_school == 0), chronic_illness_members,
     serious_illness_members, disabled_members, schooling_gap (mean years behind in school over the
-    members whose ``school_years_behind`` is recorded, i.e. the school-age members).
+    members whose ``school_years_behind`` is recorded, i.e. the school-age members), head_age and
+    head_education_years (of the member recorded as head; NaN without one), mean_member_age,
+    youngest_member_age, mean_member_education_years and education_years_spread (mean and population
+    standard deviation of schooling over all members, children included: the household's stock of
+    schooling per person and how unevenly it is shared).
     """
     group_households, group_rounds, columns = aggregate_members(members)
     absent = np.full(len(group_rounds), np.nan)

@@ -30,6 +30,8 @@ HousingStructure = Literal["reinforced_concrete", "brick_concrete", "brick_wood"
 CookingFuel = Literal["electricity", "gas", "biogas", "coal", "firewood", "other"]
 PovertyStatus = Literal["never_poor", "poor", "exited"]
 Tenure = Literal["owned", "owned_paying", "rented", "precarious", "other"]
+BuildingState = Literal["good", "regular", "bad"]
+FloorMaterial = Literal["tiles", "cement", "wood", "natural", "none", "other"]
 
 _MAX_MONEY = 1e8
 _MIN_NET_MONEY = -1e7
@@ -128,12 +130,28 @@ class HouseholdIn(_Input):
         examples=["owned"],
     )
     rent_paid: float | None = _money("Rent or instalments paid for the dwelling", 0)
+    wall_state: BuildingState | None = Field(
+        default=None, description="State of the outside walls: good, regular, bad", examples=["good"]
+    )
+    roof_state: BuildingState | None = Field(
+        default=None, description="State of the roof: good, regular, bad", examples=["good"]
+    )
+    floor_state: BuildingState | None = Field(
+        default=None, description="State of the floor: good, regular, bad", examples=["regular"]
+    )
+    floor_material: FloorMaterial | None = Field(
+        default=None,
+        description="Floor: tiles (ceramic, mosaic, terrazzo), cement, wood, natural (earth), none, other",
+        examples=["cement"],
+    )
+    ceiling: bool | None = _yes_no("Has a ceiling under the roof")
     # access
     distance_road_km: float | None = _bounded("Distance to a paved road, km", 0, 500, 0.5)
     distance_market_km: float | None = _bounded("Distance to the nearest market, km", 0, 500, 6)
     distance_clinic_km: float | None = _bounded("Distance to the nearest clinic, km", 0, 500, 3)
     # assets and insurance
     durable_assets: float | None = _bounded("Count of durable assets (appliances, vehicles)", 0, 1_000, 5)
+    mobile_phones: float | None = _bounded("Mobile phones owned by the household", 0, 100, 2)
     medical_insurance: bool | None = _yes_no("Covered by medical insurance")
     pension_insurance: bool | None = _yes_no("Covered by pension insurance")
     # shocks reported this round
@@ -212,6 +230,10 @@ _HOUSEHOLD_TEXT = (
     "housing_structure",
     "cooking_fuel",
     "tenure",
+    "wall_state",
+    "roof_state",
+    "floor_state",
+    "floor_material",
     "poverty_status",
 )
 _HOUSEHOLD_INTEGERS = ("round", "survey_year")

@@ -23,6 +23,11 @@ LABOUR_CAPACITIES = ("skilled", "ordinary", "weak", "lost", "none")
 TENURES = ("owned", "owned_paying", "rented", "precarious", "other")
 """Tenure of the dwelling: owned outright, owned and still paying instalments, rented, precarious
 (squatting, no secure right to stay), other (assigned by an employer, borrowed)."""
+BUILDING_STATES = ("good", "regular", "bad")
+"""State of a part of the dwelling (walls, roof, floor) as a surveyor judges it."""
+FLOOR_MATERIALS = ("tiles", "cement", "wood", "natural", "none", "other")
+"""Floor of the dwelling: tiles (ceramic, mosaic, terrazzo), cement, wood, natural material (earth,
+bamboo), no floor, other."""
 
 INCOME_COLUMNS = (
     "income_wages",
@@ -86,12 +91,18 @@ class Households(pa.DataFrameModel):
     toilet: Optional[Series[float]] = _yes_no()  # has a toilet (any system) in the dwelling
     tenure: Optional[Series[str]] = pa.Field(isin=TENURES, nullable=True)
     rent_paid: Optional[Series[float]] = _money()  # rent or instalments paid for the dwelling, per year
+    wall_state: Optional[Series[str]] = pa.Field(isin=BUILDING_STATES, nullable=True)
+    roof_state: Optional[Series[str]] = pa.Field(isin=BUILDING_STATES, nullable=True)
+    floor_state: Optional[Series[str]] = pa.Field(isin=BUILDING_STATES, nullable=True)
+    floor_material: Optional[Series[str]] = pa.Field(isin=FLOOR_MATERIALS, nullable=True)
+    ceiling: Optional[Series[float]] = _yes_no()  # has a ceiling under the roof
     # access, km
     distance_road_km: Optional[Series[float]] = pa.Field(ge=0, le=500, nullable=True)
     distance_market_km: Optional[Series[float]] = pa.Field(ge=0, le=500, nullable=True)
     distance_clinic_km: Optional[Series[float]] = pa.Field(ge=0, le=500, nullable=True)
     # assets and insurance
     durable_assets: Optional[Series[float]] = pa.Field(ge=0, le=1_000, nullable=True)
+    mobile_phones: Optional[Series[float]] = pa.Field(ge=0, le=100, nullable=True)
     medical_insurance: Optional[Series[float]] = _yes_no()
     pension_insurance: Optional[Series[float]] = _yes_no()
     # shocks reported this round

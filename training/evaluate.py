@@ -37,7 +37,7 @@ from models.calibration import PlattCalibrator
 from models.spec import LightGBMSpec, load_spec
 from survey.io import Survey, survey_hash
 from training.cross_validation import MODEL, cross_validate_once, slice_metrics, slice_values, task_levels
-from training.metrics import binary_metrics
+from training.metrics import binary_metrics, reliability_table
 from training.settings import TrainingSettings, load_training_settings
 from training.train import (
     HELD_OUT_RISK,
@@ -229,7 +229,9 @@ def evaluate_poverty(
         "policy_version": policy.version,
         "tuning": {"enabled": settings.tuning.enabled, "n_trials": settings.tuning.n_trials},
     }
-    return Evaluation(report, fold_runs, np.concatenate(ys), np.concatenate(ps))
+    held_out_y, held_out_p = np.concatenate(ys), np.clip(np.concatenate(ps), 0.0, 1.0)
+    report["reliability"] = reliability_table(held_out_y, held_out_p)
+    return Evaluation(report, fold_runs, held_out_y, held_out_p)
 
 
 def evaluate_relapse(

@@ -35,16 +35,30 @@ METRIC_KEYS = (
 )
 
 
+def reliability_table(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> list[dict[str, float]]:
+    """Per non-empty equal-width probability bin (the last includes 1.0): its lower bound `bin`, row
+    count `n`, mean predicted probability `predicted` and observed positive rate `observed`."""
+    bin_of_row = np.minimum((p * bins).astype(int), bins - 1)
+    table = []
+    for bin_index in np.unique(bin_of_row):
+        in_bin = bin_of_row == bin_index
+        table.append(
+            {
+                "bin": float(bin_index / bins),
+                "n": int(in_bin.sum()),
+                "predicted": float(p[in_bin].mean()),
+                "observed": float(y[in_bin].mean()),
+            }
+        )
+    return table
+
+
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> float:
     """ECE over `bins` equal-width bins of the probability (the last bin includes 1.0)."""
     if len(y) == 0:
         return math.nan
-    bin_of_row = np.minimum((p * bins).astype(int), bins - 1)
-    error = 0.0
-    for bin_index in np.unique(bin_of_row):
-        in_bin = bin_of_row == bin_index
-        error += in_bin.mean() * abs(y[in_bin].mean() - p[in_bin].mean())
-    return float(error)
+    table = reliability_table(y, p, bins)
+    return float(sum(row["n"] * abs(row["observed"] - row["predicted"]) for row in table) / len(y))
 
 
 def top_share_mask(p: np.ndarray, share: float) -> np.ndarray:

@@ -35,7 +35,7 @@ from models.fit import fit_booster
 from models.predictor import TaskModel
 from models.spec import LightGBMSpec, load_spec
 from survey.io import Survey, survey_hash
-from training.metrics import binary_metrics
+from training.metrics import binary_metrics, reliability_table
 from training.settings import TrainingSettings, load_training_settings
 from training.splits import grouped_kfold, round_to_round_splits
 
@@ -239,14 +239,13 @@ def mean_abs_contribution_figure(booster: lgb.Booster, X: pd.DataFrame, top: int
 
 def reliability_figure(y: np.ndarray, p: np.ndarray, bins: int = 10) -> Figure:
     """Mean observed rate against mean predicted probability in equal-width bins (held-out rows)."""
-    bin_of_row = np.minimum((p * bins).astype(int), bins - 1)
+    table = reliability_table(y, p, bins)
     figure = Figure(figsize=(5, 5))
     axes = figure.add_subplot()
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
-    used = np.unique(bin_of_row)
-    predicted = [p[bin_of_row == b].mean() for b in used]
-    observed = [y[bin_of_row == b].mean() for b in used]
-    counts = [int((bin_of_row == b).sum()) for b in used]
+    predicted = [row["predicted"] for row in table]
+    observed = [row["observed"] for row in table]
+    counts = [row["n"] for row in table]
     axes.plot(predicted, observed, marker="o", label="held-out rows")
     for x, obs, n in zip(predicted, observed, counts, strict=True):
         axes.annotate(str(n), (x, obs), textcoords="offset points", xytext=(4, -10), fontsize=7)

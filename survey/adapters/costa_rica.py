@@ -17,11 +17,14 @@ Rules (the constants below are the mapping table):
   dropped: they restate ``age`` and ``escolari``.
 - ``housing_structure`` from the outside-wall material; ``dangerous_house`` = 1 when the walls or the
   roof are in bad state (``epared1`` or ``etecho1``: the load-bearing parts a safety appraisal judges),
-  0 when both are known and not bad. ``safe_drinking_water`` = 1 only for water piped inside the dwelling.
-  ``cooking_fuel`` "other" means no kitchen / no cooking energy. ``durable_assets`` = refrigerator +
-  television + computer + mobile phones + tablets (items). ``rent_paid`` = 12 x the monthly payment
-  ``v2a1`` (rent, or instalments on a house being bought); tenures that pay nothing (owned outright,
-  precarious, borrowed/assigned) have 0. Money stays in the survey's currency (colones per year).
+  0 when both are known and not bad. ``wall_state``, ``roof_state``, ``floor_state`` (good / regular /
+  bad) from ``epared*``, ``etecho*``, ``eviv*``; ``floor_material`` from ``piso*``; ``ceiling`` =
+  ``cielorazo``; ``mobile_phones`` = ``qmobilephone``. ``safe_drinking_water`` = 1 only for water piped
+  inside the dwelling. ``cooking_fuel`` "other" means no kitchen / no cooking energy.
+  ``durable_assets`` = refrigerator + television + computer + mobile phones + tablets (items).
+  ``rent_paid`` = 12 x the monthly payment ``v2a1`` (rent, or instalments on a house being bought);
+  tenures that pay nothing (owned outright, precarious, borrowed/assigned) have 0. Money stays in the
+  survey's currency (colones per year).
 - Members: ``in_school`` is not derivable (``rez_esc`` is recorded for every 7-17 year-old, enrolled or
   not) and ``labour_capacity``, ``health_status`` and migrant work are not asked: those columns are left
   out, so the feature pipeline falls back on age and disability. ``school_years_behind`` = ``rez_esc``.
@@ -80,6 +83,19 @@ WALL_STRUCTURES = {
 BAD_STATE_COLUMNS = ("epared1", "etecho1")
 """Walls bad, roof bad: either makes the house dangerous."""
 STATE_GROUPS = (("epared1", "epared2", "epared3"), ("etecho1", "etecho2", "etecho3"))
+BUILDING_STATES = {
+    "wall_state": {"epared1": "bad", "epared2": "regular", "epared3": "good"},
+    "roof_state": {"etecho1": "bad", "etecho2": "regular", "etecho3": "good"},
+    "floor_state": {"eviv1": "bad", "eviv2": "regular", "eviv3": "good"},
+}
+FLOOR_MATERIALS = {
+    "pisomoscer": "tiles",  # mosaic, ceramic, terrazzo
+    "pisocemento": "cement",
+    "pisomadera": "wood",
+    "pisonatur": "natural",
+    "pisonotiene": "none",
+    "pisoother": "other",
+}
 SAFE_WATER = {"abastaguadentro": 1.0, "abastaguafuera": 0.0, "abastaguano": 0.0}
 ELECTRICITY = {"public": 1.0, "planpri": 1.0, "coopele": 1.0, "noelec": 0.0}
 TOILET = {
@@ -105,7 +121,13 @@ TENURES = {
 NO_RENT_TENURES = ("owned", "precarious", "other")
 ASSET_COLUMNS = ("refrig", "television", "computer", "qmobilephone", "v18q1")
 """Counted into durable_assets; v18q1 (tablets) is blank when v18q (owns a tablet) is 0, i.e. none."""
-NUMERIC_HOUSEHOLD_FIELDS = {"rooms": "rooms", "bedrooms": "bedrooms", "hhsize": "household_size"}
+NUMERIC_HOUSEHOLD_FIELDS = {
+    "rooms": "rooms",
+    "bedrooms": "bedrooms",
+    "hhsize": "household_size",
+    "cielorazo": "ceiling",
+    "qmobilephone": "mobile_phones",
+}
 
 RELATIONS = {
     "parentesco1": "head",
@@ -159,6 +181,8 @@ MAPPED_COLUMNS = frozenset(
     | set(AREAS)
     | set(WALL_STRUCTURES)
     | {column for group in STATE_GROUPS for column in group}
+    | {column for levels in BUILDING_STATES.values() for column in levels}
+    | set(FLOOR_MATERIALS)
     | set(SAFE_WATER)
     | set(ELECTRICITY)
     | set(TOILET)
@@ -397,6 +421,8 @@ def _households(rows: pd.DataFrame, row_is_head: np.ndarray, labels: pd.DataFram
         },
         "housing_structure": _category(rows, WALL_STRUCTURES),
         "dangerous_house": _dangerous_house(rows),
+        **{field: _category(rows, levels) for field, levels in BUILDING_STATES.items()},
+        "floor_material": _category(rows, FLOOR_MATERIALS),
         "safe_drinking_water": _yes_no(rows, SAFE_WATER),
         "electricity": _yes_no(rows, ELECTRICITY),
         "toilet": _yes_no(rows, TOILET),

@@ -42,6 +42,12 @@ def full_households() -> pd.DataFrame:
             "toilet": [1.0, 1.0, 0.0, 1.0],
             "tenure": pd.Series(["owned", "owned", "precarious", "rented"]),
             "rent_paid": [0.0, 0.0, 0.0, 24000.0],
+            "wall_state": pd.Series(["regular", "regular", "bad", "good"]),
+            "roof_state": pd.Series(["good", "good", "bad", "good"]),
+            "floor_state": pd.Series(["regular", "good", None, "good"]),
+            "floor_material": pd.Series(["cement", "cement", "natural", "tiles"]),
+            "ceiling": [0.0, 1.0, 0.0, 1.0],
+            "mobile_phones": [1.0, 2.0, 0.0, 2.0],
             "distance_road_km": [1.0, 1.0, 6.5, 0.2],
             "distance_market_km": [8.0, 8.0, 20.0, 2.0],
             "distance_clinic_km": [2.0, 2.0, 5.0, 1.0],
@@ -92,7 +98,10 @@ def full_members() -> pd.DataFrame:
         "school_years_behind",
     ]
     members = pd.DataFrame(rows, columns=columns)
-    for name in ("household_id", "member_id", "health_status", "labour_capacity"):
+    members["relation_to_head"] = pd.Series(
+        ["head", "spouse", "child", "head", "spouse", "child", "head", "head", "spouse"]
+    )
+    for name in ("household_id", "member_id", "health_status", "labour_capacity", "relation_to_head"):
         members[name] = members[name].astype("str")
     return members
 

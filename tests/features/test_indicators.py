@@ -41,6 +41,9 @@ CASES: dict[str, tuple[dict[str, pd.Series], list[float]]] = {
         {"elderly": s(1, 0, NAN, 2), "household_size": s(4, 2, 3, NAN)},
         [0.25, 0.0, NAN, NAN],
     ),
+    "head_age": ({"head_age": s(67, 31, NAN)}, [67, 31, NAN]),
+    "mean_member_age": ({"mean_member_age": s(22.5, 40, NAN)}, [22.5, 40, NAN]),
+    "youngest_member_age": ({"youngest_member_age": s(2, 40, NAN)}, [2, 40, NAN]),
     "labour_capable_members": ({"labour_capable_members": s(2, 0, NAN)}, [2, 0, NAN]),
     "members_in_migrant_work": ({"members_in_migrant_work": s(1, 0, NAN)}, [1, 0, NAN]),
     "migrant_work_months_total": ({"migrant_work_months_total": s(18, 0, NAN)}, [18, 0, NAN]),
@@ -81,6 +84,9 @@ CASES: dict[str, tuple[dict[str, pd.Series], list[float]]] = {
     "max_adult_education_years": ({"max_adult_education_years": s(9, NAN, 0)}, [9, NAN, 0]),
     "school_age_not_in_school": ({"school_age_not_in_school": s(1, 0, NAN)}, [1, 0, NAN]),
     "schooling_gap": ({"schooling_gap": s(1.5, 0, NAN)}, [1.5, 0, NAN]),
+    "head_education_years": ({"head_education_years": s(6, 0, NAN)}, [6, 0, NAN]),
+    "mean_member_education_years": ({"mean_member_education_years": s(4.5, 0, NAN)}, [4.5, 0, NAN]),
+    "education_years_spread": ({"education_years_spread": s(3, 0, NAN)}, [3, 0, NAN]),
     # health
     "chronic_illness_members": ({"chronic_illness_members": s(1, 0, NAN)}, [1, 0, NAN]),
     "serious_illness_members": ({"serious_illness_members": s(2, 0, NAN)}, [2, 0, NAN]),
@@ -131,12 +137,30 @@ CASES: dict[str, tuple[dict[str, pd.Series], list[float]]] = {
         {"tenure": s("precarious", "owned", "rented", None, "other")},
         [1, 0, 0, NAN, 0],
     ),
+    # mean of the recorded parts (bad 0, regular 0.5, good 1); NaN when no part is recorded
+    "housing_state_score": (
+        {
+            "wall_state": s("good", "bad", None, "regular", None),
+            "roof_state": s("good", "bad", "good", "good", None),
+            "floor_state": s("regular", "bad", None, "bad", None),
+        },
+        [2.5 / 3, 0, 1, 0.5, NAN],
+    ),
+    "floor_finished": (
+        {"floor_material": s("tiles", "cement", "wood", None, "none")},
+        [1, 0, 0, NAN, 0],
+    ),
+    "no_ceiling": ({"ceiling": s(0, 1, NAN)}, [1, 0, NAN]),
     # water
     "safe_drinking_water": ({"safe_drinking_water": s(1, 0, NAN)}, [1, 0, NAN]),
     # assets
     "durable_assets_per_capita": (
         {"durable_assets": s(4, 2, 3), "household_size": s(2, NAN, 0)},
         [2, NAN, NAN],
+    ),
+    "mobile_phones_per_capita": (
+        {"mobile_phones": s(3, 0, 2), "household_size": s(2, 4, NAN)},
+        [1.5, 0, NAN],
     ),
     "debt_to_income": ({"debt": s(2000, 100, 0), "net_income": s(1000, 0, 500)}, [2, NAN, 0]),
     # land

@@ -31,6 +31,19 @@ def test_aggregates_of_the_hand_built_members(members: pd.DataFrame) -> None:
     assert b0["disabled_members"] == 1 and c0["disabled_members"] == 0
     assert a0["schooling_gap"] == 1 and a1["schooling_gap"] == 0
     assert np.isnan(b0["schooling_gap"])  # no school-age member: no gap to measure
+    assert (a0["head_age"], a0["head_education_years"], b0["head_age"]) == (42, 6, 72)
+    assert a0["mean_member_age"] == (42 + 40 + 10) / 3 and a0["youngest_member_age"] == 10
+    assert a0["mean_member_education_years"] == 6  # the child's 3 years count here
+    assert a0["education_years_spread"] == pytest.approx(np.std([6.0, 9.0, 3.0]))
+    assert b0["education_years_spread"] == 0 and c0["education_years_spread"] == 0
+
+
+def test_head_values_are_missing_without_a_head_row(members: pd.DataFrame) -> None:
+    no_head = members.assign(relation_to_head=members["relation_to_head"].replace("head", "other"))
+    result = member_aggregates(no_head)
+    assert result["head_age"].isna().all() and result["head_education_years"].isna().all()
+    assert result["mean_member_age"].notna().all()
+    assert member_aggregates(members.drop(columns="relation_to_head"))["head_age"].isna().all()
 
 
 def test_schooling_gap_is_the_mean_over_members_with_a_recorded_gap() -> None:

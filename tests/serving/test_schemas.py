@@ -9,7 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from serving.schemas import (
+    BuildingState,
     CookingFuel,
+    FloorMaterial,
     HealthStatus,
     HouseholdIn,
     HousingStructure,
@@ -120,6 +122,8 @@ def test_score_request_language() -> None:
         (CookingFuel, schema.COOKING_FUELS),
         (PovertyStatus, schema.POVERTY_STATUSES),
         (Tenure, schema.TENURES),
+        (BuildingState, schema.BUILDING_STATES),
+        (FloorMaterial, schema.FLOOR_MATERIALS),
     ],
 )
 def test_categories_match_the_survey_schema(literal: Any, levels: tuple[str, ...]) -> None:

@@ -309,6 +309,14 @@ def test_household_mapping(imported: ImportResult) -> None:
     assert rural["durable_assets"] == 0 + 1 + 0 + 2 + 0  # fridge, TV, computer, phones, tablets
     assert urban["durable_assets"] == 1 + 1 + 1 + 3 + 2
     assert (rural["rooms"], rural["bedrooms"], no_head["household_size"]) == (2.0, 1.0, 3.0)
+    assert [rural["wall_state"], rural["roof_state"], rural["floor_state"]] == ["bad", "regular", "bad"]
+    assert [no_head["wall_state"], no_head["roof_state"], urban["floor_state"]] == ["regular", "bad", "good"]
+    assert [rural["floor_material"], no_head["floor_material"], urban["floor_material"]] == [
+        "natural",
+        "cement",
+        "tiles",
+    ]
+    assert rural["ceiling"] == 1.0 and (rural["mobile_phones"], urban["mobile_phones"]) == (2.0, 3.0)
 
 
 def test_mixed_yes_no_columns_are_numbers(imported: ImportResult) -> None:
@@ -358,6 +366,12 @@ def test_features_of_the_imported_survey(imported: ImportResult) -> None:
     assert no_head["share_children"] == pytest.approx(2 / 3)
     assert no_head["schooling_gap"] == 1.0 and urban["schooling_gap"] == 1.0
     assert rural["share_disabled"] == 0.5 and np.isnan(rural["schooling_gap"])
+    assert rural["housing_state_score"] == pytest.approx(0.5 / 3) and urban["housing_state_score"] == 1.0
+    assert rural["floor_finished"] == 0.0 and urban["floor_finished"] == 1.0 and rural["no_ceiling"] == 0.0
+    assert rural["mobile_phones_per_capita"] == 1.0
+    assert (rural["head_age"], rural["head_education_years"]) == (41.0, 1.0)
+    assert np.isnan(no_head["head_age"])  # no head row
+    assert urban["mean_member_education_years"] == (14 + 6) / 2
 
 
 def test_input_frame_is_not_modified() -> None:

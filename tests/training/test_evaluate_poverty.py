@@ -34,6 +34,12 @@ def test_report_has_levels_baselines_and_slices(report):
     assert sum(report["slices"][f"area={a}"]["n"] for a in ("urban", "rural")) == report["n_test"]
 
 
+def test_report_has_the_reliability_table_of_the_pooled_held_out_rows(report):
+    table = report["reliability"]
+    assert sum(row["n"] for row in table) == report["n_test"]  # one seed: every row held out once
+    assert all(row["bin"] <= row["predicted"] <= row["bin"] + 0.1 + 1e-9 for row in table)
+
+
 def test_stratified_grouped_splits_keep_households_apart_and_balance_levels(levelled_county, policy):
     data = task_data(levelled_county, "poverty", policy)
     levels = task_levels(levelled_county.households, data)

@@ -3,7 +3,13 @@ import math
 import numpy as np
 import pytest
 
-from training.metrics import METRIC_KEYS, binary_metrics, expected_calibration_error, top_share_mask
+from training.metrics import (
+    METRIC_KEYS,
+    binary_metrics,
+    expected_calibration_error,
+    reliability_table,
+    top_share_mask,
+)
 
 Y = np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 1], dtype=float)
 P = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
@@ -68,3 +74,13 @@ def test_top_share_rounds_up_and_breaks_ties_by_order():
 def test_bad_inputs_raise(y, p, message):
     with pytest.raises(ValueError, match=message):
         binary_metrics(y, p)
+
+
+def test_reliability_table_bins_the_probabilities() -> None:
+    y = np.array([0.0, 1.0, 1.0, 0.0, 1.0])
+    p = np.array([0.05, 0.15, 0.12, 0.95, 1.0])
+    table = reliability_table(y, p)
+    assert [row["bin"] for row in table] == [0.0, 0.1, 0.9]  # empty bins are left out; 1.0 is in the last
+    assert [row["n"] for row in table] == [1, 2, 2]
+    assert table[1]["predicted"] == pytest.approx(0.135) and table[1]["observed"] == 1.0
+    assert table[2]["observed"] == 0.5
