@@ -20,6 +20,33 @@ def inner_validation_mask(groups: np.ndarray, share: float, seed: int) -> np.nda
     return np.isin(groups, validation_groups)
 
 
+def train_early_stopped(
+    params: dict[str, object],
+    features: np.ndarray,
+    labels: np.ndarray,
+    names: list[str],
+    validation: np.ndarray | None,
+    spec: LightGBMSpec,
+) -> lgb.Booster:
+    """Train on the rows outside `validation`, stopping early on the `validation` rows, and keep only the
+    trees up to the best iteration (so every later predict uses the early-stopped model); with no
+    validation mask, train on all rows for the full `spec.n_estimators` rounds."""
+    if validation is None:
+        train_set = lgb.Dataset(features, labels, feature_name=names, free_raw_data=True)
+        return lgb.train(params, train_set, num_boost_round=spec.n_estimators)
+    train_set = lgb.Dataset(features[~validation], labels[~validation], feature_name=names)
+    valid_set = lgb.Dataset(features[validation], labels[validation], reference=train_set)
+    booster = lgb.train(
+        params,
+        train_set,
+        num_boost_round=spec.n_estimators,
+        valid_sets=[valid_set],
+        valid_names=["inner_validation"],
+        callbacks=[lgb.early_stopping(spec.early_stopping_rounds, verbose=False)],
+    )
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+
+
 def fit_booster(
     X: pd.DataFrame, y: pd.Series | np.ndarray, groups: pd.Series | np.ndarray, spec: LightGBMSpec, seed: int
 ) -> lgb.Booster:
@@ -45,20 +72,9 @@ def fit_booster(
         params["monotone_constraints"] = constraints
 
     validation = inner_validation_mask(group_ids, spec.validation_share, seed)
-    usable = validation.sum() >= MIN_VALIDATION_ROWS and len(np.unique(labels[validation])) == 2
-    if not usable or len(np.unique(labels[~validation])) < 2:
-        train_set = lgb.Dataset(features, labels, feature_name=names, free_raw_data=True)
-        return lgb.train(params, train_set, num_boost_round=spec.n_estimators)
-
-    train_set = lgb.Dataset(features[~validation], labels[~validation], feature_name=names)
-    valid_set = lgb.Dataset(features[validation], labels[validation], reference=train_set)
-    booster = lgb.train(
-        params,
-        train_set,
-        num_boost_round=spec.n_estimators,
-        valid_sets=[valid_set],
-        valid_names=["inner_validation"],
-        callbacks=[lgb.early_stopping(spec.early_stopping_rounds, verbose=False)],
+    usable = (
+        validation.sum() >= MIN_VALIDATION_ROWS
+        and len(np.unique(labels[validation])) == 2
+        and len(np.unique(labels[~validation])) == 2
     )
-    # Keep only the trees up to the best iteration so every later predict uses the early-stopped model.
-    return lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+    return train_early_stopped(params, features, labels, names, validation if usable else None, spec)

@@ -14,7 +14,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from models.fit import MIN_VALIDATION_ROWS, inner_validation_mask
+from models.fit import MIN_VALIDATION_ROWS, inner_validation_mask, train_early_stopped
 from models.spec import LightGBMSpec
 
 
@@ -50,22 +50,9 @@ def fit_multiclass_booster(
     names = [str(column) for column in X.columns]
     params = multiclass_params(spec, seed, num_class, len(X))
     validation = inner_validation_mask(group_ids, spec.validation_share, seed)
-    if validation.sum() < MIN_VALIDATION_ROWS or validation.all():
-        train_set = lgb.Dataset(features, classes.astype(np.float64), feature_name=names)
-        return lgb.train(params, train_set, num_boost_round=spec.n_estimators)
-    train_set = lgb.Dataset(
-        features[~validation], classes[~validation].astype(np.float64), feature_name=names
-    )
-    valid_set = lgb.Dataset(features[validation], classes[validation].astype(np.float64), reference=train_set)
-    booster = lgb.train(
-        params,
-        train_set,
-        num_boost_round=spec.n_estimators,
-        valid_sets=[valid_set],
-        valid_names=["inner_validation"],
-        callbacks=[lgb.early_stopping(spec.early_stopping_rounds, verbose=False)],
-    )
-    return lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+    usable = validation.sum() >= MIN_VALIDATION_ROWS and not validation.all()
+    labels = classes.astype(np.float64)
+    return train_early_stopped(params, features, labels, names, validation if usable else None, spec)
 
 
 def class_probabilities(booster: lgb.Booster, X: pd.DataFrame) -> np.ndarray:

@@ -3,7 +3,6 @@ file exits 1 with a clear message and writes nothing."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +13,8 @@ from cli.main import app
 from survey.io import read_survey
 from survey.validate import validate_survey
 
+from ..shared_data import costa_rica_train_csv
+
 runner = CliRunner()
 
 
@@ -22,17 +23,9 @@ def printed(output: str) -> str:
     return " ".join(output.split())
 
 
-def shared_train_csv() -> Path:
-    """The shared Costa Rica train.csv: $POVRISK_COSTA_RICA, else ../shared/data beside the repository."""
-    configured = os.environ.get("POVRISK_COSTA_RICA")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "costa-rica" / "train.csv"
-
-
 @pytest.mark.realdata
 def test_import_writes_a_valid_survey_and_prints_the_log(tmp_path: Path) -> None:
-    source = shared_train_csv()
+    source = costa_rica_train_csv()
     if not source.is_file():
         pytest.skip(f"shared Costa Rica data absent: {source}")
     out = tmp_path / "costa-rica"

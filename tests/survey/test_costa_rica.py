@@ -3,7 +3,6 @@ mapping, labels and log; the real file (when present) for the published counts a
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,8 @@ from survey.adapters.costa_rica import (
     parse_yes_no_number,
 )
 from survey.validate import validate_survey
+
+from ..shared_data import costa_rica_train_csv
 
 NAN = np.nan
 
@@ -409,17 +410,9 @@ def test_rows_without_a_household_id_are_refused() -> None:
 # -------------------------------------------------------------------------------------------- real data
 
 
-def shared_train_csv() -> Path:
-    """The shared Costa Rica train.csv: $POVRISK_COSTA_RICA, else ../shared/data beside the repository."""
-    configured = os.environ.get("POVRISK_COSTA_RICA")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "costa-rica" / "train.csv"
-
-
 @pytest.mark.realdata
 def test_the_real_file_matches_its_provenance() -> None:
-    path = shared_train_csv()
+    path = costa_rica_train_csv()
     if not path.is_file():
         pytest.skip(f"shared Costa Rica data absent: {path}")
     result = import_costa_rica(path)

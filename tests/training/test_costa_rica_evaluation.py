@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from training.evaluate import evaluate_task
 
-COSTA_RICA = Path(__file__).resolve().parents[3] / "shared" / "data" / "costa-rica" / "train.csv"
+from ..shared_data import costa_rica_train_csv
+
+COSTA_RICA = costa_rica_train_csv()
 pytestmark = [
     pytest.mark.realdata,
     pytest.mark.integration,
