@@ -2,8 +2,9 @@
 
 The flag list holds every household of the round that falls into a monitoring category (see
 `monitoring.categories`); households that are "not_monitored" are left out. Each row carries both risks,
-the tier, the category and the rule that set it, the top reasons (as text and as JSON) and the models
-that scored it, sorted by village and then by risk (the larger of the two, highest first).
+the tier, the category and the rule that set it, the main and secondary causes of poverty
+(`monitoring.causes`), the top reasons (as text and as JSON) and the models that scored it, sorted by
+village and then by risk (the larger of the two, highest first).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from features.frame import build_features
 from models.explain import Language
 from models.predictor import RiskPredictor, TaskModel
 from monitoring.categories import NOT_MONITORED, monitoring_category
+from monitoring.causes import assign_causes
 from survey.io import Survey
 
 MODEL_NAME_PREFIX = "povrisk-"
@@ -33,6 +35,8 @@ FLAG_COLUMNS = (
     "risk_tier",
     "category",
     "category_rule",
+    "main_cause",
+    "secondary_causes",
     "reasons",
     "reasons_json",
     "model_name",
@@ -83,8 +87,12 @@ def score_round(
         }
     )
     flags = flags.assign(village_id=flags["household_id"].map(villages).astype(str))
-    monitored = flags.loc[flags["category"] != NOT_MONITORED]
-    return _sorted_flags(monitored).loc[:, list(FLAG_COLUMNS)].reset_index(drop=True)
+    monitored = np.flatnonzero(flags["category"].to_numpy() != NOT_MONITORED)
+    causes = assign_causes(features.iloc[monitored], [scores["reasons"].iloc[i] for i in monitored])
+    flags = flags.iloc[monitored].assign(
+        main_cause=causes["main_cause"].to_numpy(), secondary_causes=causes["secondary_causes"].to_numpy()
+    )
+    return _sorted_flags(flags).loc[:, list(FLAG_COLUMNS)].reset_index(drop=True)
 
 
 def _round_features(predictor: RiskPredictor, survey: Survey, round: int) -> pd.DataFrame:

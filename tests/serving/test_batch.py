@@ -125,3 +125,14 @@ def test_reason_helpers_handle_missing_values() -> None:
     assert reasons_text(reasons) == "甲; b is high"
     assert json.loads(reasons_json(reasons))[0]["value"] is None
     assert "甲" in reasons_json(reasons)
+
+
+def test_every_flag_has_a_main_cause_from_the_archive_card(flags: pd.DataFrame) -> None:
+    from monitoring.causes import load_cause_settings
+
+    causes = set(load_cause_settings().causes)
+    assert set(flags["main_cause"]) <= causes
+    assert (flags["main_cause"] != "other").any()  # the simulated county's reasons point to real causes
+    for secondary, main in zip(flags["secondary_causes"], flags["main_cause"], strict=True):
+        listed = [cause for cause in secondary.split(";") if cause]
+        assert len(listed) <= 2 and main not in listed and set(listed) <= causes
