@@ -153,6 +153,13 @@ def train(
         Task, typer.Option(help="poverty: poor now; relapse: falls (back) into poverty next round.")
     ],
     seed: Annotated[int, typer.Option(help="Random seed for splits and LightGBM.")] = 0,
+    field_labels: Annotated[
+        bool,
+        typer.Option(
+            help="Correct labels with field decisions on `poor` flags from the flag store (POVRISK_DB_URL), "
+            "when it holds any."
+        ),
+    ] = True,
 ) -> None:
     """Train a model, log it to MLflow and register it as the `challenger`; print its metrics as JSON last."""
     from features.policy import load_policy
@@ -161,9 +168,39 @@ def train(
 
     policy = load_policy()
     survey = _read_conformed_survey(data)
-    trained = train_task(survey, task.value, policy, seed=seed)
+    decisions = _stored_field_decisions() if field_labels else None
+    trained = train_task(survey, task.value, policy, seed=seed, field_decisions=decisions)
+    console.print(_field_labels_summary(trained.field_labels, asked=field_labels))
     registered = log_and_register(trained, policy)
     _print_json_line({"task": task.value, **registered, **trained.metrics})
+
+
+def _field_labels_summary(counts: dict[str, int] | None, asked: bool) -> str:
+    """One line on what field decisions did to the labels (printed by `train`)."""
+    if counts is None:
+        why = "the flag store holds no field decisions" if asked else "--no-field-labels"
+        return f"field labels: not used ({why})"
+    return (
+        f"field labels: {counts['decisions']} field decision(s), {counts['not_about_poverty']} not about "
+        f"poverty (watched categories); {counts['used']} used: {counts['confirmed']} confirmed, "
+        f"{counts['flipped_to_poor']} flipped 0 -> 1, {counts['flipped_to_not_poor']} flipped 1 -> 0, "
+        f"{counts['filled']} filled an unknown label; {counts['unmatched']} without a household-round "
+        "behind this task's labels"
+    )
+
+
+def _stored_field_decisions():  # type: ignore[no-untyped-def]
+    """The flag store's field decisions, or None when it has none (a SQLite file not there is not made)."""
+    from sqlalchemy import make_url
+
+    from monitoring.store import db_url, field_decisions, make_engine
+
+    url = db_url()
+    database = make_url(url).database
+    if url.startswith("sqlite") and database not in (None, "", ":memory:") and not Path(database).exists():
+        return None
+    decisions = field_decisions(make_engine(url))
+    return decisions if len(decisions) else None
 
 
 @app.command()
@@ -185,12 +222,30 @@ def evaluate(
 
 
 @app.command()
-def promote(task: Annotated[Task, typer.Option(help="Which model's challenger to consider.")]) -> None:
-    """Move `champion` to the challenger only if it wins on held-out data."""
+def promote(
+    task: Annotated[Task, typer.Option(help="Which model's challenger to consider.")],
+    force: Annotated[
+        bool, typer.Option(help="Promote even when the training data drifted beyond the policy threshold.")
+    ] = False,
+) -> None:
+    """Move `champion` to the challenger only if it wins on held-out data.
+
+    First the challenger's training data is compared with the champion's (drift, logged to MLflow); a
+    drift above the policy threshold refuses the promotion (exit 1) unless --force.
+    """
+    from functools import partial
+
     from features.policy import load_policy
+    from monitoring.training_drift import training_data_drift
     from training.tracking import promote as promote_challenger
 
-    decision = promote_challenger(task.value, load_policy())
+    policy = load_policy()
+    drift_check = partial(training_data_drift, task.value, policy=policy)
+    decision = promote_challenger(task.value, policy, drift_check=drift_check, force=force)
+    if decision.get("refused_by") == "drift":
+        console.print(f"[bold red]refused:[/] {decision['reason']}")
+        _print_json_line(decision)
+        raise typer.Exit(code=1)
     console.print(decision.get("reason", ""))
     _print_json_line(decision)
 
@@ -228,6 +283,50 @@ def score(
         create_schema(engine)
         result = upsert_flags(engine, flags)
         console.print(f"flag store {engine.url.render_as_string(hide_password=True)}: {result}")
+
+
+@app.command()
+def monitor(
+    data: Annotated[Path, typer.Option(help="Survey folder in the canonical schema.")],
+    previous: Annotated[int, typer.Option(help="The earlier survey round.")],
+    current: Annotated[int, typer.Option(help="The later survey round.")],
+    out: Annotated[Path, typer.Option(help="Folder for report.html and the tables (CSV).")] = Path(
+        "monitoring"
+    ),
+    lang: Annotated[Language, typer.Option(help="Language of the reasons.")] = Language.zh,
+    track: Annotated[bool, typer.Option(help="Log the report and tables to MLflow.")] = True,
+) -> None:
+    """Transitions between two rounds (by village and county), category movements, drift, HTML report."""
+    from cli.output import write_atomically, write_frame
+    from serving.monitor import monitor_rounds
+    from training.tracking import load_champion_predictor, log_monitoring
+
+    survey = _read_conformed_survey(data)
+    rounds = sorted(set(survey.households["round"]))
+    absent = [
+        name for name, value in (("--previous", previous), ("--current", current)) if value not in rounds
+    ]
+    if absent:
+        raise _fail(f"{data} has no round for {', '.join(absent)}; rounds present: {rounds}")
+    try:
+        result = monitor_rounds(load_champion_predictor(), survey, previous, current, lang.value)
+    except ValueError as error:
+        raise _fail(str(error)) from error
+    write_frame(result.counts.reset_index(), out / "transitions-by-village.csv")
+    write_frame(result.transitions.reset_index(), out / "household-transitions.csv")
+    write_frame(
+        result.movements.rename_axis("previous_category").reset_index(), out / "category-movements.csv"
+    )
+    write_frame(result.drift, out / "drift.csv")
+    write_frame(result.flags, out / f"flags-round-{current}.csv")
+    write_atomically(
+        out / "report.html", lambda target: target.write_text(result.report_html(), encoding="utf-8")
+    )
+    summary = dict(result.summary)
+    if track:
+        summary["mlflow_run_id"] = log_monitoring(result.summary, out)
+    console.print(f"monitoring report written to {out / 'report.html'}")
+    _print_json_line(summary)
 
 
 @app.command()
@@ -270,13 +369,41 @@ def flags_set(
     note: Annotated[str, typer.Option(help="What was found or done.")] = "",
 ) -> None:
     """Record a field decision on a flag (the history keeps every change)."""
-    from monitoring.store import IllegalTransition, db_url, make_engine, set_status
+    from monitoring.store import FlagConflict, IllegalTransition, db_url, make_engine, set_status
 
     try:
         set_status(make_engine(db_url()), flag_id, status, by=by, note=note)
-    except (IllegalTransition, LookupError) as error:
+    except (IllegalTransition, FlagConflict, LookupError) as error:
         raise _fail(str(error)) from error
     print(f"flag {flag_id}: {status}")
+
+
+@flags_app.command("notice")
+def flags_notice(
+    round_: Annotated[int, typer.Option("--round", help="Survey round whose flags are posted.")],
+    out: Annotated[Path, typer.Option(help="CSV file to write (replaced atomically).")],
+    village: Annotated[str | None, typer.Option(help="Only this village.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only flags in this status.")] = None,
+) -> None:
+    """Write the public-notice list as CSV: village, household, category, main cause, status
+    (never names, ID-card numbers, scores or field notes; rejected flags only with --status rejected)."""
+    from cli.output import write_atomically
+    from monitoring.notice import public_notice
+    from monitoring.store import create_schema, db_url, list_flags, make_engine
+
+    engine = make_engine(db_url())
+    create_schema(engine)
+    flags = list_flags(engine, village=village, status=status, round=round_)
+    if flags.empty:
+        raise _fail(
+            f"no flags in round {round_} (village: {village or 'any'}, status: {status or 'any'}); "
+            "nothing written"
+        )
+    notice = public_notice(flags, include_rejected=status == "rejected")
+    if notice.empty:
+        raise _fail(f"every flag in round {round_} was rejected on a field visit; nothing written")
+    write_atomically(out, lambda target: notice.to_csv(target, index=False))
+    console.print(f"public notice of round {round_}: {len(notice):,} households written to {out}")
 
 
 @import_app.command("costa-rica")

@@ -8,6 +8,8 @@ All labels are float Series on the (household_id, round) index: 1.0, 0.0 or NaN 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -88,3 +90,115 @@ def relapse_next(poor: pd.Series) -> pd.Series:
     following = _next_round(poor)
     relapse = np.where((now == 0.0) & ~np.isnan(following), following, np.nan)
     return pd.Series(relapse, index=poor.index, name="relapse_next", dtype=np.float64)
+
+
+# --- field-verified outcomes -------------------------------------------------------------------------
+
+FIELD_POOR_CATEGORY = "poor"
+"""The monitoring category whose field decisions are statements about poverty (monitoring.categories)."""
+
+FIELD_DECISION_OUTCOME = {"verified": 1.0, "rejected": 0.0}
+"""What a field decision on a ``poor``-category flag says about the household in the flag's round."""
+
+FIELD_DECISION_COLUMNS = ("household_id", "round", "category", "decision")
+FIELD_OUTCOME_COLUMNS = ("household_id", "round", "outcome")
+
+
+def field_poverty_outcomes(decisions: pd.DataFrame) -> pd.DataFrame:
+    """Poverty outcomes (household_id, round, outcome 1.0/0.0) from field decisions on flags.
+
+    ``decisions`` has one row per decided flag: household_id, round, category (the monitoring category
+    the flag was raised in) and decision (``verified`` or ``rejected``; a flag later moved on to
+    ``assisted`` or ``risk_eliminated`` was verified first and counts as ``verified``).
+
+    Only ``poor``-category flags are kept: verifying one means a field visit found the household poor in
+    that round (outcome 1.0), rejecting one means it found it not poor (0.0). A decision on a watched
+    category (``unstable_after_exit``, ``sudden_hardship``, ``marginal``) confirms or dismisses a *risk*,
+    not a poverty status: "verified marginal" says the household is close to the line, not that it fell
+    below it this round or the next, so turning it into a label would invent outcomes; such decisions
+    are dropped (the caller counts them as not a poverty outcome).
+    """
+    missing = [column for column in FIELD_DECISION_COLUMNS if column not in decisions.columns]
+    if missing:
+        raise KeyError(f"field decisions lack column(s) {missing}; expected {list(FIELD_DECISION_COLUMNS)}")
+    unknown = sorted(set(decisions["decision"]) - set(FIELD_DECISION_OUTCOME))
+    if unknown:
+        raise ValueError(
+            f"unknown field decision(s) {unknown}; expected one of {sorted(FIELD_DECISION_OUTCOME)}"
+        )
+    about_poverty = decisions[decisions["category"] == FIELD_POOR_CATEGORY]
+    return pd.DataFrame(
+        {
+            "household_id": about_poverty["household_id"].astype(str).to_numpy(),
+            "round": about_poverty["round"].to_numpy(dtype=np.int64),
+            "outcome": about_poverty["decision"].map(FIELD_DECISION_OUTCOME).to_numpy(dtype=np.float64),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class LabelCorrection:
+    """Labels after field outcomes replaced them, and how many outcomes did what.
+
+    ``confirmed``: the outcome equals the label; ``flipped_to_poor`` / ``flipped_to_not_poor``: the label
+    was 0 / 1 and the outcome says otherwise; ``filled``: the label was unknown (NaN) and the outcome
+    gives it; ``unmatched``: no label row has the outcome's (household_id, round).
+    """
+
+    labels: pd.Series
+    confirmed: int
+    flipped_to_poor: int
+    flipped_to_not_poor: int
+    filled: int
+    unmatched: int
+
+    @property
+    def used(self) -> int:
+        """Outcomes that met a label row (confirmed, flipped or filled)."""
+        return self.confirmed + self.flipped_to_poor + self.flipped_to_not_poor + self.filled
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "used": self.used,
+            "confirmed": self.confirmed,
+            "flipped_to_poor": self.flipped_to_poor,
+            "flipped_to_not_poor": self.flipped_to_not_poor,
+            "filled": self.filled,
+            "unmatched": self.unmatched,
+        }
+
+
+def correct_with_field_outcomes(labels: pd.Series, outcomes: pd.DataFrame) -> LabelCorrection:
+    """Replace poverty labels (0/1/NaN on a (household_id, round) index) by field outcomes where known.
+
+    A field visit observed the household, so its outcome beats both the income rule and a survey label.
+    Only labels change, never features, and only rows already in ``labels``: an outcome for a household
+    or round the labels do not hold is counted as unmatched, never added as a row. ``labels`` is not
+    modified. Two outcomes for one (household_id, round) are an error (the flag store has one flag per
+    household and round).
+    """
+    missing = [column for column in FIELD_OUTCOME_COLUMNS if column not in outcomes.columns]
+    if missing:
+        raise KeyError(f"field outcomes lack column(s) {missing}; expected {list(FIELD_OUTCOME_COLUMNS)}")
+    keys = pd.MultiIndex.from_arrays(
+        [outcomes["household_id"].astype(str).to_numpy(), outcomes["round"].to_numpy(dtype=np.int64)],
+        names=["household_id", "round"],
+    )
+    if keys.has_duplicates:
+        raise ValueError(f"field outcomes hold more than one outcome for {list(keys[keys.duplicated()][:5])}")
+    outcome = pd.Series(outcomes["outcome"].to_numpy(dtype=np.float64), index=keys)
+    if not outcome.isin([0.0, 1.0]).all():
+        raise ValueError("field outcomes must be 0.0 or 1.0")
+    matched = outcome[keys.isin(labels.index)]
+    before = labels.reindex(matched.index).to_numpy(dtype=np.float64)
+    after = matched.to_numpy(dtype=np.float64)
+    corrected = labels.copy()
+    corrected.loc[matched.index] = after
+    return LabelCorrection(
+        labels=corrected,
+        confirmed=int((before == after).sum()),
+        flipped_to_poor=int(((before == 0.0) & (after == 1.0)).sum()),
+        flipped_to_not_poor=int(((before == 1.0) & (after == 0.0)).sum()),
+        filled=int(np.isnan(before).sum()),
+        unmatched=int(len(outcome) - len(matched)),
+    )

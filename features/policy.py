@@ -51,6 +51,16 @@ class MonitoringThresholds(_Frozen):
     unstable_after_exit_rounds: int = Field(ge=1)
 
 
+class DriftThresholds(_Frozen):
+    """When a population has drifted (monitoring/drift.py): a feature drifts when its population
+    stability index is above `psi_threshold`; promotion is refused (without --force) when the share of
+    drifted features is above `max_drifted_share`; `bins` quantile bins of the reference."""
+
+    psi_threshold: float = Field(gt=0.0)
+    max_drifted_share: float = Field(ge=0.0, le=1.0)
+    bins: int = Field(ge=2, le=100)
+
+
 class TaskFeatures(_Frozen):
     """Which indicators a task's model must not see (e.g. those restating its own label)."""
 
@@ -70,6 +80,7 @@ class Policy(_Frozen):
     risk_tiers: RiskTiers
     flag_coverage: float | None = Field(default=None, gt=0.0, lt=1.0)
     monitoring: MonitoringThresholds
+    drift: DriftThresholds
     tasks: dict[str, TaskFeatures]
 
     @field_validator("poverty_lines")

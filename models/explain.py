@@ -103,17 +103,39 @@ def top_reasons(
     typical training values (medians) that decide between the `high` and `low` phrasing; without one,
     yes/no values use 1 = high and other values the fallback sentence.
     """
+    indicator_contribs = contrib_row.drop(labels=[BASE_VALUE], errors="ignore").astype(np.float64)
+    names = [str(name) for name in indicator_contribs.index]
+    values = pd.to_numeric(feature_row.reindex(indicator_contribs.index), errors="coerce").astype(np.float64)
+    return top_reasons_of_rows(
+        indicator_contribs.to_numpy()[None, :], values.to_numpy()[None, :], names, k, lang, reference
+    )[0]
+
+
+def top_reasons_of_rows(
+    contribs: np.ndarray,
+    values: np.ndarray,
+    names: list[str],
+    k: int = 3,
+    lang: Language = "zh",
+    reference: Mapping[str, float] | None = None,
+) -> list[list[Reason]]:
+    """`top_reasons` for many rows at once: `contribs` and `values` are (rows x indicators) float arrays
+    in the order of `names` (no base value). Ranking is vectorised; only the chosen reasons are phrased.
+    """
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
-    indicator_contribs = contrib_row.drop(labels=[BASE_VALUE], errors="ignore").astype(np.float64)
-    values = pd.to_numeric(feature_row.reindex(indicator_contribs.index), errors="coerce").astype(np.float64)
-    eligible = indicator_contribs[(indicator_contribs > 0.0) & values.notna()]
-    chosen = eligible.sort_values(ascending=False, kind="stable").head(k)
-    recorded = {str(name): float(value) for name, value in values.items()}
+    eligible = np.where((contribs > 0.0) & ~np.isnan(values), contribs, -np.inf)
+    order = np.argsort(-eligible, axis=1, kind="stable")[:, :k]
     references = reference or {}
-    reasons = []
-    for indicator, contribution in chosen.items():
-        value = recorded[str(indicator)]
-        sentence = phrase(str(indicator), value, lang, references.get(str(indicator)))
-        reasons.append(Reason(str(indicator), value, float(contribution), sentence))
+    reasons: list[list[Reason]] = []
+    for row, columns in enumerate(order):
+        chosen = []
+        for column in columns:
+            contribution = eligible[row, column]
+            if contribution == -np.inf:
+                break
+            indicator, value = names[column], float(values[row, column])
+            sentence = phrase(indicator, value, lang, references.get(indicator))
+            chosen.append(Reason(indicator, value, float(contribution), sentence))
+        reasons.append(chosen)
     return reasons

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import lightgbm as lgb
@@ -22,11 +22,15 @@ from mlflow.tracking import MlflowClient
 from features.frame import build_features
 from features.policy import Policy
 from models.calibration import Calibrator
-from models.explain import Language, contributions, top_reasons
+from models.explain import BASE_VALUE, Language, contributions, top_reasons_of_rows
 from models.spec import LightGBMSpec
 
 BOOSTER_ARTIFACT = "booster"
 TASKS = ("poverty", "relapse")
+
+PARALLEL_ROWS = 1_000
+"""From this many rows on, TreeSHAP runs on `BATCH_THREADS` threads (below, thread start-up dominates)."""
+BATCH_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,10 @@ class TaskModel:
         return self.calibrator.transform(self.predict_margin(features))
 
     def contributions(self, features: pd.DataFrame) -> pd.DataFrame:
-        """TreeSHAP contributions (log-odds) of each feature, plus `base_value`."""
-        return contributions(self._ready_booster(), self.feature_matrix(features), num_threads=1)
+        """TreeSHAP contributions (log-odds) of each feature, plus `base_value`; one thread for a few
+        rows (a service request), `BATCH_THREADS` from `PARALLEL_ROWS` rows on (a county round)."""
+        threads = BATCH_THREADS if len(features) >= PARALLEL_ROWS else 1
+        return contributions(self._ready_booster(), self.feature_matrix(features), num_threads=threads)
 
     def without_booster(self) -> TaskModel:
         return replace(self, booster=None)
@@ -138,34 +144,61 @@ class RiskPredictor:
         features = build_features(households, members, self.policy, history)
         return self.score_features(features, lang=lang, top_k=top_k)
 
-    def score_features(self, features: pd.DataFrame, lang: Language = "zh", top_k: int = 3) -> pd.DataFrame:
-        """`score` on an already-built feature frame."""
+    def score_features(
+        self,
+        features: pd.DataFrame,
+        lang: Language = "zh",
+        top_k: int = 3,
+        explain: np.ndarray | None = None,
+    ) -> pd.DataFrame:
+        """`score` on an already-built feature frame. `explain` (a boolean mask over the rows) limits the
+        reasons to those rows (the others get none): a county round needs them for flagged households
+        only, and TreeSHAP is most of the cost of scoring."""
+        risks = self.risks(features)
+        chosen = np.ones(len(features), dtype=bool) if explain is None else np.asarray(explain, dtype=bool)
+        reasons = self.reasons(features, risks["reason_model"].to_numpy(), chosen, lang, top_k)
+        return risks.assign(reasons=pd.Series(reasons, index=features.index, dtype=object))
+
+    def risks(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Per row: poverty_risk, relapse_risk, risk_tier and reason_model (the task that explains it)."""
         poverty_risk = self._risk(self.poverty, features)
         relapse_risk = self._risk(self.relapse, features)
         use_poverty = ~(relapse_risk > poverty_risk) & ~np.isnan(poverty_risk)
-        reason_model = np.where(use_poverty, "poverty", "relapse").astype(object)
-        reasons: list[list[dict[str, Any]]] = [[] for _ in range(len(features))]
-        for task, model in (("poverty", self.poverty), ("relapse", self.relapse)):
-            positions = np.flatnonzero(reason_model == task)
-            if model is None or len(positions) == 0:
-                continue
-            rows = features.iloc[positions]
-            contribs = model.contributions(rows)
-            for position, (_, contrib_row), (_, feature_row) in zip(
-                positions, contribs.iterrows(), rows.iterrows(), strict=True
-            ):
-                chosen = top_reasons(contrib_row, feature_row, top_k, lang, model.reference_values)
-                reasons[position] = [asdict(reason) for reason in chosen]
         return pd.DataFrame(
             {
                 "poverty_risk": poverty_risk,
                 "relapse_risk": relapse_risk,
                 "risk_tier": risk_tier(np.fmax(poverty_risk, relapse_risk), self.policy),
-                "reason_model": reason_model,
-                "reasons": reasons,
+                "reason_model": np.where(use_poverty, "poverty", "relapse").astype(object),
             },
             index=features.index,
         )
+
+    def reasons(
+        self,
+        features: pd.DataFrame,
+        reason_model: np.ndarray,
+        explain: np.ndarray,
+        lang: Language = "zh",
+        top_k: int = 3,
+    ) -> list[list[dict[str, Any]]]:
+        """The top reasons (dicts: indicator, value, contribution, sentence) of the rows in `explain`, from
+        each row's `reason_model`; an empty list for the other rows."""
+        reasons: list[list[dict[str, Any]]] = [[] for _ in range(len(features))]
+        for task, model in (("poverty", self.poverty), ("relapse", self.relapse)):
+            positions = np.flatnonzero((reason_model == task) & explain)
+            if model is None or len(positions) == 0:
+                continue
+            rows = features.iloc[positions]
+            contribs = model.contributions(rows).drop(columns=BASE_VALUE)
+            names = [str(name) for name in contribs.columns]
+            values = rows.reindex(columns=names).to_numpy(dtype=np.float64)
+            chosen = top_reasons_of_rows(
+                contribs.to_numpy(dtype=np.float64), values, names, top_k, lang, model.reference_values
+            )
+            for position, household_reasons in zip(positions, chosen, strict=True):
+                reasons[position] = [dict(vars(reason)) for reason in household_reasons]
+        return reasons
 
 
 class PackagedPredictor(PythonModel):

@@ -8,6 +8,10 @@ flag a person has moved on exactly as that person left it.
 
 SQLite by default (a file in the working folder); PostgreSQL or any other SQLAlchemy URL through
 `POVRISK_DB_URL`. Every public function runs in one transaction: a failure leaves nothing half-written.
+The schema is made and kept up to date by this project's Alembic migrations (`monitoring/migrations`),
+run by `create_schema`. Two people changing the same flag at once never lose a change: the flag's
+version counter turns the slower write into a retry (when only re-scoring intervened) or a
+`FlagConflict` (when someone else already moved the status on).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any, cast
 import pandas as pd
 from sqlalchemy import (
     CheckConstraint,
+    Connection,
     DateTime,
     Engine,
     Float,
@@ -34,16 +39,31 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm.exc import StaleDataError
 
 from monitoring.categories import NOT_MONITORED
 
 DB_URL_ENV = "POVRISK_DB_URL"
 INITIAL_STATUS = "flagged"
 SYSTEM_ACTOR = "batch-scoring"
+# Alembic's version table for the flag store; not `alembic_version`, so that the flag store can share a
+# database with MLflow's tracking store, which keeps its own migrations there.
+VERSION_TABLE = "povrisk_flag_store_version"
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# The revision whose schema `Base.metadata.create_all` made before the store had migrations.
+UNVERSIONED_REVISION = "0001"
+# PostgreSQL advisory lock held while migrating, so that commands starting at once migrate one by one
+# (any 64-bit number no other code uses for an advisory lock on the same database; this one spells
+# "povrisk" in ASCII).
+MIGRATION_LOCK_KEY = 0x706F767269736B
+# How often `set_status` re-reads a flag that re-scoring changed between its read and its write.
+STATUS_CHANGE_ATTEMPTS = 3
 
 ALLOWED_TRANSITIONS: Mapping[str, frozenset[str]] = {
     "flagged": frozenset({"verified", "rejected"}),
@@ -69,7 +89,9 @@ FLAG_FRAME_COLUMNS = (
     "model_name",
     "model_version",
 )
-# What re-scoring may change on a flag that is still "flagged".
+# Optional flag frame column: stored when present, left as it is in the store when absent.
+MAIN_CAUSE = "main_cause"
+# What re-scoring may change on a flag that is still "flagged" (plus MAIN_CAUSE when given).
 _SCORED_FIELDS = (
     "village_id",
     "category",
@@ -89,6 +111,28 @@ class IllegalTransition(ValueError):
 
 class FlagNotFound(KeyError):
     """No flag with the given id."""
+
+
+class FlagConflict(RuntimeError):
+    """Someone else moved the flag on between reading it and writing this change; nothing was written."""
+
+    def __init__(
+        self, flag_id: int, read_version: int, read_status: str, current_version: int, current_status: str
+    ) -> None:
+        self.flag_id = flag_id
+        self.read_version = read_version
+        self.read_status = read_status
+        self.current_version = current_version
+        self.current_status = current_status
+        super().__init__(
+            f"flag {flag_id} changed while this change was being written: read at version {read_version} "
+            f"({read_status!r}), now at version {current_version} ({current_status!r}); nothing was "
+            "written; look at the flag again before deciding"
+        )
+
+
+class SchemaMismatch(RuntimeError):
+    """The database holds part of the flag store without Alembic's record of its revision."""
 
 
 class Base(DeclarativeBase):
@@ -119,6 +163,7 @@ class Flag(Base):
     reasons: Mapped[str] = mapped_column(Text, default="[]")
     model_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     model_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    main_cause: Mapped[str | None] = mapped_column(String(32), nullable=True)
     status: Mapped[str] = mapped_column(String(32), default=INITIAL_STATUS, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -181,8 +226,71 @@ def make_engine(url: str | None = None) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create the tables that do not exist yet (idempotent)."""
-    Base.metadata.create_all(engine)
+    """Bring the database to the newest flag store revision with Alembic (idempotent).
+
+    A database whose flag tables `Base.metadata.create_all` made before the store had migrations has
+    no version table: it is adopted (stamped at the revision its tables match) and then upgraded, every
+    row kept. Runs in one transaction on databases with transactional DDL (PostgreSQL), where
+    concurrent calls wait for each other instead of creating the same tables twice.
+    """
+    from alembic import command
+
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        config = _alembic_config(connection)
+        adopted_at = _revision_of_unversioned_store(connection)
+        if adopted_at is not None:
+            command.stamp(config, adopted_at)
+        command.upgrade(config, "head")
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The flag store revision the database is at (None: no flag store migrated there yet)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest revision of the flag store migrations shipped with this code."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no flag store migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
+def _alembic_config(connection: Connection | None) -> Any:
+    """Alembic settings built in code: the shipped migrations folder and the connection to migrate."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _revision_of_unversioned_store(connection: Connection) -> str | None:
+    """The revision to stamp a flag store made without migrations at; None when there is none to adopt."""
+    inspector = inspect(connection)
+    tables = set(inspector.get_table_names())
+    store_tables = {Flag.__tablename__, FlagHistory.__tablename__}
+    present = store_tables & tables
+    if VERSION_TABLE in tables or not present:
+        return None
+    if present != store_tables:
+        raise SchemaMismatch(
+            f"the database has table(s) {sorted(present)} of the flag store but not "
+            f"{sorted(store_tables - present)}, and no {VERSION_TABLE} table; restore the missing "
+            "table(s) or drop the partial store before running create_schema"
+        )
+    flag_columns = {column["name"] for column in inspector.get_columns(Flag.__tablename__)}
+    # create_all with the models of revision 0002 adds main_cause; earlier models made revision 0001
+    return "0002" if MAIN_CAUSE in flag_columns else UNVERSIONED_REVISION
 
 
 def upsert_flags(engine: Engine, flags: pd.DataFrame) -> UpsertResult:
@@ -190,12 +298,15 @@ def upsert_flags(engine: Engine, flags: pd.DataFrame) -> UpsertResult:
 
     New households are inserted as "flagged" with a history row. A flag still "flagged" gets the new
     scores, category and reasons when any of them changed; a flag a person has moved on is left alone.
+    A `main_cause` column, when the frame has one, is stored and refreshed like the scores; without it
+    the stored main causes stay as they are.
     """
     rows = _flag_rows(flags)
+    fields = _SCORED_FIELDS + ((MAIN_CAUSE,) if MAIN_CAUSE in flags.columns else ())
     now = _now()
     with Session(engine) as session, session.begin():
-        existing = _existing_flags(session, rows)
-        to_insert, to_update, unchanged = _plan_upsert(rows, existing)
+        existing = _existing_flags(session, rows, fields)
+        to_insert, to_update, unchanged = _plan_upsert(rows, existing, fields)
         inserted_ids = _insert_flags(session, to_insert, now)
         _append_history(
             session,
@@ -206,7 +317,7 @@ def upsert_flags(engine: Engine, flags: pd.DataFrame) -> UpsertResult:
             by=SYSTEM_ACTOR,
             at=now,
         )
-        updated = _update_open_flags(session, to_update, now)
+        updated = _update_open_flags(session, to_update, fields, now)
     return UpsertResult(
         inserted=len(inserted_ids), updated=updated, unchanged=unchanged + len(to_update) - updated
     )
@@ -239,24 +350,103 @@ def flag_history(engine: Engine, flag_id: int | None = None) -> pd.DataFrame:
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
+# The field decision each status stands for: assisted and risk_eliminated are reached only through
+# verified (ALLOWED_TRANSITIONS), so they carry the verification of the household in the flag's round.
+FIELD_DECISION_OF_STATUS: Mapping[str, str] = {
+    "verified": "verified",
+    "assisted": "verified",
+    "risk_eliminated": "verified",
+    "rejected": "rejected",
+}
+FIELD_DECISION_COLUMNS = (
+    "flag_id",
+    "household_id",
+    "round",
+    "category",
+    "decision",
+    "decided_by",
+    "decided_at",
+)
+
+
+def field_decisions(engine: Engine) -> pd.DataFrame:
+    """What field visits decided about flags: one row per flag moved on from "flagged".
+
+    Columns: flag_id, household_id, round, category (the monitoring category the flag was raised in),
+    decision ("verified" or "rejected"; see FIELD_DECISION_OF_STATUS) and who decided and when (the
+    flag_history row that left "flagged"). Flags still "flagged" carry no decision and are left out. An
+    empty frame (with these columns) when the database has no flag store yet. Ordered by flag id.
+    """
+    if Flag.__tablename__ not in inspect(engine).get_table_names():
+        return pd.DataFrame(columns=list(FIELD_DECISION_COLUMNS))
+    query = (
+        select(
+            Flag.id.label("flag_id"),
+            Flag.household_id,
+            Flag.round,
+            Flag.category,
+            Flag.status,
+            FlagHistory.by.label("decided_by"),
+            FlagHistory.at.label("decided_at"),
+        )
+        .join(FlagHistory, FlagHistory.flag_id == Flag.id)
+        .where(FlagHistory.from_status == INITIAL_STATUS, Flag.status.in_(list(FIELD_DECISION_OF_STATUS)))
+        .order_by(Flag.id)
+    )
+    with engine.connect() as connection:
+        result = connection.execute(query)
+        rows = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    rows["decision"] = rows.pop("status").map(FIELD_DECISION_OF_STATUS)
+    return rows.loc[:, list(FIELD_DECISION_COLUMNS)]
+
+
 def set_status(engine: Engine, flag_id: int, status: str, by: str, note: str | None = None) -> StatusChange:
     """Move a flag to `status` (see ALLOWED_TRANSITIONS) and append a history row.
 
     Raises `FlagNotFound` for an unknown id and `IllegalTransition` for a change the workflow forbids.
-    Concurrent changes of the same flag are caught by the version counter (SQLAlchemy `StaleDataError`).
+    The write only lands on the version of the flag that was read (optimistic locking). When another
+    writer got in between: if the status is still the one read (only re-scoring changed the flag), the
+    change is tried again on the new version; if the status moved on, `FlagConflict` is raised and
+    nothing is written, since the decision was taken on a state that no longer holds.
     """
     if not by.strip():
         raise ValueError("set_status needs the name of who made the decision (by)")
+    for attempt in range(1, STATUS_CHANGE_ATTEMPTS + 1):
+        try:
+            return _change_status(engine, flag_id, status, by, note)
+        except _StaleRead as stale:
+            current_version, current_status = _version_and_status(engine, flag_id)
+            if current_status != stale.status or attempt == STATUS_CHANGE_ATTEMPTS:
+                raise FlagConflict(
+                    flag_id, stale.version, stale.status, current_version, current_status
+                ) from stale
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+class _StaleRead(Exception):
+    """The flag changed between reading it (at `version`, in `status`) and writing the change."""
+
+    def __init__(self, version: int, status: str) -> None:
+        super().__init__(f"flag changed after it was read at version {version} ({status!r})")
+        self.version = version
+        self.status = status
+
+
+def _change_status(engine: Engine, flag_id: int, status: str, by: str, note: str | None) -> StatusChange:
+    """One attempt: read the flag, check the transition, write it where the version is still the one read."""
     with Session(engine) as session, session.begin():
         flag = session.get(Flag, flag_id)
         if flag is None:
             raise FlagNotFound(f"no flag with id {flag_id}")
-        from_status = flag.status
+        from_status, read_version = flag.status, flag.version
         _check_transition(from_status, status)
         now = _now()
         flag.status = status
         flag.updated_at = now
-        session.flush()
+        try:
+            session.flush()  # UPDATE ... WHERE id = :id AND version = :read_version
+        except StaleDataError as error:
+            raise _StaleRead(read_version, from_status) from error
         _append_history(
             session,
             [{"flag_id": flag_id, "from_status": from_status, "to_status": status, "note": note}],
@@ -264,6 +454,14 @@ def set_status(engine: Engine, flag_id: int, status: str, by: str, note: str | N
             at=now,
         )
         return StatusChange(flag_id=flag_id, from_status=from_status, to_status=status, version=flag.version)
+
+
+def _version_and_status(engine: Engine, flag_id: int) -> tuple[int, str]:
+    with engine.connect() as connection:
+        row = connection.execute(select(Flag.version, Flag.status).where(Flag.id == flag_id)).one_or_none()
+    if row is None:
+        raise FlagNotFound(f"no flag with id {flag_id}")
+    return int(row.version), str(row.status)
 
 
 def _check_transition(from_status: str, to_status: str) -> None:
@@ -283,7 +481,9 @@ def _flag_rows(flags: pd.DataFrame) -> list[dict[str, Any]]:
     missing = [column for column in FLAG_FRAME_COLUMNS if column not in flags.columns]
     if missing:
         raise ValueError(f"flag frame lacks column(s): {', '.join(missing)}")
-    frame = flags.loc[:, list(FLAG_FRAME_COLUMNS)].rename(columns={"reasons_json": "reasons"})
+    has_main_cause = MAIN_CAUSE in flags.columns
+    columns = [*FLAG_FRAME_COLUMNS, *([MAIN_CAUSE] if has_main_cause else [])]
+    frame = flags.loc[:, columns].rename(columns={"reasons_json": "reasons"})
     unmonitored = frame["category"] == NOT_MONITORED
     if unmonitored.any():
         raise ValueError(
@@ -307,12 +507,15 @@ def _flag_rows(flags: pd.DataFrame) -> list[dict[str, Any]]:
             "reasons": str(row.reasons),
             "model_name": _optional_str(row.model_name),
             "model_version": _optional_str(row.model_version),
+            **({MAIN_CAUSE: _optional_str(row.main_cause)} if has_main_cause else {}),
         }
         for row in frame.itertuples(index=False)
     ]
 
 
-def _existing_flags(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+def _existing_flags(
+    session: Session, rows: list[dict[str, Any]], fields: tuple[str, ...]
+) -> dict[tuple[str, int], dict[str, Any]]:
     rounds = sorted({row["round"] for row in rows})
     if not rounds:
         return {}
@@ -321,14 +524,16 @@ def _existing_flags(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[
         Flag.household_id,
         Flag.round,
         Flag.status,
-        *(getattr(Flag, f) for f in _SCORED_FIELDS),
+        *(getattr(Flag, field) for field in fields),
     ]
     result = session.execute(select(*columns).where(Flag.round.in_(rounds)))
     return {(record.household_id, record.round): dict(record._mapping) for record in result}
 
 
 def _plan_upsert(
-    rows: list[dict[str, Any]], existing: Mapping[tuple[str, int], Mapping[str, Any]]
+    rows: list[dict[str, Any]],
+    existing: Mapping[tuple[str, int], Mapping[str, Any]],
+    fields: tuple[str, ...],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     """Split rows into (inserts, updates of open flags whose scores changed, count left unchanged)."""
     to_insert: list[dict[str, Any]] = []
@@ -338,15 +543,15 @@ def _plan_upsert(
         stored = existing.get((row["household_id"], row["round"]))
         if stored is None:
             to_insert.append(row)
-        elif stored["status"] == INITIAL_STATUS and _scores_differ(row, stored):
+        elif stored["status"] == INITIAL_STATUS and _scores_differ(row, stored, fields):
             to_update.append({**row, "flag_id": stored["id"]})
         else:
             unchanged += 1
     return to_insert, to_update, unchanged
 
 
-def _scores_differ(row: Mapping[str, Any], stored: Mapping[str, Any]) -> bool:
-    for field in _SCORED_FIELDS:
+def _scores_differ(row: Mapping[str, Any], stored: Mapping[str, Any], fields: tuple[str, ...]) -> bool:
+    for field in fields:
         new, old = row[field], stored[field]
         if isinstance(new, float) and isinstance(old, float):
             if abs(new - old) > 1e-12:
@@ -366,7 +571,9 @@ def _insert_flags(session: Session, rows: list[dict[str, Any]], now: datetime) -
     return [int(flag_id) for flag_id in result.scalars()]
 
 
-def _update_open_flags(session: Session, rows: list[dict[str, Any]], now: datetime) -> int:
+def _update_open_flags(
+    session: Session, rows: list[dict[str, Any]], fields: tuple[str, ...], now: datetime
+) -> int:
     """Update flags still "flagged"; the status guard keeps a decision taken meanwhile untouched."""
     if not rows:
         return 0
@@ -375,14 +582,13 @@ def _update_open_flags(session: Session, rows: list[dict[str, Any]], now: dateti
         update(table)
         .where(table.c.id == bindparam("flag_id"), table.c.status == INITIAL_STATUS)
         .values(
-            **{field: bindparam(f"new_{field}") for field in _SCORED_FIELDS},
+            **{field: bindparam(f"new_{field}") for field in fields},
             updated_at=now,
             version=table.c.version + 1,
         )
     )
     parameters = [
-        {"flag_id": row["flag_id"], **{f"new_{field}": row[field] for field in _SCORED_FIELDS}}
-        for row in rows
+        {"flag_id": row["flag_id"], **{f"new_{field}": row[field] for field in fields}} for row in rows
     ]
     updated = 0
     connection = session.connection()

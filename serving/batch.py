@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from features.frame import build_features
+from features.labels import poor_now, survey_label
+from features.policy import Policy
 from models.explain import Language
 from models.predictor import RiskPredictor, TaskModel
 from monitoring.categories import NOT_MONITORED, monitoring_category
@@ -44,6 +47,16 @@ FLAG_COLUMNS = (
 )
 
 
+@dataclass(frozen=True)
+class ScoredRound:
+    """Every household of one round: features, scores with reasons, monitoring category, village."""
+
+    features: pd.DataFrame
+    scores: pd.DataFrame
+    categories: pd.DataFrame
+    villages: pd.Series
+
+
 def score_round(
     predictor: RiskPredictor,
     survey: Survey,
@@ -59,18 +72,15 @@ def score_round(
     a task's version; an unregistered model without one is identified by its training data hash.
     `model_name` and `model_version` list the tasks' models joined by ";" in the same order.
     """
-    households = survey.households
-    if not (households["round"] == round).any():
-        raise ValueError(f"survey has no households in round {round}")
-    features = _round_features(predictor, survey, round)
-    scores = predictor.score_features(features, lang=lang, top_k=top_k)
-    categories = monitoring_category(features, scores, predictor.policy)
+    return flag_list(predictor, scored_round(predictor, survey, round, lang, top_k), model_versions)
+
+
+def flag_list(
+    predictor: RiskPredictor, scored: ScoredRound, model_versions: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """The flag list (see `score_round`) of an already scored round."""
+    features, scores, categories = scored.features, scored.scores, scored.categories
     model_name, model_version = model_identity(predictor, model_versions or {})
-    villages = (
-        households.loc[households["round"] == round, ["household_id", "village_id"]]
-        .drop_duplicates("household_id")
-        .set_index("household_id")["village_id"]
-    )
     flags = pd.DataFrame(
         {
             "household_id": features.index.get_level_values("household_id").astype(str),
@@ -80,19 +90,68 @@ def score_round(
             "risk_tier": scores["risk_tier"].astype(str).to_numpy(),
             "category": categories["category"].to_numpy(),
             "category_rule": categories["rule"].to_numpy(),
-            "reasons": [reasons_text(reasons) for reasons in scores["reasons"]],
-            "reasons_json": [reasons_json(reasons) for reasons in scores["reasons"]],
             "model_name": model_name,
             "model_version": model_version,
         }
     )
-    flags = flags.assign(village_id=flags["household_id"].map(villages).astype(str))
     monitored = np.flatnonzero(flags["category"].to_numpy() != NOT_MONITORED)
-    causes = assign_causes(features.iloc[monitored], [scores["reasons"].iloc[i] for i in monitored])
+    all_reasons = scores["reasons"].to_numpy()
+    reasons = [all_reasons[position] for position in monitored]
+    causes = assign_causes(features.iloc[monitored], reasons)
     flags = flags.iloc[monitored].assign(
-        main_cause=causes["main_cause"].to_numpy(), secondary_causes=causes["secondary_causes"].to_numpy()
+        village_id=flags["household_id"].iloc[monitored].map(scored.villages).astype(str).to_numpy(),
+        main_cause=causes["main_cause"].to_numpy(),
+        secondary_causes=causes["secondary_causes"].to_numpy(),
+        reasons=[reasons_text(household) for household in reasons],
+        reasons_json=[reasons_json(household) for household in reasons],
     )
     return _sorted_flags(flags).loc[:, list(FLAG_COLUMNS)].reset_index(drop=True)
+
+
+def scored_round(
+    predictor: RiskPredictor,
+    survey: Survey,
+    round: int,
+    lang: Language = "zh",
+    top_k: int = 3,
+    explain: bool = True,
+) -> ScoredRound:
+    """Features, scores and categories of every household of `round` (earlier rounds feed the trends);
+    reasons for the monitored households only (none at all without `explain`)."""
+    households = survey.households
+    if not (households["round"] == round).any():
+        raise ValueError(f"survey has no households in round {round}")
+    features = _round_features(predictor, survey, round)
+    risks = predictor.risks(features)
+    categories = monitoring_category(features, risks, predictor.policy)
+    monitored = categories["category"].to_numpy() != NOT_MONITORED
+    reasons = predictor.reasons(features, risks["reason_model"].to_numpy(), monitored & explain, lang, top_k)
+    scores = risks.assign(reasons=pd.Series(reasons, index=features.index, dtype=object))
+    villages = (
+        households.loc[households["round"] == round, ["household_id", "village_id"]]
+        .drop_duplicates("household_id")
+        .set_index("household_id")["village_id"]
+    )
+    return ScoredRound(features, scores, categories, villages)
+
+
+def round_facts(scored: ScoredRound, survey: Survey, policy: Policy) -> pd.DataFrame:
+    """The round's facts for `monitoring.transitions` (index household_id): village, poverty label
+    (the survey's own label where it has one, else the indicator rule), registered poor / exited,
+    monitoring category."""
+    features = scored.features
+    poor = poor_now(features, policy, survey_label(survey.households))
+    households = features.index.get_level_values("household_id").astype(str)
+    return pd.DataFrame(
+        {
+            "village_id": scored.villages.reindex(households).astype(str).to_numpy(),
+            "poor": poor.to_numpy(dtype=np.float64),
+            "identified": features["registered_poor"].to_numpy(dtype=np.float64),
+            "exited": features["exited_poverty"].to_numpy(dtype=np.float64),
+            "category": scored.categories["category"].to_numpy(),
+        },
+        index=pd.Index(households, name="household_id"),
+    )
 
 
 def _round_features(predictor: RiskPredictor, survey: Survey, round: int) -> pd.DataFrame:

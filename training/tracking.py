@@ -13,6 +13,11 @@ see the row), on the metric and margin of `training/settings.yaml`:
 - champion trained on the same survey: it has seen those rows, so scoring them would be in-sample and
   unfair to the challenger; both are compared on their own logged held-out metric instead, which the same
   procedure computed on the same rows of the same survey.
+
+A caller may pass `promote` a drift check (the CLI passes `monitoring.training_drift`'s): it compares the
+champion's training data with the challenger's before anything moves, and a drift above the policy
+threshold refuses the promotion unless forced. `log_drift` records such a comparison as its own run,
+tagged with the training run it compares against.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -53,6 +58,7 @@ from training.train import HELD_OUT_RISK, LABEL, TrainedTask
 EXPERIMENT_NAME = "povrisk"
 CHALLENGER, CHAMPION = "challenger", "champion"
 HELD_OUT_ARTIFACT = "held_out/held_out.parquet"
+DRIFT_ARTIFACT = "drift/drift_report.json"
 INPUT_EXAMPLE_ROWS = 5
 PROGRESS_BAR_VARIABLE = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 PYFUNC_LOGGER = "mlflow.pyfunc"
@@ -156,6 +162,7 @@ def log_and_register(trained: TrainedTask, policy: Policy | None = None) -> dict
             _finite(trained.metrics)
             | {f"calibrator_brier_{k}": v for k, v in trained.calibrator_brier.items()}
         )
+        _log_field_labels(trained.field_labels)
         mlflow.set_tags(
             {
                 "task": model.task,
@@ -191,7 +198,19 @@ def log_and_register(trained: TrainedTask, policy: Policy | None = None) -> dict
         "alias": CHALLENGER,
         "model_uri": f"models:/{registered_name(model.task)}@{CHALLENGER}",
         "metrics": _finite(trained.metrics),
+        "field_labels": trained.field_labels,
     }
+
+
+FIELD_LABELS_PREFIX = "field_labels"
+
+
+def _log_field_labels(counts: dict[str, int] | None) -> None:
+    """Whether field decisions corrected the labels (param `field_labels`: used / not used) and, when
+    they did, their counts as metrics `field_labels_<count>` (confirmed, flipped_to_poor, ...)."""
+    mlflow.log_param(FIELD_LABELS_PREFIX, "not used" if counts is None else "used")
+    if counts is not None:
+        mlflow.log_metrics({f"{FIELD_LABELS_PREFIX}_{name}": float(value) for name, value in counts.items()})
 
 
 def _alias_version(client: MlflowClient, task: str, alias: str) -> Any | None:
@@ -201,17 +220,33 @@ def _alias_version(client: MlflowClient, task: str, alias: str) -> Any | None:
         return None
 
 
-def _held_out_rows(run_id: str) -> pd.DataFrame:
+def held_out_rows(run_id: str) -> pd.DataFrame:
+    """A training run's held-out rows (the model's features, `label`, `held_out_risk`), indexed
+    (household_id, round)."""
+    _client()
     with quiet_mlflow():
         path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HELD_OUT_ARTIFACT)
     return pd.read_parquet(path).set_index(["household_id", "round"])
 
 
+DriftCheck = Callable[[str, str], Mapping[str, Any]]
+"""(champion's training run id, challenger's training run id) -> a drift verdict with at least
+`exceeds_policy` (bool) and `reason` (str); whatever else it holds goes into the decision."""
+
+
 def promote(
-    task: str, policy: Policy | None = None, settings: TrainingSettings | None = None
+    task: str,
+    policy: Policy | None = None,
+    settings: TrainingSettings | None = None,
+    drift_check: DriftCheck | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Move `champion` to the `challenger` version if it wins on the challenger's held-out rows (or if
-    there is no champion yet). Returns the decision, the metric values and the reason."""
+    there is no champion yet). Returns the decision, the metric values and the reason.
+
+    With a `drift_check`, a challenger facing a champion is first checked for drift between the two
+    models' training data: when the verdict `exceeds_policy`, the promotion is refused
+    (`refused_by: "drift"`) unless `force`; a forced promotion still has to win on the metric."""
     policy = policy or load_policy()
     rule = (settings or load_training_settings()).promotion
     client = _client()
@@ -232,16 +267,31 @@ def promote(
     if champion is None:
         client.set_registered_model_alias(registered_name(task), CHAMPION, challenger.version)
         return decision | {"promoted": True, "reason": "no champion yet: the first challenger is promoted"}
+    if drift_check is not None:
+        drift = dict(drift_check(champion.run_id, challenger.run_id))
+        decision |= {"drift": drift, "forced": force}
+        if drift["exceeds_policy"] and not force:
+            reason = (
+                "refused: the challenger's training data drifted from the champion's beyond the policy "
+                f"threshold ({drift['reason']}); rerun with --force to promote it anyway if it wins"
+            )
+            return decision | {"promoted": False, "refused_by": "drift", "reason": reason}
 
-    rows = _held_out_rows(challenger.run_id)
+    rows = held_out_rows(challenger.run_id)
     labels = rows[LABEL].to_numpy(dtype=np.float64)
     coverage = policy.flag_coverage
     challenger_value = binary_metrics(labels, rows[HELD_OUT_RISK].to_numpy(), coverage)[rule.metric]
     champion_run = client.get_run(champion.run_id)
     challenger_hash = client.get_run(challenger.run_id).data.tags.get("data_hash")
-    if champion_run.data.tags.get("data_hash") == challenger_hash:
-        comparison = "both models' own held-out metric on the same survey"
-        champion_value = float(champion_run.data.metrics.get(rule.metric, math.nan))
+    champion_rows = (
+        held_out_rows(champion.run_id) if champion_run.data.tags.get("data_hash") == challenger_hash else None
+    )
+    if champion_rows is not None and rows.index.isin(champion_rows.index).all():
+        # Same survey, same held-out rows: the champion's own held-out risks, scored against the
+        # challenger's labels (which may carry field corrections the champion's run did not have).
+        comparison = "both models' held-out risks on the same rows, against the challenger's labels"
+        champion_risk = champion_rows[HELD_OUT_RISK].reindex(rows.index).to_numpy(dtype=np.float64)
+        champion_value = binary_metrics(labels, champion_risk, coverage)[rule.metric]
     else:
         comparison = "the champion scoring the challenger's held-out rows"
         with quiet_mlflow():
@@ -257,6 +307,8 @@ def promote(
         f"champion's {champion_value:.4f} by more than {rule.min_improvement} ({better} is better; "
         f"compared by {comparison})"
     )
+    if decision.get("drift", {}).get("exceeds_policy"):
+        reason += "; the drift above the policy threshold was overridden by --force"
     return decision | {
         "promoted": wins,
         "reason": reason,
@@ -265,6 +317,42 @@ def promote(
         "comparison": comparison,
         "n_rows": len(rows),
     }
+
+
+def champion_run_id(task: str) -> str | None:
+    """The training run of the current champion of `task` (None without a champion)."""
+    champion = _alias_version(_client(), task, CHAMPION)
+    return str(champion.run_id) if champion is not None else None
+
+
+def log_drift(
+    task: str,
+    report: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    reference_run_id: str,
+    current_run_id: str | None = None,
+) -> str:
+    """Log a drift comparison as its own run: tags `kind=drift`, `task`, `reference_run_id` (the
+    training run it compares against, e.g. the champion's), `current_run_id` when the current data is a
+    training run too; the headline `metrics`; the whole `report` as the JSON artifact `DRIFT_ARTIFACT`.
+    Returns the run id."""
+    from mlflow.entities import Metric
+
+    client = _client()
+    tags = {"kind": "drift", "task": task, "reference_run_id": reference_run_id}
+    if current_run_id is not None:
+        tags["current_run_id"] = current_run_id
+    run = client.create_run(
+        _experiment_id(client), run_name=f"drift-{task}-vs-{reference_run_id[:8]}", tags=tags
+    )
+    run_id = run.info.run_id
+    now = int(time.time() * 1000)
+    finite = {key: float(value) for key, value in metrics.items() if math.isfinite(value)}
+    client.log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in finite.items()])
+    with quiet_mlflow():
+        client.log_dict(run_id, dict(report), DRIFT_ARTIFACT)
+    client.set_terminated(run_id)
+    return str(run_id)
 
 
 def load_champion(task: str) -> TaskModel:
@@ -380,3 +468,35 @@ def log_evaluation(evaluation: Any, data_hash: str, settings: TrainingSettings |
         client.set_terminated(child.info.run_id)
     client.set_terminated(parent_id)
     return str(parent_id)
+
+
+def log_monitoring(summary: Mapping[str, Any], folder: Path) -> str:
+    """Log a `povrisk monitor` comparison as its own run: tags `kind=monitoring` and the two rounds, the
+    summary's counts as metrics, and every file of `folder` (report, tables) as artifacts. Returns the
+    run id."""
+    from mlflow.entities import Metric
+
+    client = _client()
+    tags = {
+        "kind": "monitoring",
+        "previous_round": str(summary["previous_round"]),
+        "current_round": str(summary["current_round"]),
+        "policy_version": str(summary.get("policy_version")),
+    }
+    run = client.create_run(
+        _experiment_id(client),
+        run_name=f"monitor-{summary['previous_round']}-{summary['current_round']}",
+        tags=tags,
+    )
+    run_id = run.info.run_id
+    now = int(time.time() * 1000)
+    counts = {
+        key: float(value)
+        for key, value in summary.items()
+        if isinstance(value, int | float) and not key.endswith("_round") and math.isfinite(value)
+    }
+    client.log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in counts.items()])
+    with quiet_mlflow():
+        client.log_artifacts(run_id, str(folder), artifact_path="monitoring")
+    client.set_terminated(run_id)
+    return str(run_id)

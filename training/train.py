@@ -8,6 +8,19 @@ Tasks (rows and labels):
   indicators. Held out: train on rows of rounds < T, test on round T, the latest usable round (round
   to round). The final model is trained on all usable rows.
 
+Field decisions (household_id, round, category, decision verified/rejected; read from the flag store by
+the command line) give poverty outcomes where a field visit verified or rejected a `poor`-category flag
+(`features.labels.field_poverty_outcomes`; decisions on watched categories are counted, not used).
+They replace the poverty status of the household-rounds they are about before a task's labels are
+made: for `poverty` the latest round's status, for `relapse` the status of every round, from which
+`relapse_next` is derived (a visit that found the household poor in round t+1 is the relapse outcome
+of round t, since the relapse label is nothing but the next round's poverty status). They change labels
+only, never features (no column says a household was flagged or visited), and add no rows. They are the
+labels of held-out rows too: a label a field visit has shown to be wrong would make the held-out
+metrics measure agreement with the income rule's mistakes. Flags exist only where an earlier model or
+rule raised one, so field outcomes correct false alarms and confirm hits but never find the poor
+households nobody flagged: read the counts (`TaskData.field_labels`) with that in mind.
+
 Complexity and calibration are chosen inside the training rows: for each complexity candidate
 (`training/settings.yaml`), grouped k-fold out-of-fold margins fit a Platt and an isotonic calibrator;
 the (candidate, calibrator) pair with the lowest cross-fitted Brier score (each fold calibrated by a
@@ -27,7 +40,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from features.frame import build_features, task_feature_names
-from features.labels import poor_now, relapse_next, survey_label
+from features.labels import (
+    correct_with_field_outcomes,
+    field_poverty_outcomes,
+    poor_now,
+    relapse_next,
+    survey_label,
+)
 from features.policy import Policy
 from models.calibration import CALIBRATOR_NAMES, Calibrator, new_calibrator
 from models.explain import contributions
@@ -47,12 +66,14 @@ HELD_OUT_RISK = "held_out_risk"
 
 @dataclass(frozen=True)
 class TaskData:
-    """A task's rows: all indicators (`features`), the model's columns (`feature_names`), 0/1 `label`."""
+    """A task's rows: all indicators (`features`), the model's columns (`feature_names`), 0/1 `label`;
+    `field_labels`: what field outcomes did to the poverty status behind the labels (None: none given)."""
 
     task: Task
     features: pd.DataFrame
     label: pd.Series
     feature_names: tuple[str, ...]
+    field_labels: dict[str, int] | None = None
 
     @property
     def X(self) -> pd.DataFrame:
@@ -71,22 +92,43 @@ class TaskData:
         return self.features.index.get_level_values("round").to_numpy(dtype=int)
 
 
-def task_data(survey: Survey, task: Task, policy: Policy) -> TaskData:
-    """Rows, labels and feature columns of `task` for a survey (see the module docstring)."""
+def task_data(
+    survey: Survey, task: Task, policy: Policy, field_decisions: pd.DataFrame | None = None
+) -> TaskData:
+    """Rows, labels and feature columns of `task` for a survey (see the module docstring).
+
+    `field_decisions` (household_id, round, category, decision), when given, replace the poverty status
+    of the household-rounds the task's labels come from; the counts are kept in `TaskData.field_labels`:
+    `decisions` given, `not_about_poverty` (watched categories), and of the rest `confirmed`,
+    `flipped_to_poor`, `flipped_to_not_poor`, `filled` (label was unknown), `unmatched` (no such
+    household-round among the task's rows, e.g. an earlier round for `poverty`) and `used`.
+    """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     features = build_features(survey.households, survey.members, policy)
     poor = poor_now(features, policy, survey_label(survey.households))
     if task == "poverty":
         rounds = features.index.get_level_values("round")
-        label = poor[rounds == rounds.max()]
-    else:
-        label = relapse_next(poor)
-    label = label.dropna()
+        poor = poor[rounds == rounds.max()]
+    field_labels: dict[str, int] | None = None
+    if field_decisions is not None:
+        outcomes = field_poverty_outcomes(field_decisions)
+        correction = correct_with_field_outcomes(poor, outcomes)
+        poor = correction.labels
+        field_labels = {
+            "decisions": len(field_decisions),
+            "not_about_poverty": len(field_decisions) - len(outcomes),
+            **correction.counts(),
+        }
+    label = (poor if task == "poverty" else relapse_next(poor)).dropna()
     if label.nunique() < 2:
         raise ValueError(f"{task}: the labelled rows hold a single class ({len(label)} rows); cannot train")
     return TaskData(
-        task, features.loc[label.index], label.astype(np.float64), task_feature_names(policy, task)
+        task,
+        features.loc[label.index],
+        label.astype(np.float64),
+        task_feature_names(policy, task),
+        field_labels,
     )
 
 
@@ -196,6 +238,7 @@ class TrainedTask:
     calibrator_brier: dict[str, float] = field(default_factory=dict)
     policy: Policy | None = None
     seed: int = 0
+    field_labels: dict[str, int] | None = None
 
 
 def held_out_frame(data: TaskData, positions: np.ndarray, risk: np.ndarray) -> pd.DataFrame:
@@ -276,11 +319,13 @@ def train_task(
     spec: LightGBMSpec | None = None,
     seed: int = 0,
     settings: TrainingSettings | None = None,
+    field_decisions: pd.DataFrame | None = None,
 ) -> TrainedTask:
-    """Evaluate on held-out rows, then train the final model on all usable rows (module docstring)."""
+    """Evaluate on held-out rows, then train the final model on all usable rows (module docstring);
+    `field_decisions` correct the labels (see `task_data`)."""
     settings = settings or load_training_settings()
     specs = candidate_specs(spec, settings)
-    data = task_data(survey, task, policy)
+    data = task_data(survey, task, policy, field_decisions)
     held_out, poverty_fit = held_out_predictions(data, specs, seed, settings.cv_folds)
     final = poverty_fit or fit_calibrated(data.X, data.y, data.groups, specs, seed, settings.cv_folds)
     metrics = binary_metrics(
@@ -303,4 +348,6 @@ def train_task(
         "shap_summary.png": mean_abs_contribution_figure(final.booster, shap_rows),
         "calibration.png": reliability_figure(held_out[LABEL].to_numpy(), held_out[HELD_OUT_RISK].to_numpy()),
     }
-    return TrainedTask(model, metrics, held_out, figures, final.calibrator_brier, policy, seed)
+    return TrainedTask(
+        model, metrics, held_out, figures, final.calibrator_brier, policy, seed, data.field_labels
+    )

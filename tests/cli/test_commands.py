@@ -12,21 +12,9 @@ from typer.testing import CliRunner
 
 from cli.main import app
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("local_stores")]
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def workplace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cli")
-
-
-@pytest.fixture(autouse=True)
-def local_stores(workplace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workplace / 'mlflow.db'}")
-    monkeypatch.setenv("POVRISK_DB_URL", f"sqlite:///{workplace / 'flags.db'}")
-    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +118,31 @@ def test_seeds_must_be_integers(county: Path, tmp_path: Path) -> None:
     code, output = invoke("evaluate", *arguments)
     assert code != 0
     assert "seeds must be integers" in output
+
+
+def test_promote_refuses_a_challenger_trained_on_drifted_data_unless_forced(
+    county: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from survey.io import read_survey, write_survey
+
+    from ..drifted_survey import drifted_survey
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")  # a registry of its own
+    drifted = tmp_path / "drifted"
+    write_survey(drifted_survey(read_survey(county)), drifted)
+    last_json_line("train", "--data", str(county), "--task", "poverty")
+    assert last_json_line("promote", "--task", "poverty")["promoted"] is True
+    last_json_line("train", "--data", str(drifted), "--task", "poverty")
+
+    result = runner.invoke(app, ["promote", "--task", "poverty"])
+
+    assert result.exit_code == 1, result.output
+    assert "refused" in result.output and "--force" in result.output
+    refused = json.loads(result.stdout.strip().splitlines()[-1])
+    assert refused["promoted"] is False and refused["refused_by"] == "drift"
+    assert refused["drift"]["summary"]["share_drifted"] > refused["drift"]["thresholds"]["max_drifted_share"]
+    assert refused["champion_version"] == 1
+
+    forced = last_json_line("promote", "--task", "poverty", "--force")
+    assert forced["forced"] is True and "refused_by" not in forced
+    assert forced["drift"]["exceeds_policy"] is True

@@ -1,9 +1,9 @@
-"""Flag store on a temporary SQLite file: upsert, human decisions, transitions, history, filters."""
+"""Flag store on a temporary SQLite file and on PostgreSQL: upsert, human decisions, transitions,
+history, filters."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.schema import CreateTable
 
 from monitoring.store import (
@@ -47,26 +46,13 @@ def _flags(**overrides: list) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-POSTGRES_URL = os.environ.get("POVRISK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-def _postgres_engine() -> Engine:
-    """The test PostgreSQL database, emptied; skips when the driver or the server is absent."""
-    pytest.importorskip("psycopg", reason="PostgreSQL driver psycopg is not installed")
-    engine = make_engine(POSTGRES_URL)
-    try:
-        Base.metadata.drop_all(engine)
-    except OperationalError as error:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {error}")
-    return engine
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An empty, migrated flag store: a SQLite file, or a fresh schema on the test PostgreSQL server."""
     if request.param == "sqlite":
         engine = make_engine(f"sqlite:///{tmp_path / 'flags.db'}")
     else:
-        engine = _postgres_engine()
+        engine = make_engine(request.getfixturevalue("postgres_url"))
     create_schema(engine)
     yield engine
     engine.dispose()
@@ -276,3 +262,23 @@ def test_not_monitored_households_are_not_flags(engine: Engine) -> None:
     with pytest.raises(ValueError, match="not_monitored"):
         upsert_flags(engine, _flags(category=["poor", "not_monitored", "marginal"]))
     assert list_flags(engine).empty
+
+
+def test_main_cause_is_stored_when_the_flag_list_has_one(engine: Engine) -> None:
+    upsert_flags(engine, _flags())
+    assert list_flags(engine)["main_cause"].isna().all()
+    with_causes = _flags(main_cause=["illness", None, "disaster"])
+    assert upsert_flags(engine, with_causes) == UpsertResult(inserted=0, updated=2, unchanged=1)
+    causes = list_flags(engine).set_index("household_id")["main_cause"]
+    assert (causes["h1"], causes["h3"]) == ("illness", "disaster")
+    assert pd.isna(causes["h2"])
+
+
+def test_a_flag_list_without_main_cause_keeps_the_stored_causes(engine: Engine) -> None:
+    upsert_flags(engine, _flags(main_cause=["illness", "lack_of_labour", "disaster"]))
+    set_status(engine, _id_of(engine, "h3"), "verified", by="cadre Li")
+    assert upsert_flags(engine, _flags(poverty_risk=[0.5, 0.5, 0.5])).updated == 2
+    recaused = _flags(poverty_risk=[0.5, 0.5, 0.5], main_cause=["illness", "disability", "illness"])
+    assert upsert_flags(engine, recaused).updated == 1  # h2 only: h1 unchanged, h3 decided
+    causes = list_flags(engine).set_index("household_id")["main_cause"]
+    assert causes.to_dict() == {"h1": "illness", "h2": "disability", "h3": "disaster"}

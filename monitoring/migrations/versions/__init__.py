@@ -1,0 +1,1 @@
+"""Revisions of the flag store schema, oldest first by number."""

@@ -1,0 +1,121 @@
+"""The flag store's Alembic migrations: they make exactly the models' schema, on SQLite and PostgreSQL,
+run idempotently, and adopt a store that `Base.metadata.create_all` made before migrations existed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+
+from monitoring.store import (
+    MIGRATIONS_DIR,
+    VERSION_TABLE,
+    Base,
+    SchemaMismatch,
+    create_schema,
+    head_revision,
+    list_flags,
+    make_engine,
+    schema_revision,
+    set_status,
+    upsert_flags,
+)
+
+from .test_store import _flags
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A database without any flag store table: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'flags.db'}")
+    else:
+        engine = make_engine(request.getfixturevalue("postgres_url"))
+    yield engine
+    engine.dispose()
+
+
+def _differences(engine: Engine) -> list:
+    """What Alembic's autogenerate would change to make the database match the models."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        return compare_metadata(context, Base.metadata)
+
+
+def _version_rows(engine: Engine) -> list[str]:
+    with engine.connect() as connection:
+        return [row[0] for row in connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))]
+
+
+def _without_main_cause(engine: Engine) -> None:
+    """Turn a store into what create_all made before flags had a main cause (revision 0001's tables)."""
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE flags DROP COLUMN main_cause"))
+
+
+def test_migrations_ship_inside_the_package() -> None:
+    assert MIGRATIONS_DIR.parent == Path(__file__).resolve().parents[2] / "monitoring"
+    assert (MIGRATIONS_DIR / "env.py").is_file()
+    assert (MIGRATIONS_DIR / "versions" / "0001_flag_store.py").is_file()
+    assert head_revision() == "0002"
+
+
+def test_migrated_schema_matches_the_models(empty_engine: Engine) -> None:
+    create_schema(empty_engine)
+    assert _differences(empty_engine) == []
+    assert schema_revision(empty_engine) == head_revision()
+
+
+def test_create_schema_is_idempotent_and_keeps_rows(empty_engine: Engine) -> None:
+    create_schema(empty_engine)
+    upsert_flags(empty_engine, _flags())
+    create_schema(empty_engine)
+    assert _version_rows(empty_engine) == [head_revision()]
+    assert len(list_flags(empty_engine)) == 3
+
+
+def test_a_store_without_migrations_is_adopted_and_upgraded_without_data_loss(empty_engine: Engine) -> None:
+    engine = empty_engine
+    Base.metadata.create_all(engine)
+    upsert_flags(engine, _flags())
+    flag_id = int(list_flags(engine).loc[0, "id"])
+    set_status(engine, flag_id, "verified", by="cadre Li", note="visited")
+    _without_main_cause(engine)
+    flags_before, history_before = _read_raw(engine, "flags"), _read_raw(engine, "flag_history")
+    assert schema_revision(engine) is None
+
+    create_schema(engine)
+
+    assert schema_revision(engine) == head_revision()
+    assert _differences(engine) == []
+    flags_after = _read_raw(engine, "flags")
+    assert flags_after["main_cause"].isna().all()
+    pd.testing.assert_frame_equal(flags_after.drop(columns="main_cause"), flags_before, check_like=True)
+    pd.testing.assert_frame_equal(_read_raw(engine, "flag_history"), history_before)
+    assert set_status(engine, flag_id, "assisted", by="cadre Li").version == 3
+
+
+def test_a_store_made_by_the_current_models_is_adopted_at_its_revision(empty_engine: Engine) -> None:
+    Base.metadata.create_all(empty_engine)
+    upsert_flags(empty_engine, _flags(main_cause=["illness", None, "disability"]))
+    create_schema(empty_engine)
+    assert _version_rows(empty_engine) == ["0002"]
+    assert list_flags(empty_engine).set_index("household_id").loc["h1", "main_cause"] == "illness"
+
+
+def test_a_partial_store_without_version_is_refused(empty_engine: Engine) -> None:
+    Base.metadata.tables["flags"].create(empty_engine)
+    with pytest.raises(SchemaMismatch, match="flag_history"):
+        create_schema(empty_engine)
+    assert VERSION_TABLE not in inspect(empty_engine).get_table_names()
+
+
+def _read_raw(engine: Engine, table: str) -> pd.DataFrame:
+    with engine.connect() as connection:
+        result = connection.execute(text(f"SELECT * FROM {table} ORDER BY id"))
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
