@@ -91,7 +91,7 @@ def _check_unique(household_id: pd.Series, rounds: np.ndarray) -> None:
         raise FeatureInputError(f"households: duplicate (household_id, round) rows, e.g. {examples}")
 
 
-def _survey_years(table: pd.DataFrame, rounds: np.ndarray, policy: Policy) -> np.ndarray:
+def survey_years(table: pd.DataFrame, rounds: np.ndarray, policy: Policy) -> np.ndarray:
     """Calendar year of each row: ``survey_year`` where recorded, else base_year + round."""
     from_round = policy.base_year + rounds
     if "survey_year" not in table.columns:
@@ -153,7 +153,7 @@ def _base_columns(
     size = _household_size(table, member_columns.get("household_size"))
     if size is not None:
         arrays["household_size"] = size
-    arrays["poverty_line"], arrays["monitoring_line"] = _lines(_survey_years(table, rounds, policy), policy)
+    arrays["poverty_line"], arrays["monitoring_line"] = _lines(survey_years(table, rounds, policy), policy)
     columns = {name: values for name, values in table.items() if name not in arrays}
     index = table.index
     columns.update({name: pd.Series(values, index=index, copy=False) for name, values in arrays.items()})

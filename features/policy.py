@@ -51,6 +51,14 @@ class MonitoringThresholds(_Frozen):
     unstable_after_exit_rounds: int = Field(ge=1)
 
 
+class MonitoringChanges(_Frozen):
+    """Monitoring thresholds that change from a calendar year on (the fields left out keep their value)."""
+
+    marginal_relapse_risk: float | None = Field(default=None, gt=0.0, le=1.0)
+    hardship_expense_share: float | None = Field(default=None, gt=0.0)
+    unstable_after_exit_rounds: int | None = Field(default=None, ge=1)
+
+
 class DriftThresholds(_Frozen):
     """When a population has drifted (monitoring/drift.py): a feature drifts when its population
     stability index is above `psi_threshold`; promotion is refused (without --force) when the share of
@@ -80,6 +88,7 @@ class Policy(_Frozen):
     risk_tiers: RiskTiers
     flag_coverage: float | None = Field(default=None, gt=0.0, lt=1.0)
     monitoring: MonitoringThresholds
+    monitoring_changes: dict[int, MonitoringChanges] = Field(default_factory=dict)
     drift: DriftThresholds
     tasks: dict[str, TaskFeatures]
 
@@ -128,6 +137,15 @@ class Policy(_Frozen):
             )
         latest_known = max(y for y in self.poverty_lines if y <= year)
         return self.poverty_lines[latest_known]
+
+    def monitoring_for_year(self, year: int) -> MonitoringThresholds:
+        """The monitoring thresholds in force in `year`: `monitoring`, updated by every entry of
+        `monitoring_changes` from that year or earlier, in year order."""
+        thresholds = self.monitoring
+        for since, changes in sorted(self.monitoring_changes.items()):
+            if since <= year:
+                thresholds = thresholds.model_copy(update=changes.model_dump(exclude_none=True))
+        return thresholds
 
     def monitoring_line(self, year: int) -> float:
         """Monitoring line (edge of the marginal band) for a year: the multiple times the poverty line."""

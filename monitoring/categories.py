@@ -17,6 +17,10 @@ wins (so a poor household that also had a shock is "poor", not "sudden_hardship"
    ``monitoring.marginal_relapse_risk`` (non-poor by precedence).
 5. ``not_monitored`` — none of the above.
 
+Thresholds are those in force in each household's year (``Policy.monitoring_for_year``: the policy's
+``monitoring`` section updated by ``monitoring_changes`` from that year on); the year is the round's
+``survey_year`` where the survey records it, else the policy's base year + round.
+
 The monitoring line is compared through ``income_to_line_ratio`` (per-capita net income over the round's
 poverty line), so income below the line means ratio < ``monitoring_line_multiple``. A missing value
 never makes a rule hold. The ``rule`` column says which test fired, with the household's numbers.
@@ -51,14 +55,19 @@ _RuleText = Callable[[Any], str]  # called with one household's facts (attribute
 _NO_RULE = "no monitoring rule holds"
 
 
-def monitoring_category(features: pd.DataFrame, scores: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+def monitoring_category(
+    features: pd.DataFrame, scores: pd.DataFrame, policy: Policy, years: np.ndarray | None = None
+) -> pd.DataFrame:
     """One monitoring category per household, with the rule that put it there.
 
     `features` is the feature frame (index (household_id, round)); `scores` carries `poverty_risk` and
-    `relapse_risk` (probabilities 0-1, NaN where a task was not scored) on the same index. Returns a frame
-    on `features.index` with columns `category` and `rule`.
+    `relapse_risk` (probabilities 0-1, NaN where a task was not scored) on the same index. Each row is
+    judged by the monitoring thresholds in force in its calendar year (`years`, default: the policy's
+    base_year + round; see `Policy.monitoring_for_year`). Returns a frame on `features.index` with
+    columns `category` and `rule`.
     """
     facts = _facts(features, scores)
+    facts |= _thresholds(policy, _row_years(features, policy, years))
     count = len(features)
     category = np.full(count, NOT_MONITORED, dtype=object)
     rule = np.full(count, _NO_RULE, dtype=object)
@@ -70,6 +79,27 @@ def monitoring_category(features: pd.DataFrame, scores: pd.DataFrame, policy: Po
             rule[newly] = [describe(_household_facts(facts, int(position))) for position in newly]
             decided[newly] = True
     return pd.DataFrame({"category": category.astype(str), "rule": rule.astype(str)}, index=features.index)
+
+
+THRESHOLD_FIELDS = ("marginal_relapse_risk", "hardship_expense_share")
+
+
+def _row_years(features: pd.DataFrame, policy: Policy, years: np.ndarray | None) -> np.ndarray:
+    if years is not None:
+        if len(years) != len(features):
+            raise ValueError(f"monitoring_category: {len(years)} years for {len(features)} households")
+        return np.asarray(years, dtype=np.int64)
+    return policy.base_year + features.index.get_level_values("round").to_numpy(dtype=np.int64)
+
+
+def _thresholds(policy: Policy, years: np.ndarray) -> dict[str, np.ndarray]:
+    """Each row's thresholds from the policy in force in its year, as `threshold_<field>` arrays."""
+    unique_years, position = np.unique(years, return_inverse=True)
+    in_force = [policy.monitoring_for_year(int(year)) for year in unique_years]
+    return {
+        f"threshold_{name}": np.array([float(getattr(t, name)) for t in in_force], dtype=np.float64)[position]
+        for name in THRESHOLD_FIELDS
+    }
 
 
 def _household_facts(facts: dict[str, np.ndarray], position: int) -> SimpleNamespace:
@@ -108,8 +138,8 @@ def _rule_tests(
     """Per category, in precedence order: (boolean mask, function writing the rule text) clauses."""
     high = policy.risk_tiers.high
     multiple = policy.monitoring_line_multiple
-    relapse_cut = policy.monitoring.marginal_relapse_risk
-    expense_cut = policy.monitoring.hardship_expense_share
+    relapse_cut = facts["threshold_marginal_relapse_risk"]
+    expense_cut = facts["threshold_hardship_expense_share"]
 
     ratio = facts["income_to_line_ratio"]
     below_monitoring_line = ratio < multiple
@@ -124,12 +154,12 @@ def _rule_tests(
         )
 
     def relapse_text(row: Any) -> str:
-        return f"relapse risk {row.relapse_risk:.2f} >= {relapse_cut:.2f}"
+        return f"relapse risk {row.relapse_risk:.2f} >= {row.threshold_marginal_relapse_risk:.2f}"
 
     def shock_expense_text(row: Any) -> str:
         return (
             f"{row.shock_count:.0f} shock(s) this round and medical + schooling expenses "
-            f"{row.hardship_expense_share:.2f} of net income >= {expense_cut:.2f}"
+            f"{row.hardship_expense_share:.2f} of net income >= {row.threshold_hardship_expense_share:.2f}"
         )
 
     def shock_income_text(row: Any) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.frame import build_features
+from features.frame import build_features, survey_years
 from features.labels import poor_now, survey_label
 from features.policy import Policy
 from models.explain import Language
@@ -123,7 +123,9 @@ def scored_round(
         raise ValueError(f"survey has no households in round {round}")
     features = _round_features(predictor, survey, round)
     risks = predictor.risks(features)
-    categories = monitoring_category(features, risks, predictor.policy)
+    current = households.loc[households["round"] == round]
+    years = survey_years(current, current["round"].to_numpy(dtype=np.int64), predictor.policy)
+    categories = monitoring_category(features, risks, predictor.policy, years)
     monitored = categories["category"].to_numpy() != NOT_MONITORED
     reasons = predictor.reasons(features, risks["reason_model"].to_numpy(), monitored & explain, lang, top_k)
     scores = risks.assign(reasons=pd.Series(reasons, index=features.index, dtype=object))

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import bentoml
+import numpy as np
 import pandas as pd
 from bentoml.exceptions import InternalServerError, InvalidArgument
 
-from features.frame import FeatureInputError, build_features
+from features.frame import FeatureInputError, build_features, survey_years
 from features.policy import Policy, PolicyError, load_policy
 from models.explain import Language
 from models.predictor import RiskPredictor, TaskModel
@@ -88,7 +89,8 @@ def score_household(
     policy = models.predictor.policy
     features = build_features(households, members if len(members) else None, policy)
     scores = models.predictor.score_features(features, lang=lang, top_k=top_k)
-    category = monitoring_category(features, scores, policy)
+    years = survey_years(households, households["round"].to_numpy(dtype=np.int64), policy)
+    category = monitoring_category(features, scores, policy, years)
     row = scores.iloc[0]
     return ScoreResponse(
         household_id=household.household_id,

@@ -15,7 +15,7 @@ from features.policy import DEFAULT_POLICY_PATH, GUARANTEES, Policy, PolicyError
 
 
 def test_packaged_policy_loads(policy: Policy) -> None:
-    assert policy.version == "2026.4"
+    assert policy.version == "2026.5"
     assert policy.base_year == 2014
     assert policy.poverty_lines[2010] == 2300 and policy.poverty_lines[2020] == 4000
     assert policy.deprivation_cutoff == 0.4
@@ -136,3 +136,17 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
         load_policy(broken)
     with pytest.raises(PolicyError, match="mapping"):
         load_policy(_write(tmp_path, ["a", "list"]))
+
+
+def test_monitoring_changes_by_year_load_and_bad_ones_are_named(tmp_path: Path) -> None:
+    settings = _settings()
+    settings["monitoring_changes"] = {2021: {"marginal_relapse_risk": 0.3}}
+    policy = load_policy(_write(tmp_path, settings))
+    assert policy.monitoring_for_year(2021).marginal_relapse_risk == 0.3
+    assert policy.monitoring_for_year(2020).marginal_relapse_risk == policy.monitoring.marginal_relapse_risk
+    settings["monitoring_changes"] = {2021: {"marginal_relapse_risk": 1.5}}
+    with pytest.raises(PolicyError, match=r"monitoring_changes.*2021.*marginal_relapse_risk"):
+        load_policy(_write(tmp_path, settings))
+    settings["monitoring_changes"] = {2021: {"marginal_relapse": 0.3}}
+    with pytest.raises(PolicyError, match="marginal_relapse"):
+        load_policy(_write(tmp_path, settings))

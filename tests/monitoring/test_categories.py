@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from features.policy import Policy, load_policy
+from features.policy import MonitoringChanges, Policy, load_policy
 from monitoring.categories import CATEGORIES, monitoring_category
 
 NAN = math.nan
@@ -158,3 +159,32 @@ def test_households_without_scores_are_rejected(policy: Policy) -> None:
     features, scores = _frames({}, {})
     with pytest.raises(ValueError, match="no scores"):
         monitoring_category(features, scores.iloc[:1], policy)
+
+
+def test_each_household_is_judged_by_the_thresholds_of_its_year(policy: Policy) -> None:
+    revised = policy.model_copy(
+        update={"monitoring_changes": {2021: MonitoringChanges(marginal_relapse_risk=0.4)}}
+    )
+    features, scores = _frames({"relapse_risk": 0.3}, {"relapse_risk": 0.3})
+    result = monitoring_category(features, scores, revised, years=np.array([2020, 2021]))
+    assert result["category"].tolist() == ["marginal", "not_monitored"]
+    assert "0.30 >= 0.20" in result["rule"].iloc[0]
+    # without years, the round (3 here) counts from the policy's base year (2014): 2017, before the change
+    assert monitoring_category(features, scores, revised)["category"].tolist() == ["marginal", "marginal"]
+    with pytest.raises(ValueError, match="1 years for 2 households"):
+        monitoring_category(features, scores, revised, years=np.array([2020]))
+
+
+def test_threshold_changes_accumulate_by_year(policy: Policy) -> None:
+    revised = policy.model_copy(
+        update={
+            "monitoring_changes": {
+                2021: MonitoringChanges(marginal_relapse_risk=0.4),
+                2023: MonitoringChanges(hardship_expense_share=0.3),
+            }
+        }
+    )
+    assert revised.monitoring_for_year(2020) == policy.monitoring
+    assert revised.monitoring_for_year(2022).marginal_relapse_risk == 0.4
+    in_2024 = revised.monitoring_for_year(2024)
+    assert (in_2024.marginal_relapse_risk, in_2024.hardship_expense_share) == (0.4, 0.3)
