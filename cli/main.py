@@ -312,6 +312,7 @@ def monitor(
         result = monitor_rounds(load_champion_predictor(), survey, previous, current, lang.value)
     except ValueError as error:
         raise _fail(str(error)) from error
+    report = result.report_html()  # built before anything is written: a failure leaves the folder as it was
     write_frame(result.counts.reset_index(), out / "transitions-by-village.csv")
     write_frame(result.transitions.reset_index(), out / "household-transitions.csv")
     write_frame(
@@ -319,9 +320,7 @@ def monitor(
     )
     write_frame(result.drift, out / "drift.csv")
     write_frame(result.flags, out / f"flags-round-{current}.csv")
-    write_atomically(
-        out / "report.html", lambda target: target.write_text(result.report_html(), encoding="utf-8")
-    )
+    write_atomically(out / "report.html", lambda target: target.write_text(report, encoding="utf-8"))
     summary = dict(result.summary)
     if track:
         summary["mlflow_run_id"] = log_monitoring(result.summary, out)
