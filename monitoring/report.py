@@ -74,8 +74,9 @@ def risk_by_village_figure(flags: pd.DataFrame, villages: list[str]) -> Figure:
     figure = Figure(figsize=(9, 4))
     axes = figure.add_subplot()
     larger = np.fmax(flags["poverty_risk"].to_numpy(dtype=float), flags["relapse_risk"].to_numpy(dtype=float))
-    values = [larger[(flags["village_id"] == village).to_numpy()] for village in villages]
-    values = [np.nan_to_num(v, nan=0.0) for v in values]
+    values = [
+        np.nan_to_num(larger[(flags["village_id"] == village).to_numpy()], nan=0.0) for village in villages
+    ]
     if villages:
         axes.boxplot(values, tick_labels=villages)
     axes.set_ylabel("larger of poverty and relapse risk")

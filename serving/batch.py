@@ -119,18 +119,18 @@ def scored_round(
     """Features, scores and categories of every household of `round` (earlier rounds feed the trends);
     reasons for the monitored households only (none at all without `explain`)."""
     households = survey.households
-    if not (households["round"] == round).any():
-        raise ValueError(f"survey has no households in round {round}")
-    features = _round_features(predictor, survey, round)
-    risks = predictor.risks(features)
     current = households.loc[households["round"] == round]
+    if current.empty:
+        raise ValueError(f"survey has no households in round {round}")
+    features = _round_features(predictor, survey, current, round)
+    risks = predictor.risks(features)
     years = survey_years(current, current["round"].to_numpy(dtype=np.int64), predictor.policy)
     categories = monitoring_category(features, risks, predictor.policy, years)
     monitored = categories["category"].to_numpy() != NOT_MONITORED
     reasons = predictor.reasons(features, risks["reason_model"].to_numpy(), monitored & explain, lang, top_k)
     scores = risks.assign(reasons=pd.Series(reasons, index=features.index, dtype=object))
     villages = (
-        households.loc[households["round"] == round, ["household_id", "village_id"]]
+        current[["household_id", "village_id"]]
         .drop_duplicates("household_id")
         .set_index("household_id")["village_id"]
     )
@@ -156,10 +156,12 @@ def round_facts(scored: ScoredRound, survey: Survey, policy: Policy) -> pd.DataF
     )
 
 
-def _round_features(predictor: RiskPredictor, survey: Survey, round: int) -> pd.DataFrame:
-    """Feature frame of the round's households, with earlier rounds as history for the trend indicators."""
+def _round_features(
+    predictor: RiskPredictor, survey: Survey, current: pd.DataFrame, round: int
+) -> pd.DataFrame:
+    """Feature frame of the round's households (`current`), with earlier rounds as history for the trend
+    indicators."""
     households = survey.households
-    current = households.loc[households["round"] == round]
     history = households.loc[households["round"] < round]
     members = survey.members
     if members is not None:
@@ -167,12 +169,14 @@ def _round_features(predictor: RiskPredictor, survey: Survey, round: int) -> pd.
     return build_features(current, members, predictor.policy, history if len(history) else None)
 
 
+def larger_risk(scores: pd.DataFrame) -> np.ndarray:
+    """Per row the larger of `poverty_risk` and `relapse_risk` (the one the tier and the order follow)."""
+    return np.fmax(scores["poverty_risk"].to_numpy(dtype=float), scores["relapse_risk"].to_numpy(dtype=float))
+
+
 def _sorted_flags(flags: pd.DataFrame) -> pd.DataFrame:
-    larger_risk = np.fmax(
-        flags["poverty_risk"].to_numpy(dtype=float), flags["relapse_risk"].to_numpy(dtype=float)
-    )
     return (
-        flags.assign(_risk=larger_risk)
+        flags.assign(_risk=larger_risk(flags))
         .sort_values(
             ["village_id", "_risk", "household_id"], ascending=[True, False, True], na_position="last"
         )

@@ -18,7 +18,7 @@ from models.predictor import RiskPredictor
 from monitoring.drift import feature_drift_table, score_drift
 from monitoring.report import monitoring_report_html
 from monitoring.transitions import TRANSITIONS, category_movements, household_transitions, transition_counts
-from serving.batch import flag_list, round_facts, scored_round
+from serving.batch import flag_list, larger_risk, round_facts, scored_round
 from survey.io import Survey
 
 
@@ -56,10 +56,6 @@ def _model_features(predictor: RiskPredictor) -> list[str]:
     return names
 
 
-def _larger_risk(scores: pd.DataFrame) -> np.ndarray:
-    return np.fmax(scores["poverty_risk"].to_numpy(dtype=float), scores["relapse_risk"].to_numpy(dtype=float))
-
-
 def monitor_rounds(
     predictor: RiskPredictor, survey: Survey, previous: int, current: int, lang: Language = "zh"
 ) -> MonitorResult:
@@ -79,7 +75,7 @@ def monitor_rounds(
         bins=policy.drift.bins,
         features=features,
     )
-    scores = score_drift(_larger_risk(before.scores), _larger_risk(now.scores), bins=policy.drift.bins)
+    scores = score_drift(larger_risk(before.scores), larger_risk(now.scores), bins=policy.drift.bins)
     flags = flag_list(predictor, now)
     county_row = counts.loc["county"].to_numpy(dtype=np.int64)
     county = {str(name): int(value) for name, value in zip(counts.columns, county_row, strict=True)}

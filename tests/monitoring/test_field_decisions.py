@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from sqlalchemy import Engine
 
 from monitoring.store import (
@@ -38,17 +36,6 @@ def _flags(households: list[str], categories: list[str], round_: int = 2) -> pd.
             "model_version": ["1;1"] * count,
         }
     )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'flags.db'}")
-    else:
-        engine = make_engine(request.getfixturevalue("postgres_url"))
-    create_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 def _id(engine: Engine, household_id: str, round_: int = 2) -> int:

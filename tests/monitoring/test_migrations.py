@@ -3,7 +3,6 @@ run idempotently, and adopt a store that `Base.metadata.create_all` made before 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -20,24 +19,12 @@ from monitoring.store import (
     create_schema,
     head_revision,
     list_flags,
-    make_engine,
     schema_revision,
     set_status,
     upsert_flags,
 )
 
 from .test_store import _flags
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A database without any flag store table: a SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'flags.db'}")
-    else:
-        engine = make_engine(request.getfixturevalue("postgres_url"))
-    yield engine
-    engine.dispose()
 
 
 def _differences(engine: Engine) -> list:

@@ -4,7 +4,6 @@ history, filters."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -44,18 +43,6 @@ def _flags(**overrides: list) -> pd.DataFrame:
     }
     columns.update(overrides)
     return pd.DataFrame(columns)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """An empty, migrated flag store: a SQLite file, or a fresh schema on the test PostgreSQL server."""
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'flags.db'}")
-    else:
-        engine = make_engine(request.getfixturevalue("postgres_url"))
-    create_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
