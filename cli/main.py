@@ -218,7 +218,10 @@ def evaluate(
     seeds = _parse_seeds(seed)
     result = evaluate_task(_read_conformed_survey(data), task.value, load_policy(), seeds=seeds)
     write_json(_json_safe(result), json_path)
-    _print_json_line({"task": task.value, "model": result["model"]})
+    headline = {"task": task.value, "model": result["model"]}
+    if "vs_oracle" in result:
+        headline["vs_oracle"] = result["vs_oracle"]
+    _print_json_line(headline)
 
 
 @app.command()

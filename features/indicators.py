@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.panel import same_household_in_round
+from features.panel import same_household_in_round, same_household_in_rounds
 
 WEAK_HOUSING_STRUCTURES = ("earth_wood", "other")
 """Housing structures counted as weak: earth-and-wood houses and the residual "other" (mostly makeshift)."""
@@ -28,6 +28,16 @@ BUILDING_STATE_SCORES = {"bad": 0.0, "regular": 0.5, "good": 1.0}
 """Score of a part of the dwelling (walls, roof, floor) by its state."""
 FINISHED_FLOORS = ("tiles",)
 """Floors counted as finished: ceramic, mosaic or terrazzo tiles (cement, wood, earth and none are not)."""
+LASTING_INCOME_ROUNDS = 3
+"""Rounds (this one and the two before) over which the lasting income level and its low point are read:
+one round's income mixes the household's lasting level with the year's luck."""
+PAST_DISASTER_ROUNDS = 4
+"""Earlier rounds over which the household's (= its village's) disaster record is read."""
+EXIT_LOOKBACK_ROUNDS = 10
+"""Most earlier rounds looked back over to date a household's exit from poverty."""
+MIN_VILLAGE_NEIGHBOURS = 5
+"""Fewest other households of the same village and round from which a village share is computed; with
+fewer (e.g. one household scored alone) the share would describe a handful of neighbours, so it is NaN."""
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -528,3 +538,136 @@ def receiving_assistance(receiving_assistance: pd.Series) -> pd.Series:
 def assistance_ends(assistance_ends: pd.Series) -> pd.Series:
     """1 when the household's assistance is scheduled to end (e.g. end of the stabilisation period)."""
     return _as_float(assistance_ends)
+
+
+def _this_and_earlier(
+    values: pd.Series, household_id: pd.Series, round: pd.Series, rounds: int
+) -> np.ndarray:
+    """(rows x rounds) array: the value this round, then the same household's value 1, 2, ... rounds back."""
+    earlier = same_household_in_rounds(_values(values), household_id, round, range(-1, -rounds, -1))
+    return np.column_stack([_values(values), earlier])
+
+
+def _nan_reduce(stacked: np.ndarray, reduce: str) -> np.ndarray:
+    """Row-wise nanmean / nanmin over the known cells; NaN (no warning) where a row is all unknown."""
+    known = ~np.isnan(stacked)
+    result = np.full(len(stacked), np.nan)
+    rows = known.any(axis=1)
+    result[rows] = getattr(np, reduce)(stacked[rows], axis=1)
+    return result
+
+
+def _increase_flag(now: pd.Series, household_id: pd.Series, round: pd.Series) -> pd.Series:
+    """1 when the count rose since the previous round, 0 when it did not, NaN when either is unknown."""
+    before = same_household_in_round(_values(now), household_id, round, offset=-1)
+    current = _values(now)
+    return _flag(current > before, ~np.isnan(current) & ~np.isnan(before), now)
+
+
+def _decrease_since_last_round(now: pd.Series, household_id: pd.Series, round: pd.Series) -> pd.Series:
+    """How much the amount fell since the previous round (0 when it did not fall); NaN when unknown."""
+    before = same_household_in_round(_values(now), household_id, round, offset=-1)
+    return _series(np.maximum(before - _values(now), 0.0), now)  # NaN propagates through maximum
+
+
+def income_to_line_ratio_last_round(
+    income_to_line_ratio: pd.Series, household_id: pd.Series, round: pd.Series
+) -> pd.Series:
+    """Per-capita net income over the poverty line in the same household's previous round (round - 1),
+    in multiples of that round's line; NaN when that round is absent or its income unknown."""
+    before = same_household_in_round(_values(income_to_line_ratio), household_id, round, offset=-1)
+    return _series(before, income_to_line_ratio)
+
+
+def lasting_income_to_line_ratio(
+    income_to_line_ratio: pd.Series, household_id: pd.Series, round: pd.Series
+) -> pd.Series:
+    """The household's lasting income level: mean of its income-to-line ratio (multiples of each round's
+    poverty line) over this round and up to the two before (LASTING_INCOME_ROUNDS), over the rounds
+    known; NaN when none is. Averaging rounds separates the lasting level from one year's luck."""
+    stacked = _this_and_earlier(income_to_line_ratio, household_id, round, LASTING_INCOME_ROUNDS)
+    return _series(_nan_reduce(stacked, "nanmean"), income_to_line_ratio)
+
+
+def lowest_income_to_line_ratio(
+    income_to_line_ratio: pd.Series, household_id: pd.Series, round: pd.Series
+) -> pd.Series:
+    """The lowest income-to-line ratio (multiples of the line) of this round and up to the two before
+    (LASTING_INCOME_ROUNDS), over the rounds known: how close to the line the household has recently
+    been; NaN when no round is known."""
+    stacked = _this_and_earlier(income_to_line_ratio, household_id, round, LASTING_INCOME_ROUNDS)
+    return _series(_nan_reduce(stacked, "nanmin"), income_to_line_ratio)
+
+
+def new_serious_illness_since_last_round(
+    serious_illness_members: pd.Series, household_id: pd.Series, round: pd.Series
+) -> pd.Series:
+    """1 when more members are seriously ill than in the previous round, 0 when not; NaN when either
+    round's count is unknown (read from the member rosters, for surveys without the shock questions)."""
+    return _increase_flag(serious_illness_members, household_id, round)
+
+
+def new_disability_since_last_round(
+    disabled_members: pd.Series, household_id: pd.Series, round: pd.Series
+) -> pd.Series:
+    """1 when more members are disabled than in the previous round, 0 when not; NaN when unknown."""
+    return _increase_flag(disabled_members, household_id, round)
+
+
+def arable_land_lost_mu(arable_land_mu: pd.Series, household_id: pd.Series, round: pd.Series) -> pd.Series:
+    """Arable land (mu) the household holds less than in the previous round; 0 when it did not shrink,
+    NaN when either round's land is unknown."""
+    return _decrease_since_last_round(arable_land_mu, household_id, round)
+
+
+def livestock_lost_units(livestock_units: pd.Series, household_id: pd.Series, round: pd.Series) -> pd.Series:
+    """Livestock units the household holds fewer than in the previous round; 0 when the herd did not
+    shrink, NaN when either round's herd is unknown."""
+    return _decrease_since_last_round(livestock_units, household_id, round)
+
+
+def rounds_since_exit(exited_poverty: pd.Series, household_id: pd.Series, round: pd.Series) -> pd.Series:
+    """For a household registered as exited: rounds since the review at which it exited (0 = this
+    round's review, i.e. it was not yet exited in the previous round), counted back over the panel's
+    earlier rounds (at most EXIT_LOOKBACK_ROUNDS). A household already exited in every earlier round
+    available gets the number of those rounds (it exited at least that long ago). NaN when the household
+    is not exited, or exited with its previous round absent (the exit cannot be dated)."""
+    exited = _values(exited_poverty)
+    earlier = same_household_in_rounds(exited, household_id, round, range(-1, -EXIT_LOOKBACK_ROUNDS - 1, -1))
+    still_exited = np.cumprod(earlier == 1.0, axis=1)  # 1 while every round back so far was exited
+    counted = still_exited.sum(axis=1).astype(np.float64)
+    datable = (exited == 1.0) & ~np.isnan(earlier[:, 0])
+    return _series(np.where(datable, counted, np.nan), exited_poverty)
+
+
+def past_disaster_share(shock_disaster: pd.Series, household_id: pd.Series, round: pd.Series) -> pd.Series:
+    """Share of the household's earlier rounds (up to PAST_DISASTER_ROUNDS back, over those known) in
+    which its village was hit by a natural disaster: a household stays in its village, so this reads the
+    village's lasting exposure. NaN when no earlier round is known."""
+    earlier = same_household_in_rounds(
+        _values(shock_disaster), household_id, round, range(-1, -PAST_DISASTER_ROUNDS - 1, -1)
+    )
+    return _series(_nan_reduce(earlier, "nanmean"), shock_disaster)
+
+
+def village_shock_share(shock_count: pd.Series, village_id: pd.Series, round: pd.Series) -> pd.Series:
+    """Share of the *other* households of the same village and round (among those that answered the
+    shock questions) that report at least one shock this round: a village-wide shock (disaster,
+    epidemic, a factory closing) shows as a high share. NaN when fewer than MIN_VILLAGE_NEIGHBOURS other
+    households of the village are in the same table (e.g. one household scored alone)."""
+    shocks = _values(shock_count)
+    answered = ~np.isnan(shocks)
+    hit = answered & (shocks > 0)
+    village_codes, _ = pd.factorize(np.asarray(village_id, dtype=object))
+    rounds = np.asarray(round, dtype=np.int64)
+    span = int(rounds.max(initial=0)) + 1
+    groups, _ = pd.factorize(np.where(village_codes >= 0, village_codes * span + rounds, -1))
+    size = int(groups.max(initial=-1)) + 1
+    answered_in_group = np.bincount(groups, weights=answered, minlength=size)
+    hit_in_group = np.bincount(groups, weights=hit, minlength=size)
+    neighbours = answered_in_group[groups] - answered
+    share = np.full(len(shocks), np.nan)
+    known_village = village_codes >= 0
+    enough = known_village & (neighbours >= MIN_VILLAGE_NEIGHBOURS)
+    np.divide(hit_in_group[groups] - hit, neighbours, out=share, where=enough)
+    return _series(share, shock_count)

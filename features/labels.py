@@ -101,6 +101,7 @@ FIELD_DECISION_OUTCOME = {"verified": 1.0, "rejected": 0.0}
 """What a field decision on a ``poor``-category flag says about the household in the flag's round."""
 
 FIELD_DECISION_COLUMNS = ("household_id", "round", "category", "decision")
+VERIFICATION_COLUMNS = ("household_id", "round", "poor")
 FIELD_OUTCOME_COLUMNS = ("household_id", "round", "outcome")
 
 
@@ -132,6 +133,21 @@ def field_poverty_outcomes(decisions: pd.DataFrame) -> pd.DataFrame:
             "household_id": about_poverty["household_id"].astype(str).to_numpy(),
             "round": about_poverty["round"].to_numpy(dtype=np.int64),
             "outcome": about_poverty["decision"].map(FIELD_DECISION_OUTCOME).to_numpy(dtype=np.float64),
+        }
+    )
+
+
+def verified_poverty_outcomes(verification: pd.DataFrame) -> pd.DataFrame:
+    """Poverty outcomes (household_id, round, outcome 1.0/0.0) from a survey's `verification` table:
+    each row is a field visit's finding on a household in a round (`survey.schema.Verification`)."""
+    missing = [column for column in VERIFICATION_COLUMNS if column not in verification.columns]
+    if missing:
+        raise KeyError(f"verification lacks column(s) {missing}; expected {list(VERIFICATION_COLUMNS)}")
+    return pd.DataFrame(
+        {
+            "household_id": verification["household_id"].astype(str).to_numpy(),
+            "round": verification["round"].to_numpy(dtype=np.int64),
+            "outcome": verification["poor"].to_numpy(dtype=np.float64),
         }
     )
 

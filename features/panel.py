@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -13,13 +15,30 @@ def same_household_in_round(
     NaN when that round is absent. (household_id, round) must be unique. One hash lookup on integer
     keys, so one household costs microseconds and a county scales linearly.
     """
+    return same_household_in_rounds(values, household_id, round, (offset,))[:, 0]
+
+
+def same_household_in_rounds(
+    values: np.ndarray,
+    household_id: pd.Series | pd.Index,
+    round: pd.Series | pd.Index,
+    offsets: Sequence[int],
+) -> np.ndarray:
+    """`same_household_in_round` for several offsets at once: a (rows x offsets) float array, column j
+    holding each row's household value in round + ``offsets[j]`` (NaN when absent); the keys are built
+    once."""
     household_codes, _ = pd.factorize(np.asarray(household_id))
     rounds = np.asarray(round, dtype=np.int64)
-    # keys of different households stay more than |offset| apart, so round + offset never hits a neighbour
-    span = (int(rounds.max()) if len(rounds) else 0) + abs(offset) + 1
+    reach = max((abs(offset) for offset in offsets), default=0)
+    # keys of different households stay more than `reach` apart, so round + offset never hits a neighbour
+    span = (int(rounds.max()) if len(rounds) else 0) + reach + 1
     keys = pd.Index(household_codes.astype(np.int64) * span + rounds)
     if not keys.is_unique:
         raise ValueError("same_household_in_round needs unique (household_id, round) pairs")
-    position = keys.get_indexer(keys + offset)
-    found = position >= 0
-    return np.where(found, np.asarray(values, dtype=np.float64)[np.where(found, position, 0)], np.nan)
+    source = np.asarray(values, dtype=np.float64)
+    looked_up = np.full((len(rounds), len(offsets)), np.nan)
+    for column, offset in enumerate(offsets):
+        position = keys.get_indexer(keys + offset)
+        found = position >= 0
+        looked_up[found, column] = source[position[found]]
+    return looked_up

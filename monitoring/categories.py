@@ -7,9 +7,11 @@ wins (so a poor household that also had a shock is "poor", not "sudden_hardship"
    per-capita net income below the poverty line (``income_to_line_ratio < 1``), or poverty risk at or
    above the policy's high tier (``risk_tiers.high``). Registered poor households are kept here because
    they are still under assistance and monitored as such.
-2. ``unstable_after_exit`` — exited poverty (``exited_poverty == 1``) and either per-capita income
-   below the monitoring line (``income_to_line_ratio < monitoring_line_multiple``) or relapse risk at or
-   above ``monitoring.marginal_relapse_risk``.
+2. ``unstable_after_exit`` — exited poverty recently (``exited_poverty == 1`` and ``rounds_since_exit``
+   below ``monitoring.unstable_after_exit_rounds``, or the exit cannot be dated from the rounds at hand)
+   and either per-capita income below the monitoring line (``income_to_line_ratio <
+   monitoring_line_multiple``) or relapse risk at or above ``monitoring.marginal_relapse_risk``. A
+   household that exited longer ago is judged by the rules below like any other.
 3. ``sudden_hardship`` — a shock this round (``shock_count > 0``) and either medical + schooling
    expenses at or above ``monitoring.hardship_expense_share`` of net income, or per-capita income that
    fell since the last round (``income_change_since_last_round < 0``) to below the monitoring line.
@@ -28,6 +30,7 @@ never makes a rule hold. The ``rule`` column says which test fired, with the hou
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -45,6 +48,7 @@ REQUIRED_FEATURES = (
     "exited_poverty",
     "income_to_line_ratio",
     "income_change_since_last_round",
+    "rounds_since_exit",
     "shock_count",
     "medical_expense_share",
     "schooling_expense_share",
@@ -81,7 +85,7 @@ def monitoring_category(
     return pd.DataFrame({"category": category.astype(str), "rule": rule.astype(str)}, index=features.index)
 
 
-THRESHOLD_FIELDS = ("marginal_relapse_risk", "hardship_expense_share")
+THRESHOLD_FIELDS = ("marginal_relapse_risk", "hardship_expense_share", "unstable_after_exit_rounds")
 
 
 def _row_years(features: pd.DataFrame, policy: Policy, years: np.ndarray | None) -> np.ndarray:
@@ -146,6 +150,19 @@ def _rule_tests(
     high_relapse = facts["relapse_risk"] >= relapse_cut
     shocked = facts["shock_count"] > 0
     income_fell = facts["income_change_since_last_round"] < 0
+    # an exit that cannot be dated (no earlier round at hand) counts as recent: nobody leaves the watch
+    # for lack of history
+    recently_exited = (facts["exited_poverty"] == 1) & ~(
+        facts["rounds_since_exit"] >= facts["threshold_unstable_after_exit_rounds"]
+    )
+
+    def exited_text(row: Any) -> str:
+        if math.isnan(row.rounds_since_exit):
+            return "exited poverty (exit not datable from the rounds at hand)"
+        return (
+            f"exited poverty {row.rounds_since_exit:.0f} round(s) ago "
+            f"(< {row.threshold_unstable_after_exit_rounds:.0f})"
+        )
 
     def below_line_text(row: Any) -> str:
         return (
@@ -191,12 +208,12 @@ def _rule_tests(
             "unstable_after_exit",
             [
                 (
-                    (facts["exited_poverty"] == 1) & below_monitoring_line,
-                    lambda row: "exited poverty and " + below_line_text(row),
+                    recently_exited & below_monitoring_line,
+                    lambda row: exited_text(row) + " and " + below_line_text(row),
                 ),
                 (
-                    (facts["exited_poverty"] == 1) & high_relapse,
-                    lambda row: "exited poverty and " + relapse_text(row),
+                    recently_exited & high_relapse,
+                    lambda row: exited_text(row) + " and " + relapse_text(row),
                 ),
             ],
         ),

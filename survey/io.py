@@ -1,8 +1,9 @@
-"""Reading and writing a survey: one folder holding up to four tables.
+"""Reading and writing a survey: one folder holding up to five tables.
 
-A survey folder holds `households`, and optionally `members`, `villages` and `truth` (the simulator's
-ground truth), each as `<name>.parquet` or `<name>.csv`. Identifiers are always read as strings, so
-"0012" stays "0012" even from a CSV file. Writing is atomic: a folder is either the complete old survey
+A survey folder holds `households`, and optionally `members`, `villages`, `verification` (field
+verification findings of a random sample of households) and `truth` (the simulator's ground truth),
+each as `<name>.parquet` or `<name>.csv`. Identifiers are always read as strings, so "0012" stays "0012"
+even from a CSV file. Writing is atomic: a folder is either the complete old survey
 or the complete new one, never a mixture.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-TABLE_NAMES = ("households", "members", "villages", "truth")
+TABLE_NAMES = ("households", "members", "villages", "verification", "truth")
 REQUIRED_TABLES = ("households",)
 ID_COLUMNS = ("household_id", "member_id", "village_id", "township_id")
 HASH_LENGTH = 16
@@ -34,6 +35,7 @@ class Survey:
     members: pd.DataFrame | None = None
     villages: pd.DataFrame | None = None
     truth: pd.DataFrame | None = None
+    verification: pd.DataFrame | None = None
 
 
 def read_survey(path: Path) -> Survey:
@@ -110,9 +112,11 @@ def _swap_into_place(staging: Path, target: Path) -> None:
 
 
 def survey_hash(survey: Survey) -> str:
-    """First 16 hex digits of a sha256 over the households and members content (names, types, values)."""
+    """First 16 hex digits of a sha256 over the households and members content (names, types, values),
+    and the verification findings when the survey has them (they change the labels)."""
     digest = hashlib.sha256()
-    for name in ("households", "members"):
+    hashed = ("households", "members") + (("verification",) if survey.verification is not None else ())
+    for name in hashed:
         table = getattr(survey, name)
         digest.update(name.encode())
         if table is None:

@@ -159,3 +159,21 @@ class Villages(pa.DataFrameModel):
     class Config:
         coerce = True
         strict = False
+
+
+class Verification(pa.DataFrameModel):
+    """Optional: households whose poverty status a field verification established in a round.
+
+    A verification visit (the county's sampled check of the register, or a third-party assessment
+    (第三方评估)) sees the household as it is, beyond what the survey reported: `poor` is its finding
+    (0/1). The households checked are a random sample, so the findings can also calibrate risks.
+    """
+
+    household_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    round: Series[int] = pa.Field(ge=0, le=100)
+    poor: Series[float] = pa.Field(isin=[0.0, 1.0])
+
+    class Config:
+        coerce = True
+        strict = False
+        unique = ["household_id", "round"]

@@ -16,7 +16,8 @@ How one round happens (`_advance`, the one transition used for the panel and for
    mostly among low-income households and being fixed by assistance;
 4. members choose migrant or local work; the household earns wages, farm income, business income,
    transfers (pensions, subsidies, assistance) and a little property income;
-5. a household is truly poor when its per-capita net income is below the year's line or a guarantee fails;
+5. a household is truly poor when its per-capita net income is below the year's line or a guarantee fails
+   (the policy's guarantees, `_judge_poverty`);
 6. the year-end registry review ("dynamic adjustment") judges an error-prone assessment of the year:
    households assessed poor are registered, registered ones assessed at `exit_income_margin` lines or
    more (no failed guarantee seen) exit; this gives inclusion and exclusion errors of the registry.
@@ -29,7 +30,9 @@ used 2013 incomes).
 The truth table's `p_poor_next` is the share of `monte_carlo_draws` independent runs of step 1-5 for the
 next year, from the household's true state, that end poor; the panel's next round is one more such run.
 Survey noise (misreported incomes, missing answers, misreported categories) touches only the reported
-households and members, never the truth.
+households and members, never the truth. Each round a random `verification_share` of the households is
+visited in the field (the register's sampled check): the survey's `verification` table holds what the
+visit found, the true status.
 """
 
 from __future__ import annotations
@@ -159,6 +162,8 @@ class World:
     pension_insurance_initial: float
     pension_insurance_enrol_rate: float
     guarantee_fix_improvement: float
+    catastrophic_medical_share: float
+    verification_share: float
 
     def poverty_line(self, year: int) -> float:
         """Yuan per person per year; outside the table, the nearest line grown at the outside rate."""
@@ -208,7 +213,7 @@ class CountyState:
 def simulate_county(settings: CountySettings, world: World | None = None) -> Survey:
     """Simulate `settings.rounds` yearly rounds of a county; return the survey with villages and truth."""
     world = world or load_world()
-    panel_rng, monte_carlo_rng, noise_rng = np.random.default_rng(settings.seed).spawn(3)
+    panel_rng, monte_carlo_rng, noise_rng, verification_rng = np.random.default_rng(settings.seed).spawn(4)
     villages = _make_villages(settings, panel_rng, world)
     state = _initial_state(settings, villages, panel_rng, world)
     for year in range(settings.first_year - BURN_IN_YEARS, settings.first_year):
@@ -222,11 +227,13 @@ def simulate_county(settings: CountySettings, world: World | None = None) -> Sur
         households.append(_household_rows(state, villages, ids, round_, year))
         members.append(_member_rows(state, ids, round_))
         truth.append(_truth_rows(state, ids, round_, p_poor_next))
+    true_status = pd.concat(truth, ignore_index=True)
     survey = Survey(
         households=pd.concat(households, ignore_index=True),
         members=pd.concat(members, ignore_index=True),
         villages=villages[["village_id", "township_id"]].copy(),
-        truth=pd.concat(truth, ignore_index=True),
+        truth=true_status,
+        verification=_verification_sample(true_status, world, verification_rng),
     )
     return _with_survey_noise(survey, settings.survey_noise, noise_rng)
 
@@ -796,7 +803,13 @@ def _earn(
 
 
 def _judge_poverty(households: Arrays, members: Arrays, world: World, year: int) -> Arrays:
-    """Truly poor: per-capita net income below the year's line, or one of the guarantees fails."""
+    """Truly poor: per-capita net income below the year's line, or one of the guarantees fails.
+
+    The guarantees are the policy's (`features.deprivation`): a dangerous house, no safe drinking water,
+    a child aged 7-15 out of school, no basic medical insurance, or a seriously ill member whose
+    out-of-pocket medical expenses exceed `catastrophic_medical_share` of net income. With the same rule
+    on both sides, a survey without noise labels every household exactly as its truth.
+    """
     n, household = len(households["village"]), members["household"]
     net_income = sum(
         households[column]
@@ -813,14 +826,16 @@ def _judge_poverty(households: Arrays, members: Arrays, world: World, year: int)
     child_out_of_school = _any_by_household(
         (members["age"] >= 7) & (members["age"] <= 15) & (members["in_school"] == 0), household, n
     )
-    uninsured_illness = (households["medical_insurance"] == 0) & (
-        _any_by_household(members["health"] == SERIOUS, household, n) == 1
+    seriously_ill = _any_by_household(members["health"] == SERIOUS, household, n) == 1
+    catastrophic_spending = seriously_ill & (
+        households["medical_expenses"] > world.catastrophic_medical_share * np.maximum(net_income, 0.0)
     )
     guarantee_fails = (
         (households["dangerous_house"] == 1)
         | (households["safe_drinking_water"] == 0)
         | (child_out_of_school == 1)
-        | uninsured_illness
+        | (households["medical_insurance"] == 0)
+        | catastrophic_spending
     )
     return {
         **households,
@@ -968,6 +983,19 @@ def _truth_rows(state: CountyState, ids: _Identifiers, round_: int, p_poor_next:
             "poor": state.households["poor"],
             "per_capita_net_income": state.households["per_capita_net_income"],
             "p_poor_next": p_poor_next,
+        }
+    )
+
+
+def _verification_sample(truth: pd.DataFrame, world: World, rng: np.random.Generator) -> pd.DataFrame:
+    """Each round a random `verification_share` of the households is checked in the field; the visit
+    sees the true status (survey noise never touches it)."""
+    checked = rng.random(len(truth)) < world.verification_share
+    return pd.DataFrame(
+        {
+            "household_id": truth["household_id"].to_numpy()[checked],
+            "round": truth["round"].to_numpy()[checked],
+            "poor": truth["poor"].to_numpy(dtype=np.float64)[checked],
         }
     )
 

@@ -2,8 +2,8 @@
 
 Two kinds of check: the pandera models of `survey.schema` (types, ranges, categories, duplicate keys,
 required columns), run lazily so that all failures are collected, and the checks that span tables
-(a household's village missing from the village register, a member without a household row, a household
-with implausibly many members).
+(a household's village missing from the village register, a member or a verification finding without a
+household row, a household with implausibly many members).
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import pandas as pd
 import pandera.pandas as pa
 
 from survey.io import Survey
-from survey.schema import MAX_MEMBERS_PER_HOUSEHOLD, Households, Members, Villages
+from survey.schema import MAX_MEMBERS_PER_HOUSEHOLD, Households, Members, Verification, Villages
 
 FAILURE_COLUMNS = ("table", "column", "check", "row", "value")
 SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "households": Households,
     "members": Members,
     "villages": Villages,
+    "verification": Verification,
 }
 HOUSEHOLD_KEY = ["household_id", "round"]
 
@@ -66,7 +67,8 @@ def validate_survey(survey: Survey) -> ValidationReport:
     parts = [_schema_failures(name, frame) for name, frame in tables.items()]
     parts += [
         _unknown_villages(tables["households"], tables.get("villages")),
-        _members_without_household(tables["households"], tables.get("members")),
+        _without_household("members", tables.get("members"), tables["households"]),
+        _without_household("verification", tables.get("verification"), tables["households"]),
         _oversized_households(tables.get("members")),
     ]
     failures = pd.concat([_empty_failures(), *parts], ignore_index=True)
@@ -172,19 +174,17 @@ def _unknown_villages(households: pd.DataFrame, villages: pd.DataFrame | None) -
     )
 
 
-def _members_without_household(households: pd.DataFrame, members: pd.DataFrame | None) -> pd.DataFrame:
-    if members is None:
+def _without_household(table: str, rows: pd.DataFrame | None, households: pd.DataFrame) -> pd.DataFrame:
+    """Rows of `table` (members, verification findings) whose (household_id, round) has no household
+    row in the survey."""
+    if rows is None:
         return _empty_failures()
-    member_key, household_key = _as_key(members, HOUSEHOLD_KEY), _as_key(households, HOUSEHOLD_KEY)
-    if member_key is None or household_key is None:
+    row_key, household_key = _as_key(rows, HOUSEHOLD_KEY), _as_key(households, HOUSEHOLD_KEY)
+    if row_key is None or household_key is None:
         return _empty_failures()
-    orphan = ~member_key.isin(household_key)
+    orphan = ~row_key.isin(household_key)
     return _failures(
-        "members",
-        "household_id",
-        "household_row_exists",
-        members.index[orphan],
-        members["household_id"][orphan],
+        table, "household_id", "household_row_exists", rows.index[orphan], rows["household_id"][orphan]
     )
 
 

@@ -9,6 +9,8 @@ Baselines, each trained only on the split's training rows:
   baseline is the label itself).
 - `income_distance` (relapse): the naive rule "the closer this round's income is to the poverty line,
   the likelier a fall": minus `income_to_line_ratio`, Platt-mapped likewise.
+Relapse is evaluated round to round only, on every split: train on rounds <= t, test on round t + 1, for
+each t the survey allows; the headline metrics are the mean over those splits, and each split is reported.
 Oracle (relapse, when `survey.truth` holds `p_poor_next`): the simulator's true probability of being
 poor next round. For a simulated panel the relapse model, baselines and oracle are all scored against
 the *true* next-round status (truth column `poor` of round t+1) rather than the noisy survey label;
@@ -45,8 +47,8 @@ from training.train import (
     Task,
     TaskData,
     candidate_specs,
-    evaluation_splits,
     held_out_predictions,
+    round_to_round_positions,
     task_data,
 )
 
@@ -89,14 +91,15 @@ def rule_risk(data: TaskData, raw_score: np.ndarray, train: np.ndarray, test: np
     return calibrator.transform(score[test])
 
 
-def baseline_risks(data: TaskData, policy: Policy, seed: int, folds: int) -> dict[str, np.ndarray]:
-    """Each baseline's held-out probability for every row (NaN for rows never held out)."""
+def relapse_baseline_risks(
+    data: TaskData, policy: Policy, train: np.ndarray, test: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Each relapse baseline's probability for the `test` rows, fitted on the `train` rows only."""
     rule_name, score = rule_scores(data, policy)
-    risks = {name: np.full(len(data.y), np.nan) for name in ("logistic_regression", rule_name)}
-    for train, test in evaluation_splits(data, seed, folds):
-        risks["logistic_regression"][test] = logistic_regression_risk(data, train, test)
-        risks[rule_name][test] = rule_risk(data, score, train, test)
-    return risks
+    return {
+        "logistic_regression": logistic_regression_risk(data, train, test),
+        rule_name: rule_risk(data, score, train, test),
+    }
 
 
 def true_outcome_and_oracle(survey: Survey, held_out: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
@@ -113,18 +116,25 @@ def true_outcome_and_oracle(survey: Survey, held_out: pd.DataFrame) -> tuple[np.
     return outcome, oracle
 
 
-def evaluate_once(
-    survey: Survey, data: TaskData, policy: Policy, specs: Sequence[LightGBMSpec], seed: int, folds: int
+def evaluate_split(
+    survey: Survey,
+    data: TaskData,
+    policy: Policy,
+    specs: Sequence[LightGBMSpec],
+    seed: int,
+    settings: TrainingSettings,
+    split: tuple[np.ndarray, np.ndarray],
 ) -> dict[str, Any]:
-    held_out, _ = held_out_predictions(data, specs, seed, folds)
-    positions = data.features.index.get_indexer(held_out.index)
+    """One round-to-round split (train on rounds <= t, test on t + 1): the model, the baselines and,
+    for a simulated panel, the oracle, all scored on the test round's rows."""
+    train, test = split
+    held_out, _ = held_out_predictions(data, specs, seed, settings, split)
     outcome, outcome_source = held_out[LABEL].to_numpy(), "survey"
     scores = {"model": held_out[HELD_OUT_RISK].to_numpy()}
     scores |= {
-        f"baseline:{name}": risk[positions]
-        for name, risk in baseline_risks(data, policy, seed, folds).items()
+        f"baseline:{name}": risk for name, risk in relapse_baseline_risks(data, policy, train, test).items()
     }
-    truth = true_outcome_and_oracle(survey, held_out) if data.task == "relapse" else None
+    truth = true_outcome_and_oracle(survey, held_out)
     keep = np.ones(len(outcome), dtype=bool)
     if truth is not None:
         true_next, oracle = truth
@@ -132,14 +142,20 @@ def evaluate_once(
         outcome, outcome_source = true_next, "truth"
         scores["oracle"] = oracle
     coverage = policy.flag_coverage
-    result: dict[str, Any] = {"outcome": outcome_source, "n_test": int(keep.sum()), "baselines": {}}
+    result: dict[str, Any] = {
+        "train_rounds": sorted({int(r) for r in data.rounds[train]}),
+        "test_round": int(data.rounds[test[0]]),
+        "outcome": outcome_source,
+        "n_test": int(keep.sum()),
+        "baselines": {},
+    }
     for name, risk in scores.items():
         metrics = binary_metrics(outcome[keep], np.clip(risk[keep], 0.0, 1.0), coverage)
         if name.startswith("baseline:"):
             result["baselines"][name.removeprefix("baseline:")] = metrics
         else:
             result[name] = metrics
-    slice_values = data.features[SLICE_COLUMN].to_numpy()[positions]
+    slice_values = data.features[SLICE_COLUMN].to_numpy()[test]
     result["slices"] = {
         f"{SLICE_COLUMN}={value:g}": binary_metrics(
             outcome[keep & (slice_values == value)], scores["model"][keep & (slice_values == value)], coverage
@@ -242,28 +258,98 @@ def evaluate_relapse(
     specs: Sequence[LightGBMSpec],
     settings: TrainingSettings,
 ) -> Evaluation:
-    """Relapse task: round-to-round held-out evaluation (module docstring)."""
-    runs = [evaluate_once(survey, data, policy, specs, seed, settings.cv_folds) for seed in seeds]
+    """Relapse task: every round-to-round split (train on rounds <= t, test on t + 1, for each t).
+
+    `splits` reports each split (mean and std over seeds); the headline `model`, `baselines`, `oracle`
+    and `slices` are the mean over splits (a rolling-origin evaluation), then mean and std over seeds.
+    With an oracle, `vs_oracle` sets the model against it and against the naive baseline.
+    """
+    positions = round_to_round_positions(data)
+    runs = [
+        [evaluate_split(survey, data, policy, specs, seed, settings, split) for split in positions]
+        for seed in seeds
+    ]
+    first = runs[0]
     report: dict[str, Any] = {
         "task": "relapse",
-        "model": _mean_with_std([run["model"] for run in runs]),
+        **{name: _headline(runs, (name,)) for name in ("model", "oracle") if name in first[0]},
         "baselines": {
-            name: _mean_with_std([run["baselines"][name] for run in runs]) for name in runs[0]["baselines"]
+            baseline: _headline(runs, ("baselines", baseline)) for baseline in first[0]["baselines"]
         },
-        "slices": {name: _mean_with_std([run["slices"][name] for run in runs]) for name in runs[0]["slices"]},
-        "n_test": runs[0]["n_test"],
-        "outcome": runs[0]["outcome"],
+        "slices": {
+            name: _headline(runs, ("slices", name))
+            | {"n": sum(split_run["slices"][name]["n"] for split_run in first)}
+            for name in first[0]["slices"]
+        },
+        "splits": [_split_report(j, runs) for j in range(len(positions))],
+        "n_test": sum(split_run["n_test"] for split_run in first),
+        "outcome": first[0]["outcome"],
         "seeds": [int(seed) for seed in seeds],
         "policy_version": policy.version,
+        "verification_labels": data.verification_labels,
     }
-    if "oracle" in runs[0]:
-        report["oracle"] = _mean_with_std([run["oracle"] for run in runs])
+    if "oracle" in report:
+        report["vs_oracle"] = versus_oracle(report)
+        for split in report["splits"]:
+            split["vs_oracle"] = versus_oracle(split)
     fold_runs = [
-        {"name": name, "seed": int(seed), "fold": 0, "metrics": metrics, "params": {}}
-        for seed, run in zip(seeds, runs, strict=True)
-        for name, metrics in [("model", run["model"]), *run["baselines"].items()]
+        {"name": name, "seed": int(seed), "fold": fold, "metrics": metrics, "params": {}}
+        for seed, seed_runs in zip(seeds, runs, strict=True)
+        for fold, split_run in enumerate(seed_runs)
+        for name, metrics in [("model", split_run["model"]), *split_run["baselines"].items()]
     ]
     return Evaluation(report, fold_runs)
+
+
+def _headline(runs: list[list[dict[str, Any]]], path: tuple[str, ...]) -> dict[str, float | None]:
+    """The metrics at `path` of each split's result (e.g. ("baselines", "income_distance")), averaged
+    over each seed's splits, then mean and std over seeds."""
+
+    def metrics_at(split_run: dict[str, Any]) -> dict[str, float]:
+        found: Any = split_run
+        for key in path:
+            found = found[key]
+        return dict(found)
+
+    return _mean_with_std([_mean_over_folds([metrics_at(run) for run in seed_runs]) for seed_runs in runs])
+
+
+def _split_report(j: int, runs: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """Split `j` of every seed's runs: its rounds, and each scorer's metrics (mean and std over seeds)."""
+    at_j = [seed_runs[j] for seed_runs in runs]
+    first = at_j[0]
+    report: dict[str, Any] = {
+        "train_rounds": first["train_rounds"],
+        "test_round": first["test_round"],
+        "n_test": first["n_test"],
+        "model": _mean_with_std([run["model"] for run in at_j]),
+        "baselines": {
+            name: _mean_with_std([run["baselines"][name] for run in at_j]) for name in first["baselines"]
+        },
+    }
+    if "oracle" in first:
+        report["oracle"] = _mean_with_std([run["oracle"] for run in at_j])
+    return report
+
+
+NAIVE_BASELINE = "income_distance"
+
+
+def versus_oracle(report: dict[str, Any]) -> dict[str, float | None]:
+    """The model against the oracle: the ROC-AUC and PR-AUC it falls short by, and the share of the
+    naive baseline's ROC-AUC gap to the oracle that it closes ((model - naive) / (oracle - naive))."""
+    model, oracle, naive = report["model"], report["oracle"], report["baselines"].get(NAIVE_BASELINE, {})
+
+    def difference(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else float(a - b)
+
+    gap_to_naive = difference(oracle.get("roc_auc"), naive.get("roc_auc"))
+    closed = difference(model.get("roc_auc"), naive.get("roc_auc"))
+    return {
+        "roc_auc_gap": difference(oracle.get("roc_auc"), model.get("roc_auc")),
+        "pr_auc_gap": difference(oracle.get("pr_auc"), model.get("pr_auc")),
+        "roc_auc_gap_closed": None if not gap_to_naive or closed is None else closed / gap_to_naive,
+    }
 
 
 def evaluate_task(

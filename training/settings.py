@@ -63,6 +63,19 @@ class BaselineColumns:
 
 
 @dataclass(frozen=True)
+class VerifiedCalibration:
+    """Calibrate on field-verified outcomes (the survey's random `verification` sample) for `tasks`,
+    when the training rows hold at least `min_per_class` verified rows of each class; else on all rows."""
+
+    tasks: tuple[str, ...] = ()
+    min_per_class: int = 30
+
+    def __post_init__(self) -> None:
+        if self.min_per_class < 1:
+            raise ValueError(f"verified_calibration.min_per_class must be >= 1, got {self.min_per_class}")
+
+
+@dataclass(frozen=True)
 class TrainingSettings:
     cv_folds: int = 5
     shap_summary_rows: int = 2000
@@ -71,6 +84,7 @@ class TrainingSettings:
     tuning: TuningSettings = TuningSettings()
     baselines: BaselineColumns = BaselineColumns()
     track_evaluations: bool = True
+    verified_calibration: VerifiedCalibration = VerifiedCalibration()
 
     def __post_init__(self) -> None:
         if self.cv_folds < 2:
@@ -89,6 +103,8 @@ def load_training_settings(path: Path | None = None) -> TrainingSettings:
     promotion = PromotionRule(**raw.pop("promotion", {}))
     candidates = tuple(dict(entry or {}) for entry in raw.pop("complexity_candidates", [{}]))
     tuning = TuningSettings(**raw.pop("tuning", {}))
+    verified_raw = dict(raw.pop("verified_calibration", {}) or {})
+    verified = VerifiedCalibration(tasks=tuple(verified_raw.pop("tasks", ()) or ()), **verified_raw)
     baseline_raw = raw.pop("baselines", {}) or {}
     baselines = BaselineColumns(
         traditional_three={
@@ -98,5 +114,10 @@ def load_training_settings(path: Path | None = None) -> TrainingSettings:
         proxy_means_test=tuple(baseline_raw.get("proxy_means_test") or ()),
     )
     return TrainingSettings(
-        promotion=promotion, complexity_candidates=candidates, tuning=tuning, baselines=baselines, **raw
+        promotion=promotion,
+        complexity_candidates=candidates,
+        tuning=tuning,
+        baselines=baselines,
+        verified_calibration=verified,
+        **raw,
     )

@@ -163,6 +163,8 @@ def log_and_register(trained: TrainedTask, policy: Policy | None = None) -> dict
             | {f"calibrator_brier_{k}": v for k, v in trained.calibrator_brier.items()}
         )
         _log_field_labels(trained.field_labels)
+        _log_counts(VERIFICATION_LABELS_PREFIX, trained.verification_labels)
+        mlflow.log_metric("calibrated_on_rows", float(trained.calibrated_on))
         mlflow.set_tags(
             {
                 "task": model.task,
@@ -199,18 +201,25 @@ def log_and_register(trained: TrainedTask, policy: Policy | None = None) -> dict
         "model_uri": f"models:/{registered_name(model.task)}@{CHALLENGER}",
         "metrics": _finite(trained.metrics),
         "field_labels": trained.field_labels,
+        "verification_labels": trained.verification_labels,
     }
 
 
 FIELD_LABELS_PREFIX = "field_labels"
+VERIFICATION_LABELS_PREFIX = "verification_labels"
 
 
 def _log_field_labels(counts: dict[str, int] | None) -> None:
     """Whether field decisions corrected the labels (param `field_labels`: used / not used) and, when
     they did, their counts as metrics `field_labels_<count>` (confirmed, flipped_to_poor, ...)."""
-    mlflow.log_param(FIELD_LABELS_PREFIX, "not used" if counts is None else "used")
+    _log_counts(FIELD_LABELS_PREFIX, counts)
+
+
+def _log_counts(prefix: str, counts: dict[str, int] | None) -> None:
+    """Param `prefix`: used / not used; when used, each count as metric `<prefix>_<count>`."""
+    mlflow.log_param(prefix, "not used" if counts is None else "used")
     if counts is not None:
-        mlflow.log_metrics({f"{FIELD_LABELS_PREFIX}_{name}": float(value) for name, value in counts.items()})
+        mlflow.log_metrics({f"{prefix}_{name}": float(value) for name, value in counts.items()})
 
 
 def _alias_version(client: MlflowClient, task: str, alias: str) -> Any | None:
@@ -400,7 +409,7 @@ def _finite_metrics(values: dict[str, Any], *prefix: str) -> dict[str, float]:
 
 def summary_metrics(report: dict[str, Any]) -> dict[str, float]:
     """The evaluation report flattened: `model/<metric>`, `baseline/<name>/<metric>`,
-    `slice/<slice>/<metric>` (and `oracle/<metric>`)."""
+    `slice/<slice>/<metric>` (and `oracle/<metric>`, `vs_oracle/<gap>`)."""
     metrics = _finite_metrics(report["model"], "model")
     for name, values in report.get("baselines", {}).items():
         metrics |= _finite_metrics(values, "baseline", name)
@@ -408,6 +417,8 @@ def summary_metrics(report: dict[str, Any]) -> dict[str, float]:
         metrics |= _finite_metrics(values, "slice", name)
     if "oracle" in report:
         metrics |= _finite_metrics(report["oracle"], "oracle")
+    if "vs_oracle" in report:
+        metrics |= _finite_metrics(report["vs_oracle"], "vs_oracle")
     return metrics
 
 

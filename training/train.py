@@ -21,11 +21,18 @@ metrics measure agreement with the income rule's mistakes. Flags exist only wher
 rule raised one, so field outcomes correct false alarms and confirm hits but never find the poor
 households nobody flagged: read the counts (`TaskData.field_labels`) with that in mind.
 
+A survey's `verification` table (a random sample of households whose status a field visit established)
+corrects the labels the same way, after the field decisions. Because the sample is random, it can also
+calibrate: for the tasks listed in `verified_calibration` (relapse), the calibrator is fitted on the
+verified rows' out-of-fold margins (`calibration_rows`), so the risk states the chance of a true fall
+rather than of a fall as the noisy survey reports it; the booster still learns from every row.
+
 Complexity and calibration are chosen inside the training rows: for each complexity candidate
 (`training/settings.yaml`), grouped k-fold out-of-fold margins fit a Platt and an isotonic calibrator;
 the (candidate, calibrator) pair with the lowest cross-fitted Brier score (each fold calibrated by a
 calibrator fitted on the other folds' margins) is kept, the booster refitted on all rows and the
-calibrator on all out-of-fold margins. An explicit `spec` skips the complexity choice.
+calibrator on all out-of-fold margins (or the verified ones). An explicit `spec` skips the complexity
+choice. `povrisk evaluate` scores the relapse model on every round-to-round split (`training.evaluate`).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from features.labels import (
     poor_now,
     relapse_next,
     survey_label,
+    verified_poverty_outcomes,
 )
 from features.policy import Policy
 from models.calibration import CALIBRATOR_NAMES, Calibrator, new_calibrator
@@ -67,13 +75,18 @@ HELD_OUT_RISK = "held_out_risk"
 @dataclass(frozen=True)
 class TaskData:
     """A task's rows: all indicators (`features`), the model's columns (`feature_names`), 0/1 `label`;
-    `field_labels`: what field outcomes did to the poverty status behind the labels (None: none given)."""
+    `field_labels`: what field outcomes did to the poverty status behind the labels (None: none given);
+    `verified`: per row, whether a verification visit established the label's outcome (the round for
+    `poverty`, the next round for `relapse`; None: the survey has no verification table), and
+    `verification_labels` what those findings did to the labels."""
 
     task: Task
     features: pd.DataFrame
     label: pd.Series
     feature_names: tuple[str, ...]
     field_labels: dict[str, int] | None = None
+    verified: np.ndarray | None = None
+    verification_labels: dict[str, int] | None = None
 
     @property
     def X(self) -> pd.DataFrame:
@@ -120,6 +133,14 @@ def task_data(
             "not_about_poverty": len(field_decisions) - len(outcomes),
             **correction.counts(),
         }
+    verified_keys: pd.MultiIndex | None = None
+    verification_labels: dict[str, int] | None = None
+    if survey.verification is not None:
+        findings = verified_poverty_outcomes(survey.verification)
+        correction = correct_with_field_outcomes(poor, findings)
+        poor = correction.labels
+        verification_labels = {"findings": len(findings), **correction.counts()}
+        verified_keys = pd.MultiIndex.from_arrays([findings["household_id"], findings["round"]])
     label = (poor if task == "poverty" else relapse_next(poor)).dropna()
     if label.nunique() < 2:
         raise ValueError(f"{task}: the labelled rows hold a single class ({len(label)} rows); cannot train")
@@ -129,21 +150,54 @@ def task_data(
         label.astype(np.float64),
         task_feature_names(policy, task),
         field_labels,
+        None if verified_keys is None else _outcome_verified(label.index, verified_keys, task),
+        verification_labels,
     )
+
+
+def _outcome_verified(index: pd.Index, verified_keys: pd.MultiIndex, task: Task) -> np.ndarray:
+    """Per label row, whether its outcome's household-round (the same round for `poverty`, the next for
+    `relapse`) was verified in the field."""
+    offset = 0 if task == "poverty" else 1
+    outcome_keys = pd.MultiIndex.from_arrays(
+        [index.get_level_values("household_id"), index.get_level_values("round").to_numpy(dtype=int) + offset]
+    )
+    return np.asarray(outcome_keys.isin(verified_keys), dtype=bool)
+
+
+def calibration_rows(data: TaskData, positions: np.ndarray, settings: TrainingSettings) -> np.ndarray | None:
+    """Which of the rows at `positions` the calibrator is fitted on: the verified ones when the task
+    calibrates on verified outcomes (`settings.verified_calibration`) and they hold enough rows of each
+    class; None (all rows) otherwise."""
+    rule = settings.verified_calibration
+    if data.verified is None or data.task not in rule.tasks:
+        return None
+    verified = data.verified[positions]
+    labels = data.y[positions][verified]
+    if min((labels == 1).sum(), (labels == 0).sum()) < rule.min_per_class:
+        return None
+    return verified
+
+
+def round_to_round_positions(data: TaskData) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every round-to-round split of the labelled rows as (train positions, test positions): train on
+    rows of rounds <= t, test on the rows of round t + 1, for each t (`training.splits`)."""
+    splits = round_to_round_splits(data.rounds)
+    if not splits:
+        raise ValueError(f"{data.task} needs labelled rows in at least two rounds (a survey of 3+ rounds)")
+    return [
+        (np.flatnonzero(np.isin(data.rounds, train_rounds)), np.flatnonzero(data.rounds == test_round))
+        for train_rounds, test_round in splits
+    ]
 
 
 def evaluation_splits(data: TaskData, seed: int, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Held-out splits (positions): grouped k-fold for `poverty`, the last round-to-round split for
-    `relapse` (train on rounds before the latest usable round, test on it)."""
+    `relapse` (train on rounds before the latest usable round, test on it: the split closest to how the
+    model will be used)."""
     if data.task == "poverty":
         return grouped_kfold(data.groups, data.y, folds, seed)
-    splits = round_to_round_splits(data.rounds)
-    if not splits:
-        raise ValueError("relapse needs labelled rows in at least two rounds (a survey of 3+ rounds)")
-    train_rounds, test_round = splits[-1]
-    train = np.flatnonzero(np.isin(data.rounds, train_rounds))
-    test = np.flatnonzero(data.rounds == test_round)
-    return [(train, test)]
+    return [round_to_round_positions(data)[-1]]
 
 
 @dataclass(frozen=True)
@@ -156,18 +210,25 @@ class CalibratedFit:
     fold: np.ndarray
     calibrator_brier: dict[str, float]
     spec: LightGBMSpec
+    calibrated_on: int = 0
+    """Rows the calibrator was fitted on (all out-of-fold rows unless `calibrate_on` chose fewer)."""
 
 
 def raw_margin(booster: lgb.Booster, X: pd.DataFrame) -> np.ndarray:
     return np.asarray(booster.predict(X.to_numpy(dtype=np.float64), raw_score=True, num_threads=1))
 
 
-def cross_fitted_probabilities(margin: np.ndarray, y: np.ndarray, fold: np.ndarray, name: str) -> np.ndarray:
-    """Each fold's margins calibrated by a `name` calibrator fitted on the other folds' margins."""
+def cross_fitted_probabilities(
+    margin: np.ndarray, y: np.ndarray, fold: np.ndarray, name: str, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """Each fold's margins calibrated by a `name` calibrator fitted on the other folds' margins (only
+    on those among `rows`, when given)."""
+    usable = np.ones(len(margin), dtype=bool) if rows is None else rows
     probabilities = np.empty_like(margin)
     for fold_id in np.unique(fold):
         inside = fold == fold_id
-        calibrator = new_calibrator(name).fit(margin[~inside], y[~inside])
+        fitted_on = ~inside & usable
+        calibrator = new_calibrator(name).fit(margin[fitted_on], y[fitted_on])
         probabilities[inside] = calibrator.transform(margin[inside])
     return probabilities
 
@@ -197,14 +258,22 @@ def fit_calibrated(
     specs: Sequence[LightGBMSpec],
     seed: int,
     folds: int,
+    calibrate_on: np.ndarray | None = None,
 ) -> CalibratedFit:
-    """Booster on all rows with the (spec, calibrator) pair of lowest cross-fitted out-of-fold Brier."""
+    """Booster on all rows with the (spec, calibrator) pair of lowest cross-fitted out-of-fold Brier.
+
+    `calibrate_on` (a boolean mask, e.g. the field-verified rows) restricts the calibrators' fitting and
+    the Brier scores that choose among them to those rows; the booster is always trained on all rows.
+    """
     splits = grouped_kfold(groups, y, folds, seed)
+    scored = np.ones(len(y), dtype=bool) if calibrate_on is None else np.asarray(calibrate_on, dtype=bool)
     best: tuple[float, LightGBMSpec, np.ndarray, np.ndarray, dict[str, float]] | None = None
     for spec in specs:
         margin, fold = out_of_fold_margins(X, y, groups, splits, spec, seed)
         brier = {
-            name: float(np.mean((cross_fitted_probabilities(margin, y, fold, name) - y) ** 2))
+            name: float(
+                np.mean((cross_fitted_probabilities(margin, y, fold, name, scored)[scored] - y[scored]) ** 2)
+            )
             for name in CALIBRATOR_NAMES
         }
         score = min(brier.values())
@@ -215,11 +284,12 @@ def fit_calibrated(
     _, spec, margin, fold, brier = best
     return CalibratedFit(
         booster=fit_booster(X, y, groups, spec, seed),
-        calibrator=new_calibrator(min(brier, key=brier.__getitem__)).fit(margin, y),
+        calibrator=new_calibrator(min(brier, key=brier.__getitem__)).fit(margin[scored], y[scored]),
         oof_margin=margin,
         fold=fold,
         calibrator_brier=brier,
         spec=spec,
+        calibrated_on=int(scored.sum()),
     )
 
 
@@ -239,6 +309,8 @@ class TrainedTask:
     policy: Policy | None = None
     seed: int = 0
     field_labels: dict[str, int] | None = None
+    verification_labels: dict[str, int] | None = None
+    calibrated_on: int = 0
 
 
 def held_out_frame(data: TaskData, positions: np.ndarray, risk: np.ndarray) -> pd.DataFrame:
@@ -249,20 +321,28 @@ def held_out_frame(data: TaskData, positions: np.ndarray, risk: np.ndarray) -> p
 
 
 def held_out_predictions(
-    data: TaskData, specs: Sequence[LightGBMSpec], seed: int, folds: int
+    data: TaskData,
+    specs: Sequence[LightGBMSpec],
+    seed: int,
+    settings: TrainingSettings,
+    split: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[pd.DataFrame, CalibratedFit | None]:
     """Held-out probabilities for the task's evaluation rows.
 
     For `poverty` the cross-validation fit is also the final model's calibration fit and is returned for
-    reuse; for `relapse` the second element is None.
+    reuse; for `relapse` the second element is None, and `split` (train, test positions; default the
+    latest round-to-round split) says which rows to train on and which to score.
     """
-    X, y, groups = data.X, data.y, data.groups
+    X, y, groups, folds = data.X, data.y, data.groups, settings.cv_folds
     if data.task == "poverty":
-        fit = fit_calibrated(X, y, groups, specs, seed, folds)
-        risk = cross_fitted_probabilities(fit.oof_margin, y, fit.fold, fit.calibrator.name)
-        return held_out_frame(data, np.arange(len(y)), risk), fit
-    ((train, test),) = evaluation_splits(data, seed, folds)
-    past = fit_calibrated(X.iloc[train], y[train], groups[train], specs, seed, folds)
+        everyone = np.arange(len(y))
+        rows = calibration_rows(data, everyone, settings)
+        fit = fit_calibrated(X, y, groups, specs, seed, folds, rows)
+        risk = cross_fitted_probabilities(fit.oof_margin, y, fit.fold, fit.calibrator.name, rows)
+        return held_out_frame(data, everyone, risk), fit
+    train, test = split if split is not None else evaluation_splits(data, seed, folds)[0]
+    rows = calibration_rows(data, train, settings)
+    past = fit_calibrated(X.iloc[train], y[train], groups[train], specs, seed, folds, rows)
     risk = past.calibrator.transform(raw_margin(past.booster, X.iloc[test]))
     return held_out_frame(data, test, risk), None
 
@@ -326,8 +406,17 @@ def train_task(
     settings = settings or load_training_settings()
     specs = candidate_specs(spec, settings)
     data = task_data(survey, task, policy, field_decisions)
-    held_out, poverty_fit = held_out_predictions(data, specs, seed, settings.cv_folds)
-    final = poverty_fit or fit_calibrated(data.X, data.y, data.groups, specs, seed, settings.cv_folds)
+    held_out, poverty_fit = held_out_predictions(data, specs, seed, settings)
+    everyone = np.arange(len(data.y))
+    final = poverty_fit or fit_calibrated(
+        data.X,
+        data.y,
+        data.groups,
+        specs,
+        seed,
+        settings.cv_folds,
+        calibration_rows(data, everyone, settings),
+    )
     metrics = binary_metrics(
         held_out[LABEL].to_numpy(), held_out[HELD_OUT_RISK].to_numpy(), policy.flag_coverage
     )
@@ -349,5 +438,14 @@ def train_task(
         "calibration.png": reliability_figure(held_out[LABEL].to_numpy(), held_out[HELD_OUT_RISK].to_numpy()),
     }
     return TrainedTask(
-        model, metrics, held_out, figures, final.calibrator_brier, policy, seed, data.field_labels
+        model,
+        metrics,
+        held_out,
+        figures,
+        final.calibrator_brier,
+        policy,
+        seed,
+        data.field_labels,
+        data.verification_labels,
+        final.calibrated_on,
     )

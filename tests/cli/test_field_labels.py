@@ -128,3 +128,18 @@ def test_retraining_uses_field_decisions_and_logs_their_counts(county: Path, wor
     assert ignored["field_labels"] is None
     assert _run_record(ignored["run_id"]).data.params["field_labels"] == "not used"
     assert held_out_rows(ignored["run_id"])["label"][(poor_by_rule[1], 2)] == 1.0
+
+
+def test_training_logs_the_verification_findings_it_used(county: Path) -> None:
+    """The simulated county carries a verification sample: its findings correct labels, and the run
+    says how many and on how many rows the calibrator was fitted."""
+    trained = run("train", "--data", str(county), "--task", "relapse")
+    counts = trained["verification_labels"]
+    survey = read_survey(county)
+    assert counts["findings"] == len(survey.verification)
+    record = _run_record(trained["run_id"])
+    assert record.data.params["verification_labels"] == "used"
+    assert record.data.metrics["verification_labels_findings"] == counts["findings"]
+    # 600 households x 5 % verified hold too few falls to calibrate on: all out-of-fold rows are used
+    data = task_data(survey, "relapse", load_policy())
+    assert record.data.metrics["calibrated_on_rows"] == len(data.y)

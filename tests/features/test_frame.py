@@ -6,8 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.frame import FEATURE_NAMES, FeatureInputError, base_frame, build_features, task_feature_names
+from features.frame import (
+    FEATURE_NAMES,
+    FeatureInputError,
+    base_frame,
+    build_features,
+    parameters,
+    task_feature_names,
+)
 from features.policy import Policy, PolicyError
+from features.registry import INDICATORS
 from survey.schema import SHOCK_COLUMNS
 
 
@@ -120,12 +128,19 @@ def test_history_gives_the_trend_for_one_household(
     features = build_features(current, members, policy, history=earlier)
     assert features.index.tolist() == [("a", 1)]
     assert features["income_change_since_last_round"].iloc[0] == pytest.approx(3000 / 8000)
+    assert features["income_to_line_ratio_last_round"].iloc[0] == pytest.approx(
+        features["lasting_income_to_line_ratio"].iloc[0] * 2 - features["income_to_line_ratio"].iloc[0]
+    )
     alone = build_features(current, members, policy)
     assert np.isnan(alone["income_change_since_last_round"].iloc[0])
-    pd.testing.assert_series_equal(
-        features.iloc[0].drop("income_change_since_last_round"),
-        alone.iloc[0].drop("income_change_since_last_round"),
-    )
+    assert np.isnan(alone["income_to_line_ratio_last_round"].iloc[0])
+    # only the indicators that look across rounds (or across the village's households) change
+    looking_across = [
+        indicator.name
+        for indicator in INDICATORS
+        if {"round", "household_id"} & {name for name, _ in parameters(indicator.function)}
+    ]
+    pd.testing.assert_series_equal(features.iloc[0].drop(looking_across), alone.iloc[0].drop(looking_across))
 
 
 def test_history_rows_already_in_the_table_are_not_duplicated(

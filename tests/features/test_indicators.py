@@ -14,7 +14,7 @@ from features.policy import Policy
 from features.registry import INDICATORS
 
 NAN = np.nan
-INDEX = pd.Index([10, 11, 12, 13, 14])
+INDEX = pd.Index([10, 11, 12, 13, 14, 15, 16, 17])
 
 
 def s(*values: float | str | None) -> pd.Series:
@@ -195,6 +195,81 @@ CASES: dict[str, tuple[dict[str, pd.Series], list[float]]] = {
     "exited_poverty": ({"poverty_status": s("poor", "exited", "never_poor", None)}, [0, 1, 0, NAN]),
     "receiving_assistance": ({"receiving_assistance": s(1, 0, NAN)}, [1, 0, NAN]),
     "assistance_ends": ({"assistance_ends": s(1, 0, NAN)}, [1, 0, NAN]),
+    "income_to_line_ratio_last_round": (
+        {
+            "income_to_line_ratio": s(1.2, 0.9, NAN, 2.0),
+            "household_id": s("a", "a", "b", "b"),
+            "round": s(0, 1, 0, 1),
+        },
+        [NAN, 1.2, NAN, NAN],  # b's round 0 income unknown
+    ),
+    "lasting_income_to_line_ratio": (
+        {
+            "income_to_line_ratio": s(1.0, 2.0, 3.0, 6.0, NAN, 1.5),
+            "household_id": s("a", "a", "a", "a", "b", "b"),
+            "round": s(0, 1, 2, 3, 0, 1),
+        },
+        [1.0, 1.5, 2.0, 11 / 3, NAN, 1.5],  # a's round 3 reads rounds 1-3 only
+    ),
+    "lowest_income_to_line_ratio": (
+        {
+            "income_to_line_ratio": s(1.0, 2.0, 3.0, 6.0, NAN),
+            "household_id": s("a", "a", "a", "a", "b"),
+            "round": s(0, 1, 2, 3, 0),
+        },
+        [1.0, 1.0, 1.0, 2.0, NAN],
+    ),
+    "new_serious_illness_since_last_round": (
+        {
+            "serious_illness_members": s(0, 1, 1, 2, 0),
+            "household_id": s("a", "a", "a", "b", "b"),
+            "round": s(0, 1, 2, 0, 1),
+        },
+        [NAN, 1, 0, NAN, 0],  # a: 0 -> 1 new, 1 -> 1 not new; b: recovery is not new
+    ),
+    "new_disability_since_last_round": (
+        {"disabled_members": s(0, 1, NAN, 1), "household_id": s("a", "a", "b", "b"), "round": s(0, 1, 0, 1)},
+        [NAN, 1, NAN, NAN],
+    ),
+    "arable_land_lost_mu": (
+        {
+            "arable_land_mu": s(5.0, 3.5, 4.0, 2.0, 2.5),
+            "household_id": s("a", "a", "a", "b", "b"),
+            "round": s(0, 1, 2, 0, 1),
+        },
+        [NAN, 1.5, 0.0, NAN, 0.0],
+    ),
+    "livestock_lost_units": (
+        {"livestock_units": s(3.0, 1.0, NAN), "household_id": s("a", "a", "a"), "round": s(0, 1, 2)},
+        [NAN, 2.0, NAN],
+    ),
+    "rounds_since_exit": (
+        {
+            "exited_poverty": s(0, 1, 1, 1, 1, 0, 1, 1),
+            "household_id": s("a", "a", "a", "b", "b", "c", "c", "d"),
+            "round": s(0, 1, 2, 0, 1, 0, 2, 0),
+        },
+        # a exited at round 1's review; b exited in every round seen (at least 1 round ago);
+        # c has no round 1 to date its exit; d has no earlier round at all
+        [NAN, 0, 1, NAN, 1, NAN, NAN, NAN],
+    ),
+    "past_disaster_share": (
+        {
+            "shock_disaster": s(1, 0, 0, NAN, 1),
+            "household_id": s("a", "a", "a", "b", "b"),
+            "round": s(0, 1, 2, 0, 1),
+        },
+        [NAN, 1.0, 0.5, NAN, NAN],
+    ),
+    "village_shock_share": (
+        {
+            "shock_count": s(1, 0, 0, 2, 0, NAN, 1, 0),
+            "village_id": s("v", "v", "v", "v", "v", "v", "v", "w"),
+            "round": s(0, 0, 0, 0, 0, 0, 0, 0),
+        },
+        # v: six answered; each sees its 5 answered neighbours (3 of 6 hit); w has no neighbours
+        [2 / 5, 3 / 5, 3 / 5, 2 / 5, 3 / 5, 3 / 6, 2 / 5, NAN],
+    ),
     # deprivation
     "deprived_food_clothing": (
         {"per_capita_net_income": s(2000, 3000, NAN, 2800), "poverty_line": s(2800, 2800, 2800, 2800)},

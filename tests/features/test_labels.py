@@ -107,3 +107,22 @@ def test_household_ids_do_not_leak_between_households() -> None:
 def test_duplicate_keys_raise() -> None:
     with pytest.raises(ValueError, match="unique"):
         poor_next(_panel([("a", 0), ("a", 0)], [0, 1]))
+
+
+def test_without_survey_noise_the_policy_labels_every_household_as_its_truth(policy: Policy) -> None:
+    """The simulator's truly poor and the policy's poor_now are one rule: on a survey without noise
+    they agree on every household and round (else a relapse model would learn another outcome than
+    the one it is scored on)."""
+    from survey.simulate import CountySettings, load_world, simulate_county
+
+    assert load_world().catastrophic_medical_share == policy.catastrophic_medical_share
+    survey = simulate_county(
+        CountySettings(households=2_000, villages=40, rounds=3, survey_noise=0.0, monte_carlo_draws=2)
+    )
+    assert survey.truth is not None
+    features = build_features(survey.households, survey.members, policy)
+    labels = poor_now(features, policy)
+    truth = survey.truth.set_index(["household_id", "round"])["poor"].reindex(features.index)
+    assert labels.notna().all()
+    np.testing.assert_array_equal(labels.to_numpy(), truth.to_numpy())
+    assert 0.05 < labels.mean() < 0.25

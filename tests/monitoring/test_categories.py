@@ -22,6 +22,7 @@ _BASELINE = {
     "exited_poverty": 0.0,
     "income_to_line_ratio": 3.0,
     "income_change_since_last_round": 0.05,
+    "rounds_since_exit": NAN,
     "shock_count": 0.0,
     "medical_expense_share": 0.05,
     "schooling_expense_share": 0.05,
@@ -61,6 +62,17 @@ def _categorise(policy: Policy, *households: dict[str, float]) -> pd.DataFrame:
             "1.20x the poverty line < 1.5x",
         ),
         ({"exited_poverty": 1.0, "relapse_risk": 0.34}, "unstable_after_exit", "relapse risk 0.34 >= 0.20"),
+        (
+            {"exited_poverty": 1.0, "rounds_since_exit": 2.0, "income_to_line_ratio": 1.2},
+            "unstable_after_exit",
+            "exited poverty 2 round(s) ago (< 3) and per-capita income 1.20x",
+        ),
+        (  # exited three rounds ago: the watch after exit is over, the low income still makes it marginal
+            {"exited_poverty": 1.0, "rounds_since_exit": 3.0, "income_to_line_ratio": 1.2},
+            "marginal",
+            "1.20x the poverty line < 1.5x",
+        ),
+        ({"exited_poverty": 1.0, "rounds_since_exit": 5.0}, "not_monitored", "no monitoring rule"),
         (
             {"shock_count": 1.0, "medical_expense_share": 0.4, "schooling_expense_share": 0.2},
             "sudden_hardship",
@@ -188,3 +200,16 @@ def test_threshold_changes_accumulate_by_year(policy: Policy) -> None:
     assert revised.monitoring_for_year(2022).marginal_relapse_risk == 0.4
     in_2024 = revised.monitoring_for_year(2024)
     assert (in_2024.marginal_relapse_risk, in_2024.hardship_expense_share) == (0.4, 0.3)
+
+
+def test_the_watch_after_exit_follows_the_years_window(policy: Policy) -> None:
+    """A province that lengthens the watch after exit from 2020 on keeps a 4-round-old exit unstable."""
+    longer = policy.model_copy(
+        update={"monitoring_changes": {2020: MonitoringChanges(unstable_after_exit_rounds=5)}}
+    )
+    features, scores = _frames({"exited_poverty": 1.0, "rounds_since_exit": 4.0, "income_to_line_ratio": 1.2})
+    before = monitoring_category(features, scores, longer, years=np.array([2019]))
+    after = monitoring_category(features, scores, longer, years=np.array([2020]))
+    assert before["category"].iloc[0] == "marginal"
+    assert after["category"].iloc[0] == "unstable_after_exit"
+    assert "4 round(s) ago (< 5)" in after["rule"].iloc[0]

@@ -10,7 +10,8 @@ from survey.io import Survey
 
 @pytest.fixture
 def small_survey() -> Survey:
-    """Three households in two villages over two rounds, with members, villages and truth."""
+    """Three households in two villages over two rounds, with members, villages, truth and two
+    verification findings."""
     households = pd.DataFrame(
         {
             "household_id": ["H001", "H002", "H003", "H001", "H002", "H003"],
@@ -52,4 +53,7 @@ def small_survey() -> Survey:
             "p_poor_next": [0.05, 0.7, 0.01],
         }
     )
-    return Survey(households=households, members=members, villages=villages, truth=truth)
+    verification = pd.DataFrame({"household_id": ["H002", "H003"], "round": [1, 0], "poor": [1.0, 0.0]})
+    return Survey(
+        households=households, members=members, villages=villages, truth=truth, verification=verification
+    )

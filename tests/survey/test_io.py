@@ -13,12 +13,13 @@ from survey.io import Survey, SurveyReadError, read_survey, survey_hash, write_s
 def test_write_then_read_gives_the_same_tables(tmp_path: Path, small_survey: Survey) -> None:
     write_survey(small_survey, tmp_path / "county")
     loaded = read_survey(tmp_path / "county")
-    for name in ("households", "members", "villages", "truth"):
+    for name in ("households", "members", "villages", "truth", "verification"):
         pd.testing.assert_frame_equal(getattr(loaded, name), getattr(small_survey, name), check_dtype=False)
     assert sorted(path.name for path in (tmp_path / "county").iterdir()) == [
         "households.parquet",
         "members.parquet",
         "truth.parquet",
+        "verification.parquet",
         "villages.parquet",
     ]
 
@@ -27,6 +28,7 @@ def test_optional_tables_absent_are_none(tmp_path: Path, small_survey: Survey) -
     write_survey(Survey(households=small_survey.households), tmp_path / "only")
     loaded = read_survey(tmp_path / "only")
     assert loaded.members is None and loaded.villages is None and loaded.truth is None
+    assert loaded.verification is None
 
 
 def test_csv_ids_are_read_as_strings(tmp_path: Path) -> None:
@@ -91,7 +93,11 @@ def test_writing_onto_a_file_is_refused(tmp_path: Path, small_survey: Survey) ->
 
 
 def test_hash_is_deterministic_and_content_sensitive(small_survey: Survey) -> None:
-    same = Survey(households=small_survey.households.copy(), members=small_survey.members.copy())
+    same = Survey(
+        households=small_survey.households.copy(),
+        members=small_survey.members.copy(),
+        verification=small_survey.verification,
+    )
     assert survey_hash(small_survey) == survey_hash(same)
     assert len(survey_hash(small_survey)) == survey_io.HASH_LENGTH
     changed = small_survey.households.assign(income_wages=small_survey.households["income_wages"] + 1)
@@ -101,3 +107,11 @@ def test_hash_is_deterministic_and_content_sensitive(small_survey: Survey) -> No
 
 def test_hash_ignores_truth_and_villages(small_survey: Survey) -> None:
     assert survey_hash(replace(small_survey, truth=None, villages=None)) == survey_hash(small_survey)
+
+
+def test_hash_follows_the_verification_findings(small_survey: Survey) -> None:
+    """Findings change the labels a model is trained on, so they are part of its data's identity."""
+    assert small_survey.verification is not None
+    flipped = small_survey.verification.assign(poor=1.0 - small_survey.verification["poor"])
+    assert survey_hash(replace(small_survey, verification=flipped)) != survey_hash(small_survey)
+    assert survey_hash(replace(small_survey, verification=None)) != survey_hash(small_survey)

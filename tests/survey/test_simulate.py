@@ -275,3 +275,22 @@ def test_world_file_with_a_missing_setting_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="dropout_rate"):
         load_world(broken)
     assert isinstance(load_world(), World)
+
+
+def test_a_random_share_of_households_is_verified_and_the_visit_sees_the_truth(county: Survey) -> None:
+    verification, truth = county.verification, county.truth
+    assert verification is not None and truth is not None
+    share = len(verification) / len(truth)
+    assert share == pytest.approx(load_world().verification_share, abs=0.005)
+    assert verification.groupby("round").size().between(0.8 * share * 12_000, 1.2 * share * 12_000).all()
+    found = verification.merge(truth, on=["household_id", "round"], suffixes=("_verified", "_true"))
+    assert len(found) == len(verification)
+    np.testing.assert_array_equal(found["poor_verified"], found["poor_true"])
+    # a random sample: as poor as the county
+    assert verification["poor"].mean() == pytest.approx(truth["poor"].mean(), abs=0.02)
+
+
+def test_survey_noise_never_touches_the_verification() -> None:
+    noisy, exact = simulate_county(_tiny()), simulate_county(_tiny(survey_noise=0.0))
+    assert noisy.verification is not None and exact.verification is not None
+    pd.testing.assert_frame_equal(noisy.verification, exact.verification)

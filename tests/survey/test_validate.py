@@ -74,6 +74,16 @@ def test_orphan_member_is_reported(small_survey: Survey) -> None:
     ]
 
 
+def test_verification_of_an_unknown_household_or_a_bad_finding_is_reported(small_survey: Survey) -> None:
+    assert small_survey.verification is not None
+    extra = pd.DataFrame({"household_id": ["H009", "H001"], "round": [0, 0], "poor": [1.0, 0.5]})
+    verification = pd.concat([small_survey.verification, extra], ignore_index=True)
+    failures = validate_survey(replace(small_survey, verification=verification)).failures
+    found = set(map(tuple, failures[["table", "column", "row"]].values.tolist()))
+    assert ("verification", "household_id", 2) in found  # H009 has no household row
+    assert ("verification", "poor", 3) in found  # a finding is 0 or 1
+
+
 def test_member_in_a_round_without_its_household_is_an_orphan(small_survey: Survey) -> None:
     late = pd.DataFrame({"household_id": ["H001"], "member_id": ["H001-01"], "round": [2]})
     members = pd.concat([small_survey.members, late], ignore_index=True)

@@ -35,13 +35,33 @@ def test_relapse_model_never_ranks_backwards_and_held_out_is_the_latest_round(tr
 
 def test_relapse_rows_are_non_poor_now(county, policy):
     from features.frame import build_features
-    from features.labels import poor_now, survey_label
+    from features.labels import correct_with_field_outcomes, poor_now, survey_label, verified_poverty_outcomes
 
     data = task_data(county, "relapse", policy)
     poor = poor_now(
         build_features(county.households, county.members, policy), policy, survey_label(county.households)
     )
-    assert (poor.loc[data.features.index] == 0.0).all()
+    verified = correct_with_field_outcomes(poor, verified_poverty_outcomes(county.verification)).labels
+    assert (verified.loc[data.features.index] == 0.0).all()  # non-poor as far as the field visits tell
+
+
+def test_verification_findings_correct_the_labels_and_mark_their_rows(county, policy):
+    from dataclasses import replace
+
+    data = task_data(county, "relapse", policy)
+    unverified = task_data(replace(county, verification=None), "relapse", policy)
+    assert unverified.verified is None and unverified.verification_labels is None
+    counts = data.verification_labels
+    assert counts["findings"] == len(county.verification)
+    assert counts["used"] == counts["findings"]  # every finding is about a household-round of the panel
+    assert counts["flipped_to_poor"] + counts["flipped_to_not_poor"] > 0  # the survey is noisy
+    # a row is verified when the round its outcome is about (the next one) was visited
+    visited = set(zip(county.verification["household_id"], county.verification["round"], strict=True))
+    expected = [(household, round_ + 1) in visited for household, round_ in data.features.index]
+    np.testing.assert_array_equal(data.verified, expected)
+    truth = county.truth.set_index(["household_id", "round"])["poor"]
+    next_keys = [(household, round_ + 1) for household, round_ in data.features.index[data.verified]]
+    np.testing.assert_array_equal(data.y[data.verified], truth.loc[next_keys].to_numpy())
 
 
 def test_risk_predictor_scores_raw_households(trained, county, policy):
