@@ -3,7 +3,7 @@
 Trains both models on a small county, registers and promotes them in a temporary MLflow store, then
 measures (sequential, one request at a time):
 - in-process: canonical household + members -> features -> both models -> TreeSHAP reasons -> category,
-  the exact function the service calls (`serving.service.score_household`);
+  the exact function the service calls (`serving.scoring.score_household`);
 - the same through a real `bentoml serve` over loopback HTTP (POST /score).
 
 Run: .venv/bin/python benchmarks/bench_scoring.py [--requests N]
@@ -22,7 +22,7 @@ from _common import emit, latencies_ms, latency_figures
 from features.policy import load_policy
 from serving.launch import running_service
 from serving.schemas import household_from_survey
-from serving.service import load_models, score_household
+from serving.scoring import load_models, score_household
 from survey.simulate import CountySettings, simulate_county
 from survey.validate import conform
 from training.tracking import log_and_register, promote

@@ -11,6 +11,7 @@ import httpx
 import pandas as pd
 from rich.console import Console
 
+from serving.keys import KEYS_FILE_VARIABLE, add_key
 from serving.launch import running_service
 
 
@@ -71,7 +72,13 @@ def run_demo(out: Path, *, households: int, console: Console) -> None:
     )
     household = household_from_survey(county, household_id, latest_round)
     payload = {"request": {"household": household.model_dump(mode="json", exclude_none=True), "lang": "en"}}
-    response = score_over_http(payload, tracking=tracking_uri(), log=out / "service.log", console=console)
+    keys_file = out / "api-keys.yaml"
+    keys_file.unlink(missing_ok=True)
+    key = add_key(keys_file, "demo-monitor", "monitor")
+    console.print(f"API key file {keys_file}; its monitor key (make more: `povrisk keys add`): {key}")
+    response = score_over_http(
+        payload, tracking=tracking_uri(), log=out / "service.log", console=console, keys=(keys_file, key)
+    )
     console.print_json(json.dumps(response, ensure_ascii=False))
 
     console.rule("5. households to visit first")
@@ -80,17 +87,22 @@ def run_demo(out: Path, *, households: int, console: Console) -> None:
     console.print(
         f"flag lists: {out}/flags-round-{latest_round}.csv (and .parquet)\n"
         f"MLflow runs, plots and registered models: `make mlflow-ui`, then http://127.0.0.1:5000\n"
-        f"the service: `.venv/bin/povrisk serve`, then POST http://127.0.0.1:3000/score (README)\n"
+        f"the service: `.venv/bin/povrisk serve --keys {out}/api-keys.yaml`, then POST "
+        f"http://127.0.0.1:3000/score with header X-API-Key (README)\n"
         f"flags: `.venv/bin/povrisk flags list --status flagged`"
     )
 
 
-def score_over_http(payload: dict[str, Any], *, tracking: str, log: Path, console: Console) -> dict[str, Any]:
-    """POST one household to a real `bentoml serve` of the champions, started and stopped here."""
-    with running_service(tracking_uri=tracking, log=log) as base_url:
+def score_over_http(
+    payload: dict[str, Any], *, tracking: str, log: Path, console: Console, keys: tuple[Path, str]
+) -> dict[str, Any]:
+    """POST one household to a real `bentoml serve` of the champions, started and stopped here, with the
+    key `keys[1]` of the key file `keys[0]`."""
+    environment = {KEYS_FILE_VARIABLE: str(keys[0])}
+    with running_service(tracking_uri=tracking, log=log, environment=environment) as base_url:
         household_id = payload["request"]["household"]["household_id"]
         console.print(f"service ready at {base_url}; POST /score for household {household_id}")
-        response = httpx.post(f"{base_url}/score", json=payload, timeout=30)
+        response = httpx.post(f"{base_url}/score", json=payload, headers={"X-API-Key": keys[1]}, timeout=30)
         response.raise_for_status()
         return dict(response.json())
 

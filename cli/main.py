@@ -27,6 +27,8 @@ import_app = typer.Typer(
     help="Convert an external survey into the canonical schema (a survey folder).", no_args_is_help=True
 )
 app.add_typer(import_app, name="import")
+keys_app = typer.Typer(help="API keys of the scoring service: make them, list them.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 console = Console(stderr=True)
 
@@ -337,10 +339,23 @@ def serve(
     host: Annotated[
         str, typer.Option(help="Address to bind; keep loopback unless behind a reverse proxy.")
     ] = "127.0.0.1",
+    keys: Annotated[
+        Path | None,
+        typer.Option(help="API key file (`povrisk keys add`); default: POVRISK_API_KEYS_FILE."),
+    ] = None,
 ) -> None:
     """Start the BentoML service with the champion models of the MLflow registry."""
     import os
 
+    from serving.keys import KEYS_FILE_VARIABLE, KeyFileError, load_key_ring
+
+    if keys is not None:
+        os.environ[KEYS_FILE_VARIABLE] = str(keys)
+    try:
+        load_key_ring()
+    except KeyFileError as error:
+        console.print(f"[bold red]cannot serve:[/] {error}")
+        raise typer.Exit(code=1) from error
     command = [sys.executable, "-m", "bentoml", "serve", "serving.service:PovertyRiskService"]
     # become the server (exec), so that stopping `povrisk serve` stops the service itself
     os.execv(sys.executable, [*command, "--host", host, "--port", str(port)])
@@ -453,3 +468,57 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@keys_app.command("add")
+def keys_add(
+    key_id: Annotated[str, typer.Option("--id", help="Who the key is for (logged and audited).")],
+    role: Annotated[str, typer.Option(help="cadre, monitor or analyst.")],
+    file: Annotated[Path, typer.Option(help="The key file (created when absent).")],
+    village: Annotated[
+        list[str] | None, typer.Option(help="A village a cadre key may score (repeat for several).")
+    ] = None,
+) -> None:
+    """Make a new API key: its hash goes into the key file, the key is printed once (stdout), never stored."""
+    from serving.keys import ROLES, KeyFileError, add_key
+
+    if role not in ROLES:
+        raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}", param_hint="--role")
+    try:
+        key = add_key(file, key_id, role, tuple(village or ()))  # type: ignore[arg-type]
+    except KeyFileError as error:
+        console.print(f"[bold red]refused:[/] {error}")
+        raise typer.Exit(code=1) from error
+    console.print(f"key {key_id} ({role}) added to {file}; give it to its holder now, it is not stored:")
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(file: Annotated[Path, typer.Option(help="The key file.")]) -> None:
+    """The keys of a key file: id, role, villages (never the keys; only their hashes are stored)."""
+    from serving.keys import KeyFileError, read_key_file
+
+    try:
+        ring = read_key_file(file)
+    except KeyFileError as error:
+        console.print(f"[bold red]cannot read:[/] {error}")
+        raise typer.Exit(code=1) from error
+    for key in ring.keys:
+        print(f"{key.key_id}\t{key.role}\t{','.join(sorted(key.villages))}")
+
+
+@app.command()
+def audit(
+    household: Annotated[str, typer.Option(help="The household whose recorded scores to show.")],
+) -> None:
+    """Every score the service gave a household (audit trail in the flag store's database), as CSV."""
+    from monitoring.audit import household_audit
+    from monitoring.store import create_schema, db_url, make_engine
+
+    engine = make_engine(db_url())
+    create_schema(engine)
+    trail = household_audit(engine, household)
+    if trail.empty:
+        console.print(f"no recorded score for household {household}")
+        return
+    print(trail.to_csv(index=False), end="")

@@ -27,18 +27,23 @@ def same_household_in_rounds(
     """`same_household_in_round` for several offsets at once: a (rows x offsets) float array, column j
     holding each row's household value in round + ``offsets[j]`` (NaN when absent); the keys are built
     once."""
+    source = np.asarray(values, dtype=np.float64)
+    looked_up = np.full((len(source), len(offsets)), np.nan)
+    if len(source) < 2:  # one row (a serving request) has no other round to look at
+        return looked_up
     household_codes, _ = pd.factorize(np.asarray(household_id))
     rounds = np.asarray(round, dtype=np.int64)
     reach = max((abs(offset) for offset in offsets), default=0)
     # keys of different households stay more than `reach` apart, so round + offset never hits a neighbour
-    span = (int(rounds.max()) if len(rounds) else 0) + reach + 1
-    keys = pd.Index(household_codes.astype(np.int64) * span + rounds)
-    if not keys.is_unique:
+    span = int(rounds.max()) + reach + 1
+    keys = household_codes.astype(np.int64) * span + rounds
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    if (sorted_keys[1:] == sorted_keys[:-1]).any():
         raise ValueError("same_household_in_round needs unique (household_id, round) pairs")
-    source = np.asarray(values, dtype=np.float64)
-    looked_up = np.full((len(rounds), len(offsets)), np.nan)
     for column, offset in enumerate(offsets):
-        position = keys.get_indexer(keys + offset)
-        found = position >= 0
-        looked_up[found, column] = source[position[found]]
+        wanted = keys + offset
+        slot = np.minimum(np.searchsorted(sorted_keys, wanted), len(sorted_keys) - 1)
+        found = sorted_keys[slot] == wanted
+        looked_up[found, column] = source[order[slot[found]]]
     return looked_up

@@ -75,6 +75,64 @@ class TaskFeatures(_Frozen):
     exclude_features: tuple[str, ...] = ()
 
 
+class Bound(_Frozen):
+    """A condition on one indicator: its value at least / at most the bound (either or both)."""
+
+    at_least: float | None = None
+    at_most: float | None = None
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> Bound:
+        if self.at_least is None and self.at_most is None:
+            raise ValueError("a condition needs at_least or at_most")
+        return self
+
+    def holds(self, value: float) -> bool:
+        """True when `value` is known (not NaN) and within the bounds."""
+        if math.isnan(value):
+            return False
+        return (self.at_least is None or value >= self.at_least) and (
+            self.at_most is None or value <= self.at_most
+        )
+
+
+class AssistanceMeasure(_Frozen):
+    """One measure of targeted help: its family, its name and why it fits (en / zh), and the indicator
+    conditions under which it fits (all must hold; none: it always fits its causes)."""
+
+    family: str = Field(min_length=1)
+    name: dict[str, str]
+    why: dict[str, str]
+    when: dict[str, Bound] = Field(default_factory=dict)
+
+    @field_validator("name", "why")
+    @classmethod
+    def _both_languages(cls, text: dict[str, str]) -> dict[str, str]:
+        missing = {"en", "zh"} - set(text)
+        if missing:
+            raise ValueError(f"needs a text in every language, missing {sorted(missing)}")
+        return text
+
+    def fits(self, indicators: dict[str, float]) -> bool:
+        """True when every condition holds on the household's indicators (an unknown one never does)."""
+        return all(bound.holds(float(indicators.get(name, math.nan))) for name, bound in self.when.items())
+
+
+class AssistanceTable(_Frozen):
+    """The measures and, per cause of poverty, the measures that fit it in order of preference."""
+
+    max_measures: int = Field(ge=1, le=10)
+    measures: dict[str, AssistanceMeasure] = Field(min_length=1)
+    by_cause: dict[str, tuple[str, ...]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_measures(self) -> AssistanceTable:
+        unknown = sorted({code for codes in self.by_cause.values() for code in codes} - set(self.measures))
+        if unknown:
+            raise ValueError(f"by_cause names unknown measure(s) {unknown}")
+        return self
+
+
 class Policy(_Frozen):
     """Poverty-alleviation policy settings (see features/policy.yaml for the meaning of each field)."""
 
@@ -91,6 +149,7 @@ class Policy(_Frozen):
     monitoring_changes: dict[int, MonitoringChanges] = Field(default_factory=dict)
     drift: DriftThresholds
     tasks: dict[str, TaskFeatures]
+    assistance: AssistanceTable
 
     @field_validator("poverty_lines")
     @classmethod

@@ -186,6 +186,29 @@ class FlagHistory(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ScoreAudit(Base):
+    """One household scored by the service (monitoring.audit): who asked, when, with which models, and
+    what they answered. Append-only; no names or ID numbers (the service never keeps them)."""
+
+    __tablename__ = "score_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(32))
+    household_id: Mapped[str] = mapped_column(String(64), index=True)
+    village_id: Mapped[str] = mapped_column(String(64))
+    round: Mapped[int] = mapped_column(Integer)
+    poverty_risk: Mapped[float | None] = mapped_column(Float, nullable=True)
+    relapse_risk: Mapped[float | None] = mapped_column(Float, nullable=True)
+    risk_tier: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    category: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    main_cause: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reasons: Mapped[str] = mapped_column(Text)
+    model_name: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[str] = mapped_column(String(100))
+
+
 @dataclass(frozen=True)
 class UpsertResult:
     """Counts of one upsert. `unchanged` includes flags a person has moved on (never overwritten)."""
@@ -289,7 +312,10 @@ def _revision_of_unversioned_store(connection: Connection) -> str | None:
             "table(s) or drop the partial store before running create_schema"
         )
     flag_columns = {column["name"] for column in inspector.get_columns(Flag.__tablename__)}
-    # create_all with the models of revision 0002 adds main_cause; earlier models made revision 0001
+    # create_all with the models of revision 0003 adds the audit table, of 0002 main_cause; earlier
+    # models made revision 0001
+    if ScoreAudit.__tablename__ in tables:
+        return "0003"
     return "0002" if MAIN_CAUSE in flag_columns else UNVERSIONED_REVISION
 
 

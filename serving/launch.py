@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,10 +39,12 @@ def running_service(
     port: int | None = None,
     bentoml_home: Path | None = None,
     timeout_s: float = 120.0,
+    environment: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
-    """Serve the champions of the registry at `tracking_uri` on 127.0.0.1; yields the base URL."""
+    """Serve the champions of the registry at `tracking_uri` on 127.0.0.1; yields the base URL.
+    `environment` adds to (or overrides) this process's variables: API keys, flag store, cache."""
     port = port or free_port()
-    environment = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    environment = {**os.environ, **(environment or {}), "MLFLOW_TRACKING_URI": tracking_uri}
     if bentoml_home is not None:
         environment["BENTOML_HOME"] = str(bentoml_home)
     command = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)]

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from survey.io import Survey
 from survey.schema import MAX_MEMBERS_PER_HOUSEHOLD
@@ -60,15 +60,43 @@ def _bounded(description: str, low: float, high: float, example: float) -> Any:
 
 Identifier = Annotated[str, Field(min_length=1, max_length=64)]
 
+PERSONAL_FIELDS = ("name", "id_card_number", "head_name", "head_id_card_number")
+"""Personal data an archive-card export may carry. Accepted so that such a record is not refused, then
+dropped: never part of the frames, a response, a log line or the audit trail (`exclude`, `repr=False`)."""
+
+
+def _personal(description: str) -> Any:
+    return Field(
+        default=None, max_length=64, exclude=True, repr=False, description=f"{description} (dropped)"
+    )
+
+
+def _yes_no_value(value: Any) -> Any:
+    """true / false, or the survey's 0 / 1 (exactly); anything else is left for the bool check to refuse."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value in (0, 1):
+        return bool(value)
+    return value
+
+
+YesNo = Annotated[
+    bool,
+    BeforeValidator(_yes_no_value),
+    WithJsonSchema({"anyOf": [{"type": "boolean"}, {"enum": [0, 1]}]}),
+]
+"""A yes/no answer: JSON true/false, or 0/1 as the survey codes it."""
+
 
 class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "5" is not a number and "yes" not a yes/no answer (a lax parse would accept both)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class MemberIn(_Input):
     """One household member in the round being scored."""
 
     member_id: Identifier = Field(description="Member id, unique within the household", examples=["1"])
+    name: str | None = _personal("Member's name")
+    id_card_number: str | None = _personal("Member's ID-card number")
     relation_to_head: RelationToHead | None = Field(
         default=None, description="Relation to the household head", examples=["head"]
     )
@@ -78,11 +106,11 @@ class MemberIn(_Input):
     school_years_behind: float | None = _bounded(
         "Years behind the grade expected for the age (school-age members)", 0, 20, 0
     )
-    in_school: bool | None = _yes_no("Currently enrolled in school")
+    in_school: YesNo | None = _yes_no("Currently enrolled in school")
     health_status: HealthStatus | None = Field(
         default=None, description="Health status", examples=["healthy"]
     )
-    disability: bool | None = _yes_no("Has a registered disability")
+    disability: YesNo | None = _yes_no("Has a registered disability")
     labour_capacity: LabourCapacity | None = Field(
         default=None, description="Labour capacity as recorded by the village", examples=["ordinary"]
     )
@@ -95,6 +123,8 @@ class HouseholdIn(_Input):
     household_id: Identifier = Field(description="Household id", examples=["H000123"])
     village_id: Identifier = Field(description="Village id", examples=["V0042"])
     round: int = Field(ge=0, le=100, description="Survey round (0 = first)", examples=[3])
+    head_name: str | None = _personal("Household head's name")
+    head_id_card_number: str | None = _personal("Household head's ID-card number")
     survey_year: int | None = Field(
         default=None, ge=1990, le=2100, description="Calendar year of the round", examples=[2019]
     )
@@ -117,13 +147,13 @@ class HouseholdIn(_Input):
     housing_structure: HousingStructure | None = Field(
         default=None, description="Main structure of the house", examples=["brick_concrete"]
     )
-    dangerous_house: bool | None = _yes_no("House appraised as dangerous")
-    safe_drinking_water: bool | None = _yes_no("Has safe drinking water")
-    electricity: bool | None = _yes_no("Has grid electricity")
+    dangerous_house: YesNo | None = _yes_no("House appraised as dangerous")
+    safe_drinking_water: YesNo | None = _yes_no("Has safe drinking water")
+    electricity: YesNo | None = _yes_no("Has grid electricity")
     cooking_fuel: CookingFuel | None = Field(default=None, description="Main cooking fuel", examples=["gas"])
     rooms: float | None = _bounded("Rooms of the dwelling (all rooms)", 0, 100, 4)
     bedrooms: float | None = _bounded("Bedrooms of the dwelling", 0, 100, 2)
-    toilet: bool | None = _yes_no("Has a toilet in the dwelling")
+    toilet: YesNo | None = _yes_no("Has a toilet in the dwelling")
     tenure: Tenure | None = Field(
         default=None,
         description="Tenure of the dwelling: owned, owned_paying (instalments), rented, precarious, other",
@@ -144,7 +174,7 @@ class HouseholdIn(_Input):
         description="Floor: tiles (ceramic, mosaic, terrazzo), cement, wood, natural (earth), none, other",
         examples=["cement"],
     )
-    ceiling: bool | None = _yes_no("Has a ceiling under the roof")
+    ceiling: YesNo | None = _yes_no("Has a ceiling under the roof")
     # access
     distance_road_km: float | None = _bounded("Distance to a paved road, km", 0, 500, 0.5)
     distance_market_km: float | None = _bounded("Distance to the nearest market, km", 0, 500, 6)
@@ -152,22 +182,22 @@ class HouseholdIn(_Input):
     # assets and insurance
     durable_assets: float | None = _bounded("Count of durable assets (appliances, vehicles)", 0, 1_000, 5)
     mobile_phones: float | None = _bounded("Mobile phones owned by the household", 0, 100, 2)
-    medical_insurance: bool | None = _yes_no("Covered by medical insurance")
-    pension_insurance: bool | None = _yes_no("Covered by pension insurance")
+    medical_insurance: YesNo | None = _yes_no("Covered by medical insurance")
+    pension_insurance: YesNo | None = _yes_no("Covered by pension insurance")
     # shocks reported this round
-    shock_serious_illness: bool | None = _yes_no("A member fell seriously ill this round")
-    shock_disability: bool | None = _yes_no("A member became disabled this round")
-    shock_disaster: bool | None = _yes_no("Natural disaster hit the household this round")
-    shock_accident: bool | None = _yes_no("Accident this round")
-    shock_job_loss: bool | None = _yes_no("A member lost a job this round")
-    shock_industry_failure: bool | None = _yes_no("A farm or business venture failed this round")
-    shock_schooling_cost: bool | None = _yes_no("A sudden large schooling cost this round")
+    shock_serious_illness: YesNo | None = _yes_no("A member fell seriously ill this round")
+    shock_disability: YesNo | None = _yes_no("A member became disabled this round")
+    shock_disaster: YesNo | None = _yes_no("Natural disaster hit the household this round")
+    shock_accident: YesNo | None = _yes_no("Accident this round")
+    shock_job_loss: YesNo | None = _yes_no("A member lost a job this round")
+    shock_industry_failure: YesNo | None = _yes_no("A farm or business venture failed this round")
+    shock_schooling_cost: YesNo | None = _yes_no("A sudden large schooling cost this round")
     # registration and assistance
     poverty_status: PovertyStatus | None = Field(
         default=None, description="Registration status at the start of the round", examples=["never_poor"]
     )
-    receiving_assistance: bool | None = _yes_no("Receiving assistance")
-    assistance_ends: bool | None = _yes_no("Assistance ends this round")
+    receiving_assistance: YesNo | None = _yes_no("Receiving assistance")
+    assistance_ends: YesNo | None = _yes_no("Assistance ends this round")
     household_size: float | None = _bounded(
         "Number of members (for records without a member list)", 1, MAX_MEMBERS_PER_HOUSEHOLD, 4
     )
@@ -193,6 +223,53 @@ class ScoreRequest(_Input):
     lang: Literal["zh", "en"] = Field(default="zh", description="Language of the reasons", examples=["en"])
 
 
+MAX_BATCH_HOUSEHOLDS = 200
+"""Most households one /score_batch request may carry (bigger lists: split them, or use `povrisk score`)."""
+MAX_REQUEST_BYTES = 1_000_000
+"""Largest request body the service reads (a household of 30 members is about 10 kB)."""
+
+
+class BatchRequest(_Input):
+    """Score several households; each is checked on its own, so one bad household gets its own error
+    entry and does not fail the others."""
+
+    households: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_HOUSEHOLDS,
+        description=f"Households in the `HouseholdIn` shape (at most {MAX_BATCH_HOUSEHOLDS})",
+    )
+    lang: Literal["zh", "en"] = Field(default="zh", description="Language of the reasons", examples=["en"])
+
+
+class MemberChange(_Input):
+    """New answers for one existing member (fields left out keep their value)."""
+
+    member_id: Identifier = Field(description="The member to change", examples=["2"])
+    changes: dict[str, Any] = Field(
+        description="Member fields and their new values, as in `MemberIn`",
+        examples=[{"migrant_work_months": 10}],
+    )
+
+
+class WhatIfChanges(_Input):
+    """Proposed changes: household fields and member fields, each as in the household's own schema."""
+
+    household: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Household fields and new values, as in `HouseholdIn` (ids and round cannot change)",
+        examples=[{"medical_insurance": True}],
+    )
+    members: list[MemberChange] = Field(default_factory=list, max_length=MAX_MEMBERS_PER_HOUSEHOLD)
+
+
+class WhatIfRequest(_Input):
+    """One household and the changes an assistance option would bring."""
+
+    household: HouseholdIn
+    changes: WhatIfChanges
+    lang: Literal["zh", "en"] = Field(default="zh", description="Language of the reasons", examples=["en"])
+
+
 class ReasonOut(BaseModel):
     """One reason behind the score: an indicator, its value, its SHAP contribution and a sentence."""
 
@@ -209,8 +286,25 @@ class ModelRef(BaseModel):
     version: str = Field(description="Registered model version or data hash", examples=["3"])
 
 
+class CauseOut(BaseModel):
+    """A cause of poverty from the archive card's list."""
+
+    code: str = Field(description="Cause code (monitoring/causes.yaml)", examples=["illness"])
+    label: str = Field(description="The cause in the request's language", examples=["illness"])
+
+
+class MeasureOut(BaseModel):
+    """A recommended assistance measure and why it fits (policy table `assistance`)."""
+
+    measure: str = Field(description="Measure code", examples=["serious_illness_assistance"])
+    family: str = Field(description="Family of targeted help (health, education, employment, ...)")
+    name: str = Field(description="The measure in the request's language")
+    cause: str = Field(description="The cause of poverty it answers")
+    why: str = Field(description="Why it fits this household")
+
+
 class ScoreResponse(BaseModel):
-    """Risk scores, tier, monitoring category and reasons for one household."""
+    """Risk scores, tier, monitoring category, reasons, causes and fitting assistance for one household."""
 
     household_id: str
     poverty_risk: float | None = Field(description="Calibrated probability of being poor now (0-1)")
@@ -221,7 +315,88 @@ class ScoreResponse(BaseModel):
     category: str = Field(description="Monitoring category (see monitoring.categories)")
     category_rule: str = Field(description="The rule that put the household in its category")
     reasons: list[ReasonOut]
+    main_cause: CauseOut
+    secondary_causes: list[CauseOut] = Field(description="Up to two secondary causes")
+    measures: list[MeasureOut] = Field(
+        description="Up to three fitting measures (none for a household no monitoring rule holds for)"
+    )
     models: list[ModelRef]
+
+
+class ErrorOut(BaseModel):
+    """Why one household of a batch was not scored."""
+
+    status: int = Field(description="The HTTP status a single request would have got (400, 403)")
+    error: str = Field(description="What is wrong")
+    fields: list[str] = Field(default_factory=list, description="The bad fields, when the body was invalid")
+
+
+class BatchItemOut(BaseModel):
+    """One entry per household of the batch, in request order: its score or its error."""
+
+    index: int
+    household_id: str | None
+    score: ScoreResponse | None = None
+    error: ErrorOut | None = None
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchItemOut]
+    scored: int
+    failed: int
+    models: list[ModelRef]
+
+
+class ChangedReason(BaseModel):
+    """An indicator among the reasons before or after the change, with its value and contribution."""
+
+    indicator: str
+    value_before: float | None
+    value_after: float | None
+    contribution_before: float | None
+    contribution_after: float | None
+    sentence_after: str | None
+
+
+class WhatIfResponse(BaseModel):
+    """The household scored as it is and as it would be after the changes."""
+
+    household_id: str
+    before: ScoreResponse
+    after: ScoreResponse
+    poverty_risk_change: float | None
+    relapse_risk_change: float | None
+    changed_reasons: list[ChangedReason] = Field(
+        description="Indicators that entered, left or moved among the top reasons"
+    )
+    models: list[ModelRef]
+
+
+class TaskCard(BaseModel):
+    """What one served model is."""
+
+    task: str
+    name: str
+    version: str
+    aliases: list[str]
+    trained_rounds: list[int]
+    data_hash: str
+    metrics: dict[str, float | None]
+    features: list[str]
+    policy_version: str | None
+    calibrator: str
+
+
+class ModelCard(BaseModel):
+    """The models being served and where they came from."""
+
+    models: list[TaskCard]
+    policy_version: str
+    source: Literal["registry", "cache"] = Field(
+        description="registry: loaded from the MLflow registry; cache: the local copy of the last champion"
+    )
+    tracking_uri: str
+    loaded_at: str
 
 
 _HOUSEHOLD_TEXT = (

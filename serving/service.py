@@ -1,150 +1,358 @@
-"""The BentoML scoring service: one household in, its risks, category and reasons out.
+"""The BentoML scoring service for village cadres and monitoring teams.
 
-Run it with `bentoml serve serving.service:PovertyRiskService` (or `povrisk serve`). At start-up the
-service loads the champion model of both tasks from the MLflow registry (`MLFLOW_TRACKING_URI`, see
-`training.tracking`) and the policy, once; it refuses to start, naming what is missing, when a task has
-no champion. A request then costs one feature build, two booster predictions and one TreeSHAP pass on a
-single row, all with one thread; no MLflow call is made per request.
+Run it with `povrisk serve` (or `bentoml serve serving.service:PovertyRiskService`). At start-up it
+loads the policy, the API keys (`serving.keys`; it refuses to start without them), both champions from
+the MLflow registry (or, when the registry has none or cannot be reached, the local copy of the last
+champions, said so in `/model` and the log; it refuses to start when neither is there), and opens the
+audit trail in the flag store's database (`POVRISK_DB_URL`).
 
-Endpoints: `POST /score` (below) and BentoML's built-in `/livez`, `/healthz`, `/readyz` (ready only
-once the models are loaded), `/metrics` (Prometheus) and `/docs.json` (OpenAPI).
-Errors: a body that does not match `ScoreRequest` gets 400 with pydantic's list of every bad field
-(BentoML's default); a household the policy cannot score (e.g. a year before the first poverty line)
-gets 400 with the reason; anything else is a 500 whose message says scoring failed and is logged.
+Endpoints (all but the built-in ones need an API key in `X-API-Key`; `serving.keys` for the roles):
+- `POST /score`: one household -> risks, tier, monitoring category, reasons, causes, assistance measures;
+- `POST /score_batch`: up to `MAX_BATCH_HOUSEHOLDS` households; each checked on its own, so a bad
+  household gets its own error entry;
+- `POST /whatif`: one household and proposed changes -> both scores and the reasons that changed;
+- `GET /model` (analyst): the model card; `POST /admin/reload` (analyst): load the current champions
+  without dropping requests in flight (they finish with the models they started with);
+- BentoML's `/livez`, `/healthz`, `/readyz` (ready once the models are loaded), `/metrics`, `/docs.json`.
+
+Concurrent `/score` and `/score_batch` requests are merged by BentoML's adaptive batching dispatcher
+(`CorkDispatcher`, the one behind `@bentoml.api(batchable=True)`), run in-process: every household
+waiting at that moment is scored in one vectorised pass. Each household is still scored as if alone
+(`serving.scoring`).
+
+Every household scored is recorded in the audit trail (`monitoring.audit`). Logs name households only by
+a salted hash (`serving.privacy`); names and ID-card numbers a request may carry are dropped when it is
+read. Bodies over `MAX_REQUEST_BYTES` get 413, malformed ones 400 naming every bad field.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+import anyio
 import bentoml
-import numpy as np
-import pandas as pd
-from bentoml.exceptions import InternalServerError, InvalidArgument
+from bentoml._internal.marshal.dispatcher import CorkDispatcher
+from bentoml.exceptions import ServiceUnavailable
+from fastapi import FastAPI
+from pydantic import ValidationError
+from starlette.responses import JSONResponse
 
-from features.frame import FeatureInputError, build_features, survey_years
-from features.policy import Policy, PolicyError, load_policy
+from features.frame import FeatureInputError
+from features.policy import PolicyError, load_policy
 from models.explain import Language
-from models.predictor import RiskPredictor, TaskModel
-from monitoring.categories import monitoring_category
-from serving.batch import model_reference
-from serving.schemas import HouseholdIn, ModelRef, ReasonOut, ScoreRequest, ScoreResponse, to_frames
-from training.tracking import CHAMPION, load_champion, registered_name, tracking_uri
+from monitoring.audit import AuditWriter, audit_record
+from monitoring.store import create_schema, make_engine
+from serving.keys import ApiKey, load_key_ring
+from serving.middleware import STATE_KEY, ApiKeyAuth, BodyLimit, OpenApiDocs
+from serving.privacy import household_ref, log_salt
+from serving.schemas import (
+    MAX_REQUEST_BYTES,
+    BatchItemOut,
+    BatchRequest,
+    BatchResponse,
+    ErrorOut,
+    HouseholdIn,
+    ModelCard,
+    ScoreRequest,
+    ScoreResponse,
+    WhatIfRequest,
+    WhatIfResponse,
+)
+from serving.scoring import (
+    LoadedModels,
+    ServiceStartError,
+    WhatIfError,
+    load_models,
+    score_households,
+    what_if,
+)
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("poverty", "relapse")
-
-
-class ServiceStartError(RuntimeError):
-    """The service cannot start: a champion model is missing or does not fit the policy."""
+BATCH_MAX_LATENCY_MS = 10_000
+"""BentoML's `max_latency_ms`: the dispatcher sheds (503) a request it expects to wait longer. How long
+it waits for company is its own estimate from the measured scoring times, far below this."""
+BATCH_MAX_REQUESTS = 16
+"""Most requests merged into one scoring pass (each up to MAX_BATCH_HOUSEHOLDS households). Counted in
+requests, so that the dispatcher never splits one request's households."""
 
 
 @dataclass(frozen=True)
-class LoadedModels:
-    """What the service scores with: both champions, their registry versions, and the policy."""
+class _Job:
+    """Households of one request, waiting in the batching queue."""
 
-    predictor: RiskPredictor
-    model_refs: tuple[ModelRef, ...]
-
-
-def load_models(policy: Policy) -> LoadedModels:
-    """Load each task's champion from the MLflow registry; `ServiceStartError` when one is missing."""
-    uri = tracking_uri()
-    task_models: dict[str, TaskModel] = {}
-    refs: list[ModelRef] = []
-    for task in TASKS:
-        try:
-            task_model = load_champion(task)
-        except Exception as error:  # MLflow raises several types for "no such model/alias"
-            raise ServiceStartError(
-                f"no usable champion for task {task!r} (models:/{registered_name(task)}@{CHAMPION}) "
-                f"in the MLflow registry at {uri}: {error}. Train and promote a model first "
-                f"(povrisk train --task {task}; povrisk promote --task {task})."
-            ) from error
-        _check_policy(task_model, policy)
-        task_models[task] = task_model
-        name, version = model_reference(task_model)
-        refs.append(ModelRef(name=name, version=version))
-    predictor = RiskPredictor(policy, poverty=task_models["poverty"], relapse=task_models["relapse"])
-    return LoadedModels(predictor=predictor, model_refs=tuple(refs))
+    households: tuple[HouseholdIn, ...]
+    lang: Language
 
 
-def _check_policy(task_model: TaskModel, policy: Policy) -> None:
-    if task_model.policy_version and task_model.policy_version != policy.version:
-        raise ServiceStartError(
-            f"the {task_model.task} champion was trained under policy {task_model.policy_version!r} but the "
-            f"service loaded policy {policy.version!r}; retrain or serve with the matching policy"
-        )
+@dataclass(frozen=True)
+class _Outcome:
+    scores: list[ScoreResponse | ErrorOut]
 
 
-def score_household(
-    models: LoadedModels, household: HouseholdIn, lang: Language = "zh", top_k: int = 3
-) -> ScoreResponse:
-    """Score one household (pure: no I/O). Raises `PolicyError`/`FeatureInputError` for unscorable input."""
-    households, members = to_frames(household)
-    policy = models.predictor.policy
-    features = build_features(households, members if len(members) else None, policy)
-    scores = models.predictor.score_features(features, lang=lang, top_k=top_k)
-    years = survey_years(households, households["round"].to_numpy(dtype=np.int64), policy)
-    category = monitoring_category(features, scores, policy, years)
-    row = scores.iloc[0]
-    return ScoreResponse(
-        household_id=household.household_id,
-        poverty_risk=_optional(row["poverty_risk"]),
-        relapse_risk=_optional(row["relapse_risk"]),
-        risk_tier=str(row["risk_tier"]),
-        category=str(category["category"].iloc[0]),
-        category_rule=str(category["rule"].iloc[0]),
-        reasons=[_reason(reason) for reason in row["reasons"]],
-        models=list(models.model_refs),
-    )
-
-
-def _reason(reason: dict[str, Any]) -> ReasonOut:
-    return ReasonOut(
-        indicator=str(reason["indicator"]),
-        value=_optional(reason["value"]),
-        contribution=float(reason["contribution"]),
-        sentence=str(reason["sentence"]),
-    )
-
-
-def _optional(value: Any) -> float | None:
-    return None if value is None or pd.isna(value) or math.isinf(float(value)) else float(value)
+model_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
 
 @bentoml.service(name="povrisk", workers=1, traffic={"timeout": 30})
+@bentoml.asgi_app(model_app, path="/")
 class PovertyRiskService:
-    """Scores one household with the champion poverty and relapse models."""
+    """Scores households with the champion poverty and relapse models."""
 
     def __init__(self) -> None:
         self._models: LoadedModels | None = None
-        self._models = load_models(load_policy())
+        self._policy = load_policy()
+        load_key_ring()  # refuse to start without valid keys (the middleware reads the same ones)
+        self._salt = log_salt()
+        self._models = load_models(self._policy)
+        engine = make_engine()
+        create_schema(engine)
+        self._audit = AuditWriter(engine)
+        self._dispatcher: CorkDispatcher[_Job, _Outcome | None] = CorkDispatcher(
+            max_latency_in_ms=BATCH_MAX_LATENCY_MS,
+            max_batch_size=BATCH_MAX_REQUESTS,
+            fallback=lambda: None,
+            get_batch_size=lambda job: 1,
+        )
+        self._batched = self._dispatcher(self._score_jobs_in_thread)
+        card = self._models.card
         logger.info(
-            "povrisk service ready: %s", ", ".join(f"{r.name} v{r.version}" for r in self._models.model_refs)
+            "povrisk service ready (%s): %s",
+            "local copy of the last champions" if card.source == "cache" else "champions of the registry",
+            ", ".join(f"{ref.name} v{ref.version}" for ref in self._models.model_refs),
         )
 
     def __is_ready__(self) -> bool:
         return self._models is not None
 
+    @bentoml.on_shutdown
+    def _close_audit(self) -> None:
+        self._audit.close()
+
+    # ------------------------------------------------------------------------------------ endpoints
+
     @bentoml.api(route="/score")
-    def score(self, request: ScoreRequest) -> ScoreResponse:
-        """Risk of being poor now and of falling (back) into poverty, tier, monitoring category, reasons."""
-        if self._models is None:  # cannot happen after __init__, kept for a clear message
-            raise InternalServerError("models are not loaded")
+    async def score(self, request: ScoreRequest, ctx: bentoml.Context) -> ScoreResponse:
+        """Risk of being poor now and of falling (back) into poverty, tier, monitoring category, reasons,
+        causes of poverty and up to three fitting assistance measures."""
+        key = _caller(ctx)
+        household = request.household
+        if not key.may_score(household.village_id):
+            return self._refuse_village(ctx, key, household)  # type: ignore[return-value]
+        (outcome,) = await self._score(key, "/score", [household], request.lang)
+        if isinstance(outcome, ErrorOut):
+            return _error(ctx, outcome.status, outcome.error)  # type: ignore[return-value]
+        return outcome
+
+    @bentoml.api(route="/score_batch")
+    async def score_batch(self, request: BatchRequest, ctx: bentoml.Context) -> BatchResponse:
+        """Several households at once (at most 200); each is checked on its own and gets its score or
+        its own error entry (400 bad household, 403 outside the key's villages)."""
+        key = _caller(ctx)
+        results: list[BatchItemOut | None] = [None] * len(request.households)
+        accepted: list[tuple[int, HouseholdIn]] = []
+        for index, body in enumerate(request.households):
+            household_id = body.get("household_id") if isinstance(body.get("household_id"), str) else None
+            try:
+                household = HouseholdIn.model_validate(body)
+            except ValidationError as error:
+                results[index] = BatchItemOut(index=index, household_id=household_id, error=_invalid(error))
+                continue
+            if not key.may_score(household.village_id):
+                self._log_village_refusal(key, household)
+                error_out = ErrorOut(status=403, error=_village_refusal(key, household))
+                results[index] = BatchItemOut(index=index, household_id=household_id, error=error_out)
+                continue
+            accepted.append((index, household))
+        outcomes = (
+            await self._score(key, "/score_batch", [h for _, h in accepted], request.lang) if accepted else []
+        )
+        for (index, household), outcome in zip(accepted, outcomes, strict=True):
+            if isinstance(outcome, ErrorOut):
+                results[index] = BatchItemOut(index=index, household_id=household.household_id, error=outcome)
+            else:
+                results[index] = BatchItemOut(index=index, household_id=household.household_id, score=outcome)
+        done = [result for result in results if result is not None]
+        failed = sum(result.error is not None for result in done)
+        return BatchResponse(
+            results=done, scored=len(done) - failed, failed=failed, models=list(self._current().model_refs)
+        )
+
+    @bentoml.api(route="/whatif")
+    async def whatif(self, request: WhatIfRequest, ctx: bentoml.Context) -> WhatIfResponse:
+        """The household as it is and after proposed changes (e.g. a member starts migrant work, medical
+        insurance enrolled, a loan received): both scores and the reasons that changed."""
+        key = _caller(ctx)
+        household = request.household
+        if not key.may_score(household.village_id):
+            return self._refuse_village(ctx, key, household)  # type: ignore[return-value]
+        models = self._current()
         try:
-            return score_household(self._models, request.household, lang=request.lang)
+            answer = await anyio.to_thread.run_sync(what_if, models, household, request.changes, request.lang)
+        except (WhatIfError, PolicyError, FeatureInputError) as error:
+            return _error(ctx, 400, f"household {household.household_id}: {error}")  # type: ignore[return-value]
+        self._record(key, "/whatif", [household], [answer.before])
+        return answer
+
+    @model_app.get("/model", response_model=ModelCard)
+    def model(self) -> ModelCard:
+        """The model card of what is being served (analyst keys)."""
+        return self._current().card
+
+    @bentoml.api(route="/admin/reload")
+    async def reload(self, ctx: bentoml.Context) -> ModelCard:
+        """Load the current champions (analyst keys); requests in flight finish with the old ones."""
+        key = _caller(ctx)
+        try:
+            models = await anyio.to_thread.run_sync(load_models, self._policy)
+        except ServiceStartError as error:
+            logger.error(
+                "reload requested by key %s failed; still serving the previous models: %s", key.key_id, error
+            )
+            return _error(ctx, 400, f"reload failed, still serving the previous models: {error}")  # type: ignore[return-value]
+        self._models = models
+        logger.info(
+            "reloaded by key %s: %s",
+            key.key_id,
+            ", ".join(f"{r.name} v{r.version}" for r in models.model_refs),
+        )
+        return models.card
+
+    # ------------------------------------------------------------------------------------ internals
+
+    def _current(self) -> LoadedModels:
+        if self._models is None:  # cannot happen after __init__
+            raise RuntimeError("models are not loaded")
+        return self._models
+
+    async def _score(
+        self, key: ApiKey, endpoint: str, households: Sequence[HouseholdIn], lang: Language
+    ) -> list[ScoreResponse | ErrorOut]:
+        outcome = await self._batched(_Job(tuple(households), lang))
+        if outcome is None:  # the dispatcher shed the request (overload) or is shutting down
+            raise ServiceUnavailable("the service is overloaded or shutting down; try again")
+        scored = [
+            (h, s) for h, s in zip(households, outcome.scores, strict=True) if isinstance(s, ScoreResponse)
+        ]
+        self._record(key, endpoint, [h for h, _ in scored], [s for _, s in scored])
+        return outcome.scores
+
+    async def _score_jobs_in_thread(self, jobs: Sequence[_Job]) -> Sequence[_Outcome | None]:
+        return await anyio.to_thread.run_sync(self._score_jobs, jobs)
+
+    def _score_jobs(self, jobs: Sequence[_Job]) -> list[_Outcome]:
+        """One batch of waiting requests: every household scored in one pass per language."""
+        models = self._current()
+        answers: dict[tuple[int, int], ScoreResponse | ErrorOut] = {}
+        for lang in {job.lang for job in jobs}:
+            keys = [
+                (j, h) for j, job in enumerate(jobs) if job.lang == lang for h in range(len(job.households))
+            ]
+            households = [jobs[j].households[h] for j, h in keys]
+            for position, answer in zip(keys, self._score_or_isolate(models, households, lang), strict=True):
+                answers[position] = answer
+        return [_Outcome([answers[(j, h)] for h in range(len(job.households))]) for j, job in enumerate(jobs)]
+
+    def _score_or_isolate(
+        self, models: LoadedModels, households: list[HouseholdIn], lang: Language
+    ) -> list[ScoreResponse | ErrorOut]:
+        """Score together; when the policy refuses a household (e.g. a year before the first poverty
+        line) score them one by one, so that only that household gets the error."""
+        try:
+            return list(score_households(models, households, lang))
         except (PolicyError, FeatureInputError) as error:
-            raise InvalidArgument(
-                f"household {request.household.household_id} cannot be scored: {error}"
-            ) from error
-        except Exception as error:
-            logger.exception("scoring failed for household %s", request.household.household_id)
-            household_id = request.household.household_id
-            raise InternalServerError(
-                f"scoring failed for household {household_id}: {type(error).__name__}: {error}"
-            ) from error
+            if len(households) == 1:
+                household_id = households[0].household_id
+                return [ErrorOut(status=400, error=f"household {household_id} cannot be scored: {error}")]
+            return [
+                answer
+                for household in households
+                for answer in self._score_or_isolate(models, [household], lang)
+            ]
+
+    def _record(
+        self, key: ApiKey, endpoint: str, households: Sequence[HouseholdIn], scores: Sequence[ScoreResponse]
+    ) -> None:
+        models = self._current()
+        name = ";".join(ref.name for ref in models.model_refs)
+        version = ";".join(ref.version for ref in models.model_refs)
+        records = [
+            audit_record(
+                key_id=key.key_id,
+                endpoint=endpoint,
+                household_id=household.household_id,
+                village_id=household.village_id,
+                round=household.round,
+                score={
+                    **score.model_dump(
+                        include={"poverty_risk", "relapse_risk", "risk_tier", "category", "reasons"}
+                    ),
+                    "main_cause": score.main_cause.code,
+                },
+                model_name=name,
+                model_version=version,
+            )
+            for household, score in zip(households, scores, strict=True)
+        ]
+        self._audit.submit(records)
+        for household, score in zip(households, scores, strict=True):
+            logger.info(
+                "%s %s by key %s: poverty %.3f relapse %.3f %s",
+                endpoint,
+                household_ref(household.household_id, self._salt),
+                key.key_id,
+                score.poverty_risk if score.poverty_risk is not None else float("nan"),
+                score.relapse_risk if score.relapse_risk is not None else float("nan"),
+                score.category,
+            )
+
+    def _refuse_village(self, ctx: bentoml.Context, key: ApiKey, household: HouseholdIn) -> JSONResponse:
+        self._log_village_refusal(key, household)
+        return _error(ctx, 403, _village_refusal(key, household))
+
+    def _log_village_refusal(self, key: ApiKey, household: HouseholdIn) -> None:
+        logger.warning(
+            "refused household %s of village %s: key %s may score villages %s only",
+            household_ref(household.household_id, self._salt),
+            household.village_id,
+            key.key_id,
+            ", ".join(sorted(key.villages)),
+        )
+
+
+_service = cast(Any, PovertyRiskService)  # a bentoml Service at run time
+_service.add_asgi_middleware(ApiKeyAuth)
+_service.add_asgi_middleware(BodyLimit, max_bytes=MAX_REQUEST_BYTES)
+_service.add_asgi_middleware(OpenApiDocs)
+
+
+def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
+    """An error answer `{"error": message}` (BentoML's own exceptions would wrap it in a list)."""
+    ctx.response.status_code = status  # BentoML sets the response's status from the context
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _caller(ctx: bentoml.Context) -> ApiKey:
+    """The key `ApiKeyAuth` accepted for this request."""
+    key = getattr(ctx.request.state, STATE_KEY, None)
+    if not isinstance(key, ApiKey):  # the middleware guards every endpoint; never reached in service
+        raise RuntimeError("request reached an endpoint without an authenticated key")
+    return key
+
+
+def _village_refusal(key: ApiKey, household: HouseholdIn) -> str:
+    return (
+        f"key {key.key_id} may score households of village(s) {', '.join(sorted(key.villages))} only; "
+        f"household {household.household_id} is in village {household.village_id}"
+    )
+
+
+def _invalid(error: ValidationError) -> ErrorOut:
+    fields = [".".join(str(part) for part in problem["loc"]) for problem in error.errors(include_input=False)]
+    detail = "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+        for problem in error.errors(include_input=False)
+    )
+    return ErrorOut(status=400, error=f"invalid household: {detail}", fields=fields)

@@ -251,7 +251,8 @@ def promote(
     force: bool = False,
 ) -> dict[str, Any]:
     """Move `champion` to the `challenger` version if it wins on the challenger's held-out rows (or if
-    there is no champion yet). Returns the decision, the metric values and the reason.
+    there is no champion yet, or the champion was trained under policy settings no longer in force and
+    the challenger under the current ones). Returns the decision, the metric values and the reason.
 
     With a `drift_check`, a challenger facing a champion is first checked for drift between the two
     models' training data: when the verdict `exceeds_policy`, the promotion is refused
@@ -276,6 +277,16 @@ def promote(
     if champion is None:
         client.set_registered_model_alias(registered_name(task), CHAMPION, challenger.version)
         return decision | {"promoted": True, "reason": "no champion yet: the first challenger is promoted"}
+    champion_policy = client.get_run(champion.run_id).data.tags.get("policy_version")
+    challenger_policy = client.get_run(challenger.run_id).data.tags.get("policy_version")
+    if champion_policy != policy.version and challenger_policy == policy.version:
+        # the service refuses a champion trained under other policy settings: it cannot serve at all
+        client.set_registered_model_alias(registered_name(task), CHAMPION, challenger.version)
+        reason = (
+            f"the champion was trained under policy {champion_policy!r}, which is no longer in force; the "
+            f"challenger, trained under the current policy {policy.version!r}, replaces it"
+        )
+        return decision | {"promoted": True, "reason": reason}
     if drift_check is not None:
         drift = dict(drift_check(champion.run_id, challenger.run_id))
         decision |= {"drift": drift, "forced": force}
@@ -511,3 +522,10 @@ def log_monitoring(summary: Mapping[str, Any], folder: Path) -> str:
         client.log_artifacts(run_id, str(folder), artifact_path="monitoring")
     client.set_terminated(run_id)
     return str(run_id)
+
+
+def version_aliases(task: str, version: str) -> list[str]:
+    """The aliases (champion, challenger, ...) that point at version `version` of the task's model."""
+    client = _client()
+    with quiet_mlflow():
+        return sorted(client.get_model_version(registered_name(task), str(version)).aliases)

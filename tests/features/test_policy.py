@@ -15,7 +15,7 @@ from features.policy import DEFAULT_POLICY_PATH, GUARANTEES, Policy, PolicyError
 
 
 def test_packaged_policy_loads(policy: Policy) -> None:
-    assert policy.version == "2026.6"
+    assert policy.version == "2026.7"
     assert policy.base_year == 2014
     assert policy.poverty_lines[2010] == 2300 and policy.poverty_lines[2020] == 4000
     assert policy.deprivation_cutoff == 0.4

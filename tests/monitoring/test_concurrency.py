@@ -178,7 +178,7 @@ def test_concurrent_create_schema_on_an_empty_database(engines: Callable[[], Eng
     writers = [engines() for _ in range(4)]
     # the `engines` fixture migrated the schema already: start again from an empty one
     with writers[0].begin() as connection:
-        connection.execute(text(f"DROP TABLE flag_history, flags, {VERSION_TABLE}"))
+        connection.execute(text(f"DROP TABLE flag_history, flags, score_audit, {VERSION_TABLE}"))
     all_start = threading.Barrier(len(writers))
 
     def migrate(engine: Engine) -> str | None:

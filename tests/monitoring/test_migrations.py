@@ -39,17 +39,19 @@ def _version_rows(engine: Engine) -> list[str]:
         return [row[0] for row in connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))]
 
 
-def _without_main_cause(engine: Engine) -> None:
-    """Turn a store into what create_all made before flags had a main cause (revision 0001's tables)."""
+def _as_revision_0001(engine: Engine) -> None:
+    """Turn a store into what create_all made before flags had a main cause and the service an audit
+    trail (revision 0001's tables)."""
     with engine.begin() as connection:
         connection.execute(text("ALTER TABLE flags DROP COLUMN main_cause"))
+        connection.execute(text("DROP TABLE score_audit"))
 
 
 def test_migrations_ship_inside_the_package() -> None:
     assert MIGRATIONS_DIR.parent == Path(__file__).resolve().parents[2] / "monitoring"
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "versions" / "0001_flag_store.py").is_file()
-    assert head_revision() == "0002"
+    assert head_revision() == "0003"
 
 
 def test_migrated_schema_matches_the_models(empty_engine: Engine) -> None:
@@ -72,7 +74,7 @@ def test_a_store_without_migrations_is_adopted_and_upgraded_without_data_loss(em
     upsert_flags(engine, _flags())
     flag_id = int(list_flags(engine).loc[0, "id"])
     set_status(engine, flag_id, "verified", by="cadre Li", note="visited")
-    _without_main_cause(engine)
+    _as_revision_0001(engine)
     flags_before, history_before = _read_raw(engine, "flags"), _read_raw(engine, "flag_history")
     assert schema_revision(engine) is None
 
@@ -91,7 +93,7 @@ def test_a_store_made_by_the_current_models_is_adopted_at_its_revision(empty_eng
     Base.metadata.create_all(empty_engine)
     upsert_flags(empty_engine, _flags(main_cause=["illness", None, "disability"]))
     create_schema(empty_engine)
-    assert _version_rows(empty_engine) == ["0002"]
+    assert _version_rows(empty_engine) == [head_revision()]
     assert list_flags(empty_engine).set_index("household_id").loc["h1", "main_cause"] == "illness"
 
 

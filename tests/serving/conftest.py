@@ -7,12 +7,14 @@ Session-scoped: simulating and training take a few seconds and are done once.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from features.policy import Policy, load_policy
 from models.predictor import RiskPredictor
+from serving.schemas import ModelRef
 from survey.io import Survey
 from survey.simulate import CountySettings, simulate_county
 from training.tracking import log_and_register, promote
@@ -83,3 +85,50 @@ def registry(
             decision = promote(task, policy)
             assert decision["promoted"], decision
     return uri
+
+
+@pytest.fixture(scope="session")
+def loaded(trained: dict[str, TrainedTask], policy: Policy) -> Any:
+    """The trained models as the service holds them (no registry): predictor, refs, card, causes."""
+    from monitoring.causes import load_cause_settings
+    from serving.scoring import LoadedModels, model_card
+
+    models = {task: trained[task].model.registered_as(f"povrisk-{task}", "1") for task in TASKS}
+    refs = tuple(ModelRef(name=f"povrisk-{task}", version="1") for task in TASKS)
+    return LoadedModels(
+        predictor=RiskPredictor(policy, poverty=models["poverty"], relapse=models["relapse"]),
+        model_refs=refs,
+        card=model_card(models, {task: ["champion"] for task in TASKS}, policy, "registry", "sqlite:///test"),
+        causes=load_cause_settings(),
+    )
+
+
+@pytest.fixture(scope="session")
+def api_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A key file with one key per role (the cadre bound to V-test and V0001); `path` and the keys."""
+    from serving.keys import add_key
+
+    path = tmp_path_factory.mktemp("keys") / "keys.yaml"
+    return {
+        "path": path,
+        "cadre": add_key(path, "cadre-li", "cadre", ("V-test", "V0001")),
+        "monitor": add_key(path, "monitor-county", "monitor"),
+        "analyst": add_key(path, "analyst-wang", "analyst"),
+    }
+
+
+@pytest.fixture
+def service_env(
+    registry: str, api_keys: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """The environment a service process needs: registry, keys, audit database, cache, log salt."""
+    environment = {
+        "MLFLOW_TRACKING_URI": registry,
+        "POVRISK_API_KEYS_FILE": str(api_keys["path"]),
+        "POVRISK_DB_URL": f"sqlite:///{tmp_path / 'povrisk.db'}",
+        "POVRISK_MODEL_CACHE": str(tmp_path / "cache"),
+        "POVRISK_LOG_SALT": "test-salt",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return environment

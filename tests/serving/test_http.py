@@ -1,75 +1,147 @@
 """The scoring service, tier 3: a real `bentoml serve` subprocess on a free loopback port.
 
-It loads the champions from the temporary registry of conftest.py (MLFLOW_TRACKING_URI) and keeps its
-BentoML home in a temporary folder. The server is always stopped, even when a check fails.
+It loads the champions from the temporary registry of conftest.py, the keys of the `api_keys` key file,
+and keeps its BentoML home, audit database and local model copy in temporary folders. Every server is
+stopped, even when a check fails.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from serving.launch import running_service
+from serving.launch import ServiceFailedToStart, running_service
 
 pytestmark = pytest.mark.integration
 
 
+def _environment(api_keys: dict[str, Any], folder: Path) -> dict[str, str]:
+    return {
+        "POVRISK_API_KEYS_FILE": str(api_keys["path"]),
+        "POVRISK_DB_URL": f"sqlite:///{folder / 'povrisk.db'}",
+        "POVRISK_MODEL_CACHE": str(folder / "cache"),
+        "POVRISK_LOG_SALT": "test-salt",
+        "BENTOML_HOME": str(folder / "bentoml-home"),
+    }
+
+
 @pytest.fixture(scope="module")
-def base_url(registry: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("bentoml-home")
-    with running_service(tracking_uri=registry, log=home / "serve.log", bentoml_home=home) as url:
-        yield url
+def served(
+    registry: str, api_keys: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict]:
+    folder = tmp_path_factory.mktemp("served")
+    environment = _environment(api_keys, folder)
+    with running_service(tracking_uri=registry, log=folder / "serve.log", environment=environment) as url:
+        yield {"url": url, "folder": folder, "environment": environment}
 
 
-def _post_score(base_url: str, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(f"{base_url}/score", json=body, timeout=30.0)
+def _post_score(served: dict, body: dict[str, Any], key: str | None) -> httpx.Response:
+    headers = {"X-API-Key": key} if key else {}
+    return httpx.post(f"{served['url']}/score", json=body, headers=headers, timeout=30.0)
 
 
-def test_health_endpoints(base_url: str) -> None:
+def test_health_endpoints_need_no_key(served: dict) -> None:
     for path in ("/livez", "/healthz", "/readyz"):
-        assert httpx.get(base_url + path, timeout=5.0).status_code == 200, path
-    metrics = httpx.get(f"{base_url}/metrics", timeout=5.0)
-    assert metrics.status_code == 200
-    assert "bentoml" in metrics.text
-    assert httpx.get(f"{base_url}/docs.json", timeout=5.0).status_code == 200
+        assert httpx.get(served["url"] + path, timeout=5.0).status_code == 200, path
+    metrics = httpx.get(f"{served['url']}/metrics", timeout=5.0)
+    assert metrics.status_code == 200 and "bentoml" in metrics.text
+    assert httpx.get(f"{served['url']}/docs.json", timeout=5.0).status_code == 200
 
 
-def test_score_over_http(base_url: str, household_body: dict[str, Any]) -> None:
-    response = _post_score(base_url, {"request": {"household": household_body, "lang": "en"}})
+def test_score_over_http(served: dict, api_keys: dict, household_body: dict[str, Any]) -> None:
+    body = {"request": {"household": household_body, "lang": "en"}}
+    assert _post_score(served, body, None).status_code == 401
+    response = _post_score(served, body, api_keys["cadre"])
     assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["household_id"] == household_body["household_id"]
-    assert 0.0 <= body["poverty_risk"] <= 1.0
-    assert body["risk_tier"] in {"high", "medium", "low"}
-    assert body["reasons"] and all(reason["sentence"] for reason in body["reasons"])
-    assert [model["name"] for model in body["models"]] == ["povrisk-poverty", "povrisk-relapse"]
+    answer = response.json()
+    assert answer["household_id"] == household_body["household_id"]
+    assert 0.0 <= answer["poverty_risk"] <= 1.0 and answer["measures"] and answer["reasons"]
+    assert [model["name"] for model in answer["models"]] == ["povrisk-poverty", "povrisk-relapse"]
+    card = httpx.get(f"{served['url']}/model", headers={"X-API-Key": api_keys["analyst"]}, timeout=30.0)
+    assert card.status_code == 200 and card.json()["source"] == "registry"
 
 
 def test_malformed_household_gets_400_naming_every_bad_field(
-    base_url: str, household_body: dict[str, Any]
+    served: dict, api_keys: dict, household_body: dict[str, Any]
 ) -> None:
     bad = {
         **{key: value for key, value in household_body.items() if key != "household_id"},
         "favourite_colour": "red",
         "members": [{"member_id": "1", "age": -4, "sex": "unknown"}],
     }
-    response = _post_score(base_url, {"request": {"household": bad}})
+    response = _post_score(served, {"request": {"household": bad}}, api_keys["cadre"])
     assert response.status_code == 400, response.text
     for field in ("household_id", "favourite_colour", "age", "sex"):
         assert field in response.text, field
 
 
-def test_unscorable_household_gets_400_not_500(base_url: str, household_body: dict[str, Any]) -> None:
-    response = _post_score(base_url, {"request": {"household": {**household_body, "survey_year": 1995}}})
+def test_unscorable_household_gets_400_not_500(
+    served: dict, api_keys: dict, household_body: dict[str, Any]
+) -> None:
+    response = _post_score(
+        served, {"request": {"household": {**household_body, "survey_year": 1995}}}, api_keys["cadre"]
+    )
     assert response.status_code == 400, response.text
     assert "1995" in response.text
 
 
-def test_a_body_that_is_not_json_gets_a_4xx(base_url: str) -> None:
+def test_a_body_that_is_not_json_gets_a_4xx(served: dict, api_keys: dict) -> None:
     response = httpx.post(
-        f"{base_url}/score", content=b"{not json", headers={"content-type": "application/json"}, timeout=30.0
+        f"{served['url']}/score",
+        content=b"{not json",
+        headers={"content-type": "application/json", "X-API-Key": api_keys["cadre"]},
+        timeout=30.0,
     )
     assert 400 <= response.status_code < 500, response.text
+
+
+def test_without_a_champion_the_service_serves_its_local_copy_or_refuses(
+    served: dict, api_keys: dict, tmp_path: Path
+) -> None:
+    """The first server saved its champions; a server whose registry is empty serves that copy and says
+    so, and one without the copy either refuses to start with the reason."""
+    empty_registry = f"sqlite:///{tmp_path / 'empty.db'}"
+    environment = {
+        **served["environment"],
+        "BENTOML_HOME": str(tmp_path / "home"),
+        "POVRISK_DB_URL": f"sqlite:///{tmp_path / 'a.db'}",
+    }
+    with running_service(
+        tracking_uri=empty_registry, log=tmp_path / "cache.log", environment=environment
+    ) as url:
+        card = httpx.get(f"{url}/model", headers={"X-API-Key": api_keys["analyst"]}, timeout=30.0).json()
+        assert card["source"] == "cache"
+        assert [model["version"] for model in card["models"]] == ["1", "1"]
+    assert "serving the local copy" in (tmp_path / "cache.log").read_text()
+    without_copy = {**environment, "POVRISK_MODEL_CACHE": str(tmp_path / "no-copy")}
+    with (
+        pytest.raises(ServiceFailedToStart, match="no usable champion"),
+        running_service(tracking_uri=empty_registry, log=tmp_path / "refused.log", environment=without_copy),
+    ):
+        pass
+
+
+def test_without_keys_the_service_refuses_to_start(registry: str, served: dict, tmp_path: Path) -> None:
+    environment = {
+        **served["environment"],
+        "POVRISK_API_KEYS_FILE": "",
+        "BENTOML_HOME": str(tmp_path / "home"),
+    }
+    with (
+        pytest.raises(ServiceFailedToStart, match="no API keys"),
+        running_service(tracking_uri=registry, log=tmp_path / "nokeys.log", environment=environment),
+    ):
+        pass
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(served: dict, api_keys: dict) -> None:
+    """Generated requests against the service's own OpenAPI document: no 5xx, every answer as the
+    document says (`serving.fuzz`; `make fuzz` runs 100 examples per operation, over 1,000 requests)."""
+    from serving.fuzz import run_schemathesis
+
+    result = run_schemathesis(served["url"], api_keys["cadre"], examples=8, seed=0)
+    assert result["generated"] >= 50 and result["failures"] == 0, result["output"]

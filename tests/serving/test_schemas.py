@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from serving.schemas import (
+    PERSONAL_FIELDS,
     BuildingState,
     CookingFuel,
     FloorMaterial,
@@ -134,7 +135,18 @@ def test_fields_cover_the_survey_schema() -> None:
     household_columns = set(schema.Households.to_schema().columns)
     member_columns = set(schema.Members.to_schema().columns) - {"household_id", "round"}
     assert household_columns <= set(HouseholdIn.model_fields)
-    assert member_columns == set(MemberIn.model_fields)
+    assert member_columns == set(MemberIn.model_fields) - set(PERSONAL_FIELDS)
+
+
+def test_personal_data_is_accepted_then_dropped_everywhere() -> None:
+    body = _household()
+    body |= {"head_name": "张三", "head_id_card_number": "110101195001011234"}
+    body["members"][0] |= {"name": "张三", "id_card_number": "110101195001011234"}
+    household = HouseholdIn.model_validate(body)
+    households, members = to_frames(household)
+    shown = " ".join([repr(household), str(household.model_dump()), households.to_csv(), members.to_csv()])
+    assert "张三" not in shown and "110101195001011234" not in shown
+    assert not set(PERSONAL_FIELDS) & (set(households.columns) | set(members.columns))
 
 
 def test_frames_validate_against_the_survey_schema() -> None:

@@ -1,193 +1,282 @@
-"""The scoring service, tier 1: the pure scoring function and the service class called directly.
-
-The class is instantiated against a temporary MLflow registry in which the small county's models were
-registered and promoted (fixture `registry` in conftest.py).
-"""
+"""The scoring service, tier 2: the BentoML service's ASGI app (middleware, endpoints, start-up) driven
+by a test client, against the temporary registry of conftest.py, a key file and an audit database."""
 
 from __future__ import annotations
 
-import typing
-from pathlib import Path
+import copy
+import logging
+import threading
+from collections.abc import Iterator
 from typing import Any
 
-import annotated_types
 import pytest
-from bentoml.exceptions import BentoMLException, InvalidArgument
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from pydantic.fields import FieldInfo
+from sqlalchemy import text
+from starlette.testclient import TestClient
 
-from features.policy import PolicyError
-from models.predictor import RiskPredictor
-from serving.schemas import HouseholdIn, MemberIn, ModelRef, ScoreRequest, ScoreResponse
-from serving.service import LoadedModels, PovertyRiskService, ServiceStartError, score_household
+from monitoring.audit import household_audit
+from monitoring.store import make_engine
+from serving.schemas import MAX_BATCH_HOUSEHOLDS
+from serving.service import PovertyRiskService
+
+pytestmark = pytest.mark.integration
+
+PERSONAL = {"head_name": "王小明", "head_id_card_number": "530102198001011234"}
+MEMBER_PERSONAL = {"name": "王大妈", "id_card_number": "530102195501015678"}
 
 
 @pytest.fixture(scope="module")
-def loaded(predictor: RiskPredictor) -> LoadedModels:
-    refs = (ModelRef(name="povrisk-poverty", version="1"), ModelRef(name="povrisk-relapse", version="1"))
-    return LoadedModels(predictor=predictor, model_refs=refs)
-
-
-def _household(body: dict[str, Any], **overrides: Any) -> HouseholdIn:
-    return HouseholdIn.model_validate({**body, **overrides})
-
-
-def test_score_household_fills_every_field(loaded: LoadedModels, household_body: dict[str, Any]) -> None:
-    response = score_household(loaded, _household(household_body), lang="en")
-    assert response.household_id == "H-test"
-    assert response.poverty_risk is not None and 0.0 <= response.poverty_risk <= 1.0
-    assert response.relapse_risk is not None and 0.0 <= response.relapse_risk <= 1.0
-    assert response.risk_tier in {"high", "medium", "low"}
-    assert response.category in {
-        "poor",
-        "unstable_after_exit",
-        "sudden_hardship",
-        "marginal",
-        "not_monitored",
+def environment(
+    registry: str, api_keys: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict]:
+    folder = tmp_path_factory.mktemp("service")
+    values = {
+        "MLFLOW_TRACKING_URI": registry,
+        "POVRISK_API_KEYS_FILE": str(api_keys["path"]),
+        "POVRISK_DB_URL": f"sqlite:///{folder / 'povrisk.db'}",
+        "POVRISK_MODEL_CACHE": str(folder / "cache"),
+        "POVRISK_LOG_SALT": "test-salt",
     }
-    assert response.category_rule
-    assert 1 <= len(response.reasons) <= 3
-    assert all(reason.contribution > 0 and reason.sentence for reason in response.reasons)
-    assert [ref.name for ref in response.models] == ["povrisk-poverty", "povrisk-relapse"]
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in values.items():
+            patch.setenv(name, value)
+        yield values
 
 
-def test_score_matches_batch_scoring_of_the_same_row(
-    loaded: LoadedModels, predictor: RiskPredictor, household_body: dict[str, Any]
-) -> None:
-    from serving.schemas import to_frames
-
-    households, members = to_frames(_household(household_body))
-    expected = predictor.score(households, members, lang="en").iloc[0]
-    response = score_household(loaded, _household(household_body), lang="en")
-    assert response.poverty_risk == pytest.approx(expected["poverty_risk"])
-    assert response.relapse_risk == pytest.approx(expected["relapse_risk"])
-    assert [reason.indicator for reason in response.reasons] == [r["indicator"] for r in expected["reasons"]]
+@pytest.fixture(scope="module")
+def client(environment: dict) -> Iterator[TestClient]:
+    with TestClient(PovertyRiskService.to_asgi()) as test_client:
+        yield test_client
 
 
-def test_language_changes_the_sentences_not_the_scores(
-    loaded: LoadedModels, household_body: dict[str, Any]
-) -> None:
-    chinese = score_household(loaded, _household(household_body), lang="zh")
-    english = score_household(loaded, _household(household_body), lang="en")
-    assert chinese.poverty_risk == english.poverty_risk
-    assert [r.indicator for r in chinese.reasons] == [r.indicator for r in english.reasons]
-    assert [r.sentence for r in chinese.reasons] != [r.sentence for r in english.reasons]
+def _headers(api_keys: dict[str, Any], role: str) -> dict[str, str]:
+    return {"X-API-Key": api_keys[role]}
 
 
-def test_household_and_village_ids_do_not_change_the_score(
-    loaded: LoadedModels, household_body: dict[str, Any]
-) -> None:
-    first = score_household(loaded, _household(household_body), lang="en")
-    renamed = score_household(
-        loaded, _household(household_body, household_id="other", village_id="elsewhere"), lang="en"
-    )
-    assert renamed.poverty_risk == first.poverty_risk
-    assert renamed.relapse_risk == first.relapse_risk
+def _score(client: TestClient, household: dict[str, Any], key: str | None, lang: str = "en") -> Any:
+    headers = {"X-API-Key": key} if key else {}
+    return client.post("/score", json={"request": {"household": household, "lang": lang}}, headers=headers)
 
 
-def test_a_household_with_only_its_keys_is_scored(loaded: LoadedModels) -> None:
-    response = score_household(loaded, HouseholdIn(household_id="bare", village_id="v", round=0))
-    assert response.poverty_risk is not None
-
-
-def test_year_before_the_first_poverty_line_is_a_policy_error(
-    loaded: LoadedModels, household_body: dict[str, Any]
-) -> None:
-    with pytest.raises(PolicyError, match="1995"):
-        score_household(loaded, _household(household_body, survey_year=1995))
-
-
-# --- the BentoML service class, called directly --------------------------------------------------
-
-
-@pytest.fixture
-def service(registry: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry)
-    return PovertyRiskService()
-
-
-def test_service_loads_both_champions_and_is_ready(service: Any, household_body: dict[str, Any]) -> None:
-    assert service.__is_ready__()
-    response = service.score(request=ScoreRequest(household=_household(household_body), lang="en"))
-    assert isinstance(response, ScoreResponse)
-    assert [(ref.name, ref.version) for ref in response.models] == [
+def test_ready_and_scoring_with_a_cadre_key(client: TestClient, api_keys: dict, household_body: dict) -> None:
+    assert client.get("/readyz").status_code == 200
+    response = _score(client, household_body, api_keys["cadre"])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["household_id"] == "H-test" and body["measures"] and body["main_cause"]["code"]
+    assert [(m["name"], m["version"]) for m in body["models"]] == [
         ("povrisk-poverty", "1"),
         ("povrisk-relapse", "1"),
     ]
 
 
-def test_service_turns_an_unscorable_household_into_a_400(
-    service: Any, household_body: dict[str, Any]
+def test_keys_and_villages_decide_who_may_ask(
+    client: TestClient, api_keys: dict, household_body: dict, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with pytest.raises(InvalidArgument, match="1995") as caught:
-        service.score(request=ScoreRequest(household=_household(household_body, survey_year=1995)))
-    assert isinstance(caught.value, BentoMLException)
-    assert int(caught.value.error_code) == 400
+    elsewhere = {**household_body, "village_id": "V0999"}
+    with caplog.at_level(logging.WARNING):
+        assert _score(client, household_body, None).status_code == 401
+        assert _score(client, household_body, "pvk_wrong").status_code == 401
+        refused = _score(client, elsewhere, api_keys["cadre"])
+        assert refused.status_code == 403
+        assert "V0999" in refused.json()["error"] and "cadre-li" in refused.json()["error"]
+        assert client.get("/model", headers=_headers(api_keys, "cadre")).status_code == 403
+        assert client.get("/model", headers=_headers(api_keys, "monitor")).status_code == 403
+    assert "refused household hh-" in caplog.text and "of village V0999: key cadre-li" in caplog.text
+    assert _score(client, elsewhere, api_keys["monitor"]).status_code == 200
+    assert _score(client, elsewhere, api_keys["analyst"]).status_code == 200
+    card = client.get("/model", headers=_headers(api_keys, "analyst"))
+    assert card.status_code == 200
+    assert [model["task"] for model in card.json()["models"]] == ["poverty", "relapse"]
+    assert card.json()["source"] == "registry" and card.json()["models"][0]["features"]
 
 
-def test_service_refuses_to_start_without_a_champion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    empty_registry = f"sqlite:///{tmp_path / 'empty.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", empty_registry)
-    with pytest.raises(ServiceStartError, match="no usable champion for task 'poverty'"):
-        PovertyRiskService()
+def test_personal_data_never_reaches_logs_answers_or_the_audit_trail(
+    client: TestClient,
+    api_keys: dict,
+    household_body: dict,
+    environment: dict,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    household = copy.deepcopy(household_body) | PERSONAL | {"household_id": "H-pii"}
+    household["members"][0] |= MEMBER_PERSONAL
+    with caplog.at_level(logging.DEBUG):
+        single = _score(client, household, api_keys["cadre"])
+        batch = client.post(
+            "/score_batch",
+            json={
+                "request": {
+                    "households": [household, {**household, "members": [{"age": -1, **MEMBER_PERSONAL}]}]
+                }
+            },
+            headers=_headers(api_keys, "cadre"),
+        )
+        changed = client.post(
+            "/whatif",
+            json={"request": {"household": household, "changes": {"household": {"medical_insurance": True}}}},
+            headers=_headers(api_keys, "cadre"),
+        )
+    assert single.status_code == batch.status_code == changed.status_code == 200
+    engine = make_engine(environment["POVRISK_DB_URL"])
+    _wait_for_audit(engine, "H-pii", rows=3)
+    with engine.connect() as connection:
+        stored = " ".join(
+            str(row) for row in connection.execute(text("SELECT * FROM score_audit")).fetchall()
+        )
+    for secret in [*PERSONAL.values(), *MEMBER_PERSONAL.values()]:
+        for where, content in (("logs", caplog.text), ("answers", single.text + batch.text + changed.text)):
+            assert secret not in content, where
+        assert secret not in stored
+    assert "H-pii" not in caplog.text  # logs carry a salted hash of the household id
 
 
-# --- any valid household is scored (the service never answers a valid body with a 500) ----------
+def _wait_for_audit(engine: Any, household_id: str, rows: int) -> Any:
+    for _ in range(100):
+        trail = household_audit(engine, household_id)
+        if len(trail) >= rows:
+            return trail
+        threading.Event().wait(0.05)
+    raise AssertionError(f"the audit trail of {household_id} holds {len(trail)} rows, expected {rows}")
 
 
-def _bounds(field: FieldInfo) -> tuple[float, float]:
-    low = next(item.ge for item in field.metadata if isinstance(item, annotated_types.Ge))
-    high = next(item.le for item in field.metadata if isinstance(item, annotated_types.Le))
-    return float(low), float(high)
+def test_every_score_is_audited_with_key_and_model(
+    client: TestClient, api_keys: dict, household_body: dict, environment: dict
+) -> None:
+    household = {**household_body, "household_id": "H-audit"}
+    _score(client, household, api_keys["monitor"])
+    trail = _wait_for_audit(make_engine(environment["POVRISK_DB_URL"]), "H-audit", rows=1)
+    row = trail.iloc[-1]
+    assert row["key_id"] == "monitor-county" and row["endpoint"] == "/score"
+    assert row["model_name"] == "povrisk-poverty;povrisk-relapse" and row["model_version"] == "1;1"
+    assert row["poverty_risk"] is not None and row["reasons"].startswith("[")
 
 
-def _value_strategy(name: str, field: FieldInfo) -> st.SearchStrategy[Any]:
-    """Any value the field accepts (None included), from its annotation and bounds."""
-    levels = [arg for arg in typing.get_args(field.annotation) if arg is not type(None)]
-    if typing.get_origin(levels[0]) is typing.Literal:
-        choice: st.SearchStrategy[Any] = st.sampled_from(typing.get_args(levels[0]))
-    elif levels[0] is bool:
-        choice = st.booleans()
-    else:
-        low, high = _bounds(field)
-        choice = st.floats(low, high, allow_nan=False)
-    return st.none() | choice
-
-
-_SKIPPED = {"household_id", "village_id", "round", "survey_year", "members"}
-
-
-@st.composite
-def _valid_households(draw: st.DrawFn) -> HouseholdIn:
-    answers = {
-        name: draw(_value_strategy(name, field))
-        for name, field in HouseholdIn.model_fields.items()
-        if name not in _SKIPPED
-    }
-    member_fields = {name: field for name, field in MemberIn.model_fields.items() if name != "member_id"}
-    members = [
+def test_a_batch_gives_each_bad_household_its_own_error(
+    client: TestClient, api_keys: dict, household_body: dict
+) -> None:
+    households = [
+        household_body,
         {
-            "member_id": str(number),
-            **{name: draw(_value_strategy(name, f)) for name, f in member_fields.items()},
-        }
-        for number in range(draw(st.integers(0, 30)))
+            **household_body,
+            "household_id": "H-bad",
+            "members": [{"member_id": "1", "age": -4, "sex": "unknown"}],
+        },
+        {**household_body, "household_id": "H-far", "village_id": "V0999"},
+        {**household_body, "household_id": "H-1995", "survey_year": 1995},
+        {"village_id": "V-test", "round": 1},
     ]
-    return HouseholdIn.model_validate(
-        {
-            "household_id": "H",
-            "village_id": "V",
-            "round": draw(st.integers(0, 100)),
-            "survey_year": draw(st.none() | st.integers(2010, 2100)),
-            "members": members,
-            **answers,
-        }
+    response = client.post(
+        "/score_batch",
+        json={"request": {"households": households, "lang": "zh"}},
+        headers=_headers(api_keys, "cadre"),
     )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["scored"], body["failed"]) == (1, 4)
+    results = body["results"]
+    assert [r["index"] for r in results] == [0, 1, 2, 3, 4]
+    assert results[0]["score"]["household_id"] == "H-test"
+    assert results[1]["error"]["status"] == 400 and {"members.0.age", "members.0.sex"} <= set(
+        results[1]["error"]["fields"]
+    )
+    assert results[2]["error"]["status"] == 403
+    assert results[3]["error"]["status"] == 400 and "1995" in results[3]["error"]["error"]
+    assert results[4]["household_id"] is None and "household_id" in results[4]["error"]["fields"]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(household=_valid_households())
-def test_any_valid_household_is_scored(loaded: LoadedModels, household: HouseholdIn) -> None:
-    response = score_household(loaded, household, lang="en")
-    for risk in (response.poverty_risk, response.relapse_risk):
-        assert risk is not None and 0.0 <= risk <= 1.0
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (
+            {"request": {"household": {"village_id": "V", "round": "x", "favourite_colour": "red"}}},
+            ["household_id", "round", "favourite_colour"],
+        ),
+        (
+            {
+                "request": {
+                    "household": {
+                        "household_id": "H",
+                        "village_id": "V",
+                        "round": 1,
+                        "members": [{"member_id": str(i)} for i in range(31)],
+                    }
+                }
+            },
+            ["members"],
+        ),
+        (
+            {
+                "request": {
+                    "household": {
+                        "household_id": "H",
+                        "village_id": "V",
+                        "round": 1,
+                        "medical_insurance": "maybe",
+                    }
+                }
+            },
+            ["medical_insurance"],
+        ),
+        (
+            {
+                "request": {
+                    "household": {"household_id": "H", "village_id": "V", "round": 1, "income_wages": 1e12}
+                }
+            },
+            ["income_wages"],
+        ),
+        ({"request": {"household": {"household_id": "", "village_id": "V", "round": 1}}}, ["household_id"]),
+        ({}, ["request"]),
+    ],
+)
+def test_a_malformed_request_gets_400_naming_every_bad_field(
+    client: TestClient, api_keys: dict, body: dict, named: list[str]
+) -> None:
+    response = client.post("/score", json=body, headers=_headers(api_keys, "cadre"))
+    assert response.status_code == 400, response.text
+    for field in named:
+        assert field in response.text, field
+
+
+def test_bodies_that_are_not_json_too_large_or_too_many_get_a_4xx(
+    client: TestClient, api_keys: dict, household_body: dict
+) -> None:
+    headers = _headers(api_keys, "cadre") | {"content-type": "application/json"}
+    assert 400 <= client.post("/score", content=b"{not json", headers=headers).status_code < 500
+    assert client.post("/score", content=b" " * 1_000_001, headers=headers).status_code == 413
+    too_many = {"request": {"households": [household_body] * (MAX_BATCH_HOUSEHOLDS + 1)}}
+    response = client.post("/score_batch", json=too_many, headers=_headers(api_keys, "cadre"))
+    assert response.status_code == 400 and "households" in response.text
+
+
+def test_what_if_over_http(client: TestClient, api_keys: dict, household_body: dict) -> None:
+    body = {
+        "household": {**household_body, "medical_insurance": False},
+        "changes": {"household": {"medical_insurance": True}},
+    }
+    response = client.post("/whatif", json={"request": body}, headers=_headers(api_keys, "cadre"))
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["after"]["poverty_risk"] <= answer["before"]["poverty_risk"]
+    bad = {"household": household_body, "changes": {"members": [{"member_id": "9", "changes": {"age": 3}}]}}
+    refused = client.post("/whatif", json={"request": bad}, headers=_headers(api_keys, "cadre"))
+    assert refused.status_code == 400 and "no member '9'" in refused.text
+
+
+def test_reload_under_load_drops_no_request(client: TestClient, api_keys: dict, household_body: dict) -> None:
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def keep_scoring() -> None:
+        while not stop.is_set():
+            statuses.append(_score(client, household_body, api_keys["monitor"]).status_code)
+
+    workers = [threading.Thread(target=keep_scoring) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    reloads = [client.post("/admin/reload", json={}, headers=_headers(api_keys, "analyst")) for _ in range(2)]
+    stop.set()
+    for worker in workers:
+        worker.join()
+    assert [reload.status_code for reload in reloads] == [200, 200]
+    assert len(statuses) > 4 and set(statuses) == {200}
+    assert client.post("/admin/reload", json={}, headers=_headers(api_keys, "cadre")).status_code == 403

@@ -86,6 +86,20 @@ def test_register_promote_and_load_champion(monkeypatch, tmp_path, county, polic
     assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ, "the variable is restored"
 
 
+def test_a_champion_of_retired_policy_settings_gives_way(monkeypatch, tmp_path, county, policy, trained):
+    """The service refuses a champion trained under other policy settings, so a challenger trained under
+    the settings in force replaces it even without beating it."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    old_policy = policy.model_copy(update={"version": "2000.1"})
+    log_and_register(replace(trained["poverty"], policy=old_policy), old_policy)
+    promote("poverty", old_policy)
+    stumps = replace(LightGBMSpec(), num_leaves=2, n_estimators=2, feature_fraction=0.1)
+    log_and_register(train_task(county, "poverty", policy, spec=stumps), policy)
+    decision = promote("poverty", policy)
+    assert decision["promoted"] and "'2000.1', which is no longer in force" in decision["reason"]
+    assert load_champion("poverty").registered_version == "2"
+
+
 @pytest.mark.integration
 def test_promote_or_load_without_models_raises(monkeypatch, tmp_path, policy):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")

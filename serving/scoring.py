@@ -1,0 +1,380 @@
+"""What the service computes, without the service: load the champions, score households, compare a
+household before and after proposed changes, describe the models. Pure apart from `load_models`.
+
+One path for every answer: households -> canonical frames -> `features.build_features` -> the champions
+(`models.predictor.RiskPredictor`) -> category (`monitoring.categories`) -> causes (`monitoring.causes`)
+-> assistance measures (`monitoring.assistance`, the policy's table). Several households are scored in
+one vectorised pass, each as if it were alone: the frames are keyed by position, so that neither the
+trend indicators nor the village indicators read another household of the request, and a household's
+answer never depends on what else was sent with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+
+from features.frame import build_features, survey_years
+from features.policy import Policy
+from models.explain import Language
+from models.predictor import RiskPredictor, TaskModel
+from monitoring.assistance import recommend_measures
+from monitoring.categories import NOT_MONITORED, monitoring_category
+from monitoring.causes import CauseSettings, household_causes, load_cause_settings
+from serving.batch import model_reference
+from serving.model_cache import CacheMissing, cache_folder, load_champions, save_champions
+from serving.schemas import (
+    CauseOut,
+    ChangedReason,
+    HouseholdIn,
+    MeasureOut,
+    ModelCard,
+    ModelRef,
+    ReasonOut,
+    ScoreResponse,
+    TaskCard,
+    WhatIfChanges,
+    WhatIfResponse,
+    to_frames,
+)
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("poverty", "relapse")
+TOP_REASONS = 3
+
+
+class ServiceStartError(RuntimeError):
+    """The service cannot start: no champion in the registry (nor a local copy), or one that does not
+    fit the policy."""
+
+
+class WhatIfError(ValueError):
+    """Proposed changes that cannot be applied (an unknown member, a field that may not change, a value
+    out of range); the message names each."""
+
+
+@dataclass(frozen=True)
+class LoadedModels:
+    """What the service scores with: both champions, their registry identity, the policy, the causes
+    table, and the model card."""
+
+    predictor: RiskPredictor
+    model_refs: tuple[ModelRef, ...]
+    card: ModelCard
+    causes: CauseSettings
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def load_models(policy: Policy, tracking: Any = None) -> LoadedModels:
+    """Each task's champion from the MLflow registry, saved as the local copy; when the registry has no
+    champion or cannot be reached, the local copy of the last champions, said so in the card and the
+    log; `ServiceStartError` when neither is there.
+
+    `tracking` is the module with `load_champion`, `version_aliases` and `tracking_uri` (default
+    `training.tracking`; tests pass a stand-in registry that fails).
+    """
+    if tracking is None:
+        from training import tracking
+    uri = tracking.tracking_uri()
+    try:
+        task_models = {task: tracking.load_champion(task) for task in TASKS}
+        aliases = {
+            task: tracking.version_aliases(task, _version(model)) for task, model in task_models.items()
+        }
+    except Exception as error:  # MLflow raises many types for "no such alias" or "cannot connect"
+        task_models, aliases = _from_cache(uri, error)
+        source = "cache"
+    else:
+        source = "registry"
+        try:
+            save_champions(task_models, aliases, cache_folder())
+        except OSError as error:  # serving goes on; only the fallback is lost
+            logger.warning("could not save the local copy of the champions in %s: %s", cache_folder(), error)
+    for model in task_models.values():
+        _check_policy(model, policy)
+    predictor = RiskPredictor(policy, poverty=task_models["poverty"], relapse=task_models["relapse"])
+    refs = tuple(
+        ModelRef(name=name, version=version) for name, version in map(model_reference, task_models.values())
+    )
+    card = model_card(task_models, aliases, policy, source, uri)
+    return LoadedModels(predictor=predictor, model_refs=refs, card=card, causes=load_cause_settings())
+
+
+def _version(model: TaskModel) -> str:
+    return model_reference(model)[1]
+
+
+def _from_cache(uri: str, error: Exception) -> tuple[dict[str, TaskModel], dict[str, list[str]]]:
+    folder = cache_folder()
+    try:
+        task_models, card = load_champions(folder, TASKS)
+    except CacheMissing as missing:
+        raise ServiceStartError(
+            f"no usable champion in the MLflow registry at {uri} ({type(error).__name__}: {error}) and "
+            f"{missing}. Train and promote both models first (povrisk train --task T; povrisk promote "
+            f"--task T), or point MLFLOW_TRACKING_URI at the registry."
+        ) from error
+    logger.warning(
+        "the MLflow registry at %s gave no champion (%s: %s); serving the local copy of the last "
+        "champions saved %s from %s",
+        uri,
+        type(error).__name__,
+        error,
+        card.get("saved_at"),
+        folder,
+    )
+    return task_models, {task: list(card.get("aliases", {}).get(task, [])) for task in TASKS}
+
+
+def _check_policy(task_model: TaskModel, policy: Policy) -> None:
+    if task_model.policy_version and task_model.policy_version != policy.version:
+        raise ServiceStartError(
+            f"the {task_model.task} champion was trained under policy {task_model.policy_version!r} but the "
+            f"service loaded policy {policy.version!r}; retrain or serve with the matching policy"
+        )
+
+
+def model_card(
+    task_models: dict[str, TaskModel], aliases: dict[str, list[str]], policy: Policy, source: str, uri: str
+) -> ModelCard:
+    """The card `GET /model` returns: per model its registry identity, aliases, training rounds, data
+    hash, held-out metrics, features, policy version and calibrator."""
+    cards = []
+    for task, model in task_models.items():
+        name, version = model_reference(model)
+        cards.append(
+            TaskCard(
+                task=task,
+                name=name,
+                version=version,
+                aliases=aliases.get(task, []),
+                trained_rounds=list(model.trained_rounds),
+                data_hash=model.data_hash,
+                metrics={key: _optional(value) for key, value in model.metrics.items()},
+                features=list(model.feature_names),
+                policy_version=model.policy_version,
+                calibrator=model.calibrator.name,
+            )
+        )
+    return ModelCard(
+        models=cards,
+        policy_version=policy.version,
+        source="cache" if source == "cache" else "registry",
+        tracking_uri=uri,
+        loaded_at=datetime.now(UTC).isoformat(),
+    )
+
+
+# --------------------------------------------------------------------------------------------- scoring
+
+
+@dataclass(frozen=True)
+class _Scored:
+    responses: list[ScoreResponse]
+    features: pd.DataFrame
+
+
+def score_household(models: LoadedModels, household: HouseholdIn, lang: Language = "zh") -> ScoreResponse:
+    """Score one household. Raises `PolicyError`/`FeatureInputError` for a household the policy cannot
+    score (e.g. a year before the first poverty line)."""
+    return score_households(models, [household], lang)[0]
+
+
+def score_households(
+    models: LoadedModels, households: Sequence[HouseholdIn], lang: Language = "zh"
+) -> list[ScoreResponse]:
+    """Score several households in one pass, each as if alone (module docstring)."""
+    return _score(models, households, lang).responses
+
+
+def _score(models: LoadedModels, households: Sequence[HouseholdIn], lang: Language) -> _Scored:
+    household_rows, member_rows = _independent_frames(households)
+    policy = models.predictor.policy
+    features = build_features(household_rows, member_rows if len(member_rows) else None, policy)
+    scores = models.predictor.score_features(features, lang=lang, top_k=TOP_REASONS)
+    years = survey_years(household_rows, household_rows["round"].to_numpy(dtype=np.int64), policy)
+    categories = monitoring_category(features, scores, policy, years)
+    responses = [
+        _response(
+            models, household, features.iloc[position], scores.iloc[position], categories.iloc[position], lang
+        )
+        for position, household in enumerate(households)
+    ]
+    return _Scored(responses, features)
+
+
+def _independent_frames(households: Sequence[HouseholdIn]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All households' frames in one, keyed by position (household and village ids replaced), so that
+    each is built as if alone."""
+    parts = [to_frames(household) for household in households]
+    if len(parts) == 1:
+        return parts[0]
+    keyed = [
+        (
+            rows.assign(household_id=str(position), village_id=str(position)),
+            members.assign(household_id=str(position)),
+        )
+        for position, (rows, members) in enumerate(parts)
+    ]
+    return (
+        pd.concat([rows for rows, _ in keyed], ignore_index=True),
+        pd.concat([members for _, members in keyed], ignore_index=True),
+    )
+
+
+def _response(
+    models: LoadedModels,
+    household: HouseholdIn,
+    features: pd.Series,
+    scores: pd.Series,
+    category: pd.Series,
+    lang: Language,
+) -> ScoreResponse:
+    reasons = list(scores["reasons"])
+    indicators = {str(name): float(value) for name, value in features.items()}
+    main, secondary = household_causes(reasons, indicators, models.causes)
+    monitored = str(category["category"]) != NOT_MONITORED
+    measures = (
+        recommend_measures(
+            main, secondary, indicators, models.predictor.policy.assistance, models.causes, lang
+        )
+        if monitored
+        else []
+    )
+    return ScoreResponse(
+        household_id=household.household_id,
+        poverty_risk=_optional(scores["poverty_risk"]),
+        relapse_risk=_optional(scores["relapse_risk"]),
+        risk_tier=str(scores["risk_tier"]),
+        category=str(category["category"]),
+        category_rule=str(category["rule"]),
+        reasons=[_reason(reason) for reason in reasons],
+        main_cause=_cause(main, models.causes, lang),
+        secondary_causes=[_cause(cause, models.causes, lang) for cause in secondary],
+        measures=[MeasureOut(**vars(measure)) for measure in measures],
+        models=list(models.model_refs),
+    )
+
+
+def _cause(code: str, causes: CauseSettings, lang: Language) -> CauseOut:
+    return CauseOut(code=code, label=causes.labels[code][lang])
+
+
+def _reason(reason: dict[str, Any]) -> ReasonOut:
+    return ReasonOut(
+        indicator=str(reason["indicator"]),
+        value=_optional(reason["value"]),
+        contribution=float(reason["contribution"]),
+        sentence=str(reason["sentence"]),
+    )
+
+
+def _optional(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) or math.isinf(float(value)) else float(value)
+
+
+# --------------------------------------------------------------------------------------------- what if
+
+FIXED_FIELDS = ("household_id", "village_id", "round", "members")
+
+
+def apply_changes(household: HouseholdIn, changes: WhatIfChanges) -> HouseholdIn:
+    """The household with the proposed changes; `WhatIfError` naming every change that cannot apply."""
+    problems = [
+        f"changes.household.{name}: cannot change" for name in changes.household if name in FIXED_FIELDS
+    ]
+    body = household.model_dump(exclude_none=True)
+    body.update({name: value for name, value in changes.household.items() if name not in FIXED_FIELDS})
+    members = {member["member_id"]: member for member in body["members"]}
+    for number, change in enumerate(changes.members):
+        if change.member_id not in members:
+            problems.append(
+                f"changes.members.{number}.member_id: no member {change.member_id!r} in the household"
+            )
+            continue
+        if "member_id" in change.changes:
+            problems.append(f"changes.members.{number}.changes.member_id: cannot change")
+        members[change.member_id] = {
+            **members[change.member_id],
+            **change.changes,
+            "member_id": change.member_id,
+        }
+    if problems:
+        raise WhatIfError("; ".join(problems))
+    body["members"] = list(members.values())
+    try:
+        return HouseholdIn.model_validate(body)
+    except ValidationError as error:
+        raise WhatIfError(_changed_field_errors(error)) from error
+
+
+def _changed_field_errors(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+        for problem in error.errors(include_input=False)
+    )
+
+
+def what_if(
+    models: LoadedModels, household: HouseholdIn, changes: WhatIfChanges, lang: Language
+) -> WhatIfResponse:
+    """The household scored as it is and after `changes`, with the reasons that changed."""
+    changed = apply_changes(household, changes)
+    scored = _score(models, [household, changed], lang)
+    before, after = scored.responses
+    return WhatIfResponse(
+        household_id=household.household_id,
+        before=before,
+        after=after,
+        poverty_risk_change=_difference(after.poverty_risk, before.poverty_risk),
+        relapse_risk_change=_difference(after.relapse_risk, before.relapse_risk),
+        changed_reasons=_changed_reasons(before, after, scored.features),
+        models=list(models.model_refs),
+    )
+
+
+def _difference(after: float | None, before: float | None) -> float | None:
+    return None if after is None or before is None else after - before
+
+
+def _changed_reasons(
+    before: ScoreResponse, after: ScoreResponse, features: pd.DataFrame
+) -> list[ChangedReason]:
+    """Indicators among the top reasons on either side that entered, left, or changed value or weight."""
+    old = {reason.indicator: reason for reason in before.reasons}
+    new = {reason.indicator: reason for reason in after.reasons}
+    changed = []
+    for indicator in dict.fromkeys([*old, *new]):
+        value_before = _optional(features.iloc[0].get(indicator))
+        value_after = _optional(features.iloc[1].get(indicator))
+        was, now = old.get(indicator), new.get(indicator)
+        same = (
+            was is not None
+            and now is not None
+            and value_before == value_after
+            and math.isclose(was.contribution, now.contribution, abs_tol=1e-9)
+        )
+        if same:
+            continue
+        changed.append(
+            ChangedReason(
+                indicator=indicator,
+                value_before=value_before,
+                value_after=value_after,
+                contribution_before=None if was is None else was.contribution,
+                contribution_after=None if now is None else now.contribution,
+                sentence_after=None if now is None else now.sentence,
+            )
+        )
+    return changed
