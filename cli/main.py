@@ -344,16 +344,20 @@ def serve(
         typer.Option(help="API key file (`povrisk keys add`); default: POVRISK_API_KEYS_FILE."),
     ] = None,
 ) -> None:
-    """Start the BentoML service with the champion models of the MLflow registry."""
+    """Start the BentoML service with the champion models of the MLflow registry (or the local copy of
+    the last champions). Refuses to start, before the server does, without keys or models."""
     import os
 
+    from features.policy import load_policy
     from serving.keys import KEYS_FILE_VARIABLE, KeyFileError, load_key_ring
+    from serving.scoring import ServiceStartError, load_models
 
     if keys is not None:
         os.environ[KEYS_FILE_VARIABLE] = str(keys)
-    try:
+    try:  # checked here too: BentoML's arbiter would restart a refusing worker forever
         load_key_ring()
-    except KeyFileError as error:
+        load_models(load_policy())
+    except (KeyFileError, ServiceStartError) as error:
         console.print(f"[bold red]cannot serve:[/] {error}")
         raise typer.Exit(code=1) from error
     command = [sys.executable, "-m", "bentoml", "serve", "serving.service:PovertyRiskService"]

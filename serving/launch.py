@@ -19,6 +19,8 @@ from pathlib import Path
 import httpx
 
 SERVICE = "serving.service:PovertyRiskService"
+STARTUP_FAILED = "Application startup failed"
+"""What a BentoML worker logs when the service's start-up raised (no keys, no champion, ...)."""
 
 
 class ServiceFailedToStart(RuntimeError):
@@ -65,6 +67,9 @@ def _wait_until_ready(server: subprocess.Popen[bytes], base_url: str, log: Path,
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise ServiceFailedToStart(f"bentoml serve exited with {server.returncode}:\n{_tail(log)}")
+        if STARTUP_FAILED in log.read_text(errors="replace"):
+            # BentoML's arbiter would restart the refusing worker forever; the refusal is the answer
+            raise ServiceFailedToStart(f"the service refused to start:\n{_tail(log)}")
         try:
             if httpx.get(f"{base_url}/readyz", timeout=2.0).status_code == 200:
                 return

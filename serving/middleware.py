@@ -103,7 +103,16 @@ class ApiKeyAuth:
 
     def __init__(self, app: ASGIApp, ring: KeyRing | None = None) -> None:
         self.app = app
-        self.ring = ring if ring is not None else load_key_ring()
+        self._ring = ring
+
+    @property
+    def ring(self) -> KeyRing:
+        """The keys, read on first use. Not at construction: Starlette builds its middleware while
+        starting up, and an error there only logs and leaves a server that fails every request, whereas
+        the service itself checks the keys at start-up and refuses to start without them."""
+        if self._ring is None:
+            self._ring = load_key_ring()
+        return self._ring
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")

@@ -9,7 +9,7 @@ is. Unknown fields are errors that name the field (`extra="forbid"`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -422,32 +422,46 @@ def to_frames(household: HouseholdIn) -> tuple[pd.DataFrame, pd.DataFrame]:
     `round` and `survey_year` (int64). The member frame has the key columns even when there are no members.
     Columns are built as typed arrays directly: this runs on every request.
     """
-    answers = household.model_dump(exclude={"members"}, exclude_none=True)
-    households = pd.DataFrame(
+    return frames_of([household])
+
+
+def frames_of(
+    households: Sequence[HouseholdIn], keys: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`to_frames` for several households at once: one row per household, members stacked. A field any
+    household answered is a column (NaN where another left it out). `keys`, when given, replace each
+    household's id and village id (e.g. by its position, to score every household as if alone)."""
+    answers = [household.model_dump(exclude={"members"}, exclude_none=True) for household in households]
+    if keys is not None:
+        for answer, key in zip(answers, keys, strict=True):
+            answer["household_id"] = answer["village_id"] = key
+    names = dict.fromkeys(name for answer in answers for name in answer)
+    household_frame = pd.DataFrame(
         {
-            name: _typed_column([value], name, _HOUSEHOLD_TEXT, _HOUSEHOLD_INTEGERS)
-            for name, value in answers.items()
+            name: _typed_column(
+                [answer.get(name) for answer in answers], name, _HOUSEHOLD_TEXT, _HOUSEHOLD_INTEGERS
+            )
+            for name in names
         }
     )
-    rows = [member.model_dump(exclude_none=True) for member in household.members]
-    member_columns = [
-        "member_id",
-        *dict.fromkeys(name for row in rows for name in row if name != "member_id"),
+    rows = [
+        (answer["household_id"], household.round, member.model_dump(exclude_none=True))
+        for answer, household in zip(answers, households, strict=True)
+        for member in household.members
     ]
-    members = pd.DataFrame(
+    member_names = dict.fromkeys(name for _, _, row in rows for name in row if name != "member_id")
+    member_frame = pd.DataFrame(
         {
-            "household_id": _typed_column(
-                [household.household_id] * len(rows), "household_id", _MEMBER_TEXT, ()
-            ),
-            "member_id": _typed_column([row["member_id"] for row in rows], "member_id", _MEMBER_TEXT, ()),
-            "round": _typed_column([household.round] * len(rows), "round", (), ("round",)),
+            "household_id": _typed_column([row[0] for row in rows], "household_id", _MEMBER_TEXT, ()),
+            "member_id": _typed_column([row[2]["member_id"] for row in rows], "member_id", _MEMBER_TEXT, ()),
+            "round": _typed_column([row[1] for row in rows], "round", (), ("round",)),
             **{
-                name: _typed_column([row.get(name) for row in rows], name, _MEMBER_TEXT, ())
-                for name in member_columns[1:]
+                name: _typed_column([row[2].get(name) for row in rows], name, _MEMBER_TEXT, ())
+                for name in member_names
             },
         }
     )
-    return households, members
+    return household_frame, member_frame
 
 
 def _typed_column(
@@ -455,7 +469,7 @@ def _typed_column(
 ) -> np.ndarray:
     if name in text:
         return np.array(values, dtype=object)
-    if name in integers:
+    if name in integers and None not in values:
         return np.array(values, dtype=np.int64)
     return np.array([np.nan if value is None else float(value) for value in values], dtype=np.float64)
 

@@ -43,6 +43,7 @@ from serving.schemas import (
     TaskCard,
     WhatIfChanges,
     WhatIfResponse,
+    frames_of,
     to_frames,
 )
 
@@ -205,60 +206,62 @@ def _score(models: LoadedModels, households: Sequence[HouseholdIn], lang: Langua
     scores = models.predictor.score_features(features, lang=lang, top_k=TOP_REASONS)
     years = survey_years(household_rows, household_rows["round"].to_numpy(dtype=np.int64), policy)
     categories = monitoring_category(features, scores, policy, years)
+    names = [str(name) for name in features.columns]
+    rows = _Rows(
+        indicators=[dict(zip(names, values, strict=True)) for values in features.to_numpy().tolist()],
+        poverty_risk=scores["poverty_risk"].tolist(),
+        relapse_risk=scores["relapse_risk"].tolist(),
+        risk_tier=scores["risk_tier"].astype(str).tolist(),
+        reasons=scores["reasons"].tolist(),
+        category=categories["category"].tolist(),
+        rule=categories["rule"].tolist(),
+    )
     responses = [
-        _response(
-            models, household, features.iloc[position], scores.iloc[position], categories.iloc[position], lang
-        )
-        for position, household in enumerate(households)
+        _response(models, household, rows, position, lang) for position, household in enumerate(households)
     ]
     return _Scored(responses, features)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The scored households as plain Python lists (row access in pandas costs more than the scoring)."""
+
+    indicators: list[dict[str, float]]
+    poverty_risk: list[float]
+    relapse_risk: list[float]
+    risk_tier: list[str]
+    reasons: list[list[dict[str, Any]]]
+    category: list[str]
+    rule: list[str]
 
 
 def _independent_frames(households: Sequence[HouseholdIn]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All households' frames in one, keyed by position (household and village ids replaced), so that
     each is built as if alone."""
-    parts = [to_frames(household) for household in households]
-    if len(parts) == 1:
-        return parts[0]
-    keyed = [
-        (
-            rows.assign(household_id=str(position), village_id=str(position)),
-            members.assign(household_id=str(position)),
-        )
-        for position, (rows, members) in enumerate(parts)
-    ]
-    return (
-        pd.concat([rows for rows, _ in keyed], ignore_index=True),
-        pd.concat([members for _, members in keyed], ignore_index=True),
-    )
+    if len(households) == 1:
+        return to_frames(households[0])
+    return frames_of(households, keys=[str(position) for position in range(len(households))])
 
 
 def _response(
-    models: LoadedModels,
-    household: HouseholdIn,
-    features: pd.Series,
-    scores: pd.Series,
-    category: pd.Series,
-    lang: Language,
+    models: LoadedModels, household: HouseholdIn, rows: _Rows, position: int, lang: Language
 ) -> ScoreResponse:
-    reasons = list(scores["reasons"])
-    indicators = {str(name): float(value) for name, value in features.items()}
+    reasons, indicators, category = rows.reasons[position], rows.indicators[position], rows.category[position]
     main, secondary = household_causes(reasons, indicators, models.causes)
-    monitored = str(category["category"]) != NOT_MONITORED
     measures = (
         recommend_measures(
             main, secondary, indicators, models.predictor.policy.assistance, models.causes, lang
         )
-        if monitored
+        if category != NOT_MONITORED
         else []
     )
     return ScoreResponse(
         household_id=household.household_id,
-        poverty_risk=_optional(scores["poverty_risk"]),
-        relapse_risk=_optional(scores["relapse_risk"]),
-        risk_tier=str(scores["risk_tier"]),
-        category=str(category["category"]),
-        category_rule=str(category["rule"]),
+        poverty_risk=_optional(rows.poverty_risk[position]),
+        relapse_risk=_optional(rows.relapse_risk[position]),
+        risk_tier=rows.risk_tier[position],
+        category=category,
+        category_rule=rows.rule[position],
         reasons=[_reason(reason) for reason in reasons],
         main_cause=_cause(main, models.causes, lang),
         secondary_causes=[_cause(cause, models.causes, lang) for cause in secondary],

@@ -146,3 +146,22 @@ def test_promote_refuses_a_challenger_trained_on_drifted_data_unless_forced(
     forced = last_json_line("promote", "--task", "poverty", "--force")
     assert forced["forced"] is True and "refused_by" not in forced
     assert forced["drift"]["exceeds_policy"] is True
+
+
+def test_serve_refuses_before_starting_without_keys_or_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POVRISK_API_KEYS_FILE", "")
+    monkeypatch.delenv("POVRISK_API_KEYS", raising=False)
+    code, output = invoke("serve")
+    assert code == 1
+    assert "no API keys" in output
+    code, output = invoke(
+        "keys", "add", "--file", str(tmp_path / "keys.yaml"), "--id", "a", "--role", "analyst"
+    )
+    assert code == 0, output
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
+    monkeypatch.setenv("POVRISK_MODEL_CACHE", str(tmp_path / "no-copy"))
+    code, output = invoke("serve", "--keys", str(tmp_path / "keys.yaml"))
+    assert code == 1
+    assert "no usable champion" in " ".join(output.split())

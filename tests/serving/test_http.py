@@ -119,7 +119,7 @@ def test_without_a_champion_the_service_serves_its_local_copy_or_refuses(
     assert "serving the local copy" in (tmp_path / "cache.log").read_text()
     without_copy = {**environment, "POVRISK_MODEL_CACHE": str(tmp_path / "no-copy")}
     with (
-        pytest.raises(ServiceFailedToStart, match="no usable champion"),
+        pytest.raises(ServiceFailedToStart, match=r"refused to start(?s:.*)no usable champion"),
         running_service(tracking_uri=empty_registry, log=tmp_path / "refused.log", environment=without_copy),
     ):
         pass
@@ -132,7 +132,7 @@ def test_without_keys_the_service_refuses_to_start(registry: str, served: dict, 
         "BENTOML_HOME": str(tmp_path / "home"),
     }
     with (
-        pytest.raises(ServiceFailedToStart, match="no API keys"),
+        pytest.raises(ServiceFailedToStart, match=r"refused to start(?s:.*)no API keys"),
         running_service(tracking_uri=registry, log=tmp_path / "nokeys.log", environment=environment),
     ):
         pass
