@@ -33,13 +33,20 @@ lint: $(STAMP) ## ruff lint + format check, mypy on the packages
 bench: $(STAMP) ## run the benchmarks (JSON lines on stdout)
 	@for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
+fuzz: $(STAMP) ## schemathesis against a real service: 100 examples per operation, zero failures wanted
+	$(BIN)/python benchmarks/bench_fuzz.py
+
+bento: $(STAMP) ## package the registry's champions and `bentoml build` the service (bentofile.yaml)
+	$(BIN)/povrisk package
+
 mlflow-ui: $(STAMP) ## open the MLflow UI on the local store (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 lock: ## refresh constraints.txt from the current .venv (after changing dependencies)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^povrisk' > constraints.txt
+	$(BIN)/python -c 'from serving.bento import *; REQUIREMENTS.write_text(requirements_text(runtime_pins()))'
 
 clean: ## remove the demo output (keeps .venv)
 	rm -rf $(DEMO_DIR)
 
-.PHONY: help venv demo test lint bench mlflow-ui lock clean
+.PHONY: help venv demo test lint bench fuzz bento mlflow-ui lock clean

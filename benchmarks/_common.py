@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,3 +47,42 @@ def latency_figures(samples_ms: np.ndarray) -> dict[str, float]:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def county_with_champions(workdir: Path, households: int) -> tuple[str, Any, Any]:
+    """A simulated county (`households`, 12 villages, 4 rounds) whose two models are trained, registered
+    and promoted in a new MLflow store in `workdir`, set as this process's tracking URI (and model cache).
+    Returns the tracking URI, the conformed county and the policy."""
+    from features.policy import load_policy
+    from survey.simulate import CountySettings, simulate_county
+    from survey.validate import conform
+    from training.tracking import log_and_register, promote
+    from training.train import train_task
+
+    tracking = f"sqlite:///{workdir / 'mlflow.db'}"
+    os.environ |= {
+        "MLFLOW_TRACKING_URI": tracking,
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "POVRISK_MODEL_CACHE": str(workdir / "cache"),
+    }
+    policy = load_policy()
+    settings = CountySettings(households=households, villages=12, rounds=4, seed=0, monte_carlo_draws=20)
+    county = conform(simulate_county(settings))
+    for task in ("poverty", "relapse"):
+        log_and_register(train_task(county, task, policy, seed=0), policy)
+        promote(task, policy)
+    return tracking, county, policy
+
+
+def service_environment(workdir: Path, key_id: str, role: str) -> tuple[str, dict[str, str]]:
+    """A new API key of `role` and the environment a service in `workdir` needs (keys, audit database,
+    BentoML home)."""
+    from serving.keys import add_key
+
+    keys = workdir / "keys.yaml"
+    key = add_key(keys, key_id, role)  # type: ignore[arg-type]
+    return key, {
+        "POVRISK_API_KEYS_FILE": str(keys),
+        "POVRISK_DB_URL": f"sqlite:///{workdir / 'povrisk.db'}",
+        "BENTOML_HOME": str(workdir / "bentoml"),
+    }

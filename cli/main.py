@@ -365,6 +365,28 @@ def serve(
     os.execv(sys.executable, [*command, "--host", host, "--port", str(port)])
 
 
+@app.command()
+def package(
+    build: Annotated[
+        bool, typer.Option(help="Run `bentoml build` after packaging the champions (--no-build: only them).")
+    ] = True,
+) -> None:
+    """Pull both champions from the MLflow registry into the BentoML model store and build the Bento
+    (bentofile.yaml: service, models, pinned packages, libgomp1)."""
+    from features.policy import load_policy
+    from serving.bento import PackagingError, build_bento, package_champions
+
+    try:
+        packaged = package_champions(load_policy())
+        console.print(f"packaged the champions as BentoML model {packaged.model_tag}")
+        bento = build_bento() if build else None
+    except PackagingError as error:
+        raise _fail(str(error)) from error
+    if bento is not None:
+        console.print(f"built Bento {bento}; `bentoml containerize {bento}` makes its image")
+    _print_json_line({"model": packaged.model_tag, "bento": bento, **packaged.labels})
+
+
 @flags_app.command("list")
 def flags_list(
     village: Annotated[str | None, typer.Option(help="Only this village.")] = None,

@@ -42,14 +42,16 @@ def running_service(
     bentoml_home: Path | None = None,
     timeout_s: float = 120.0,
     environment: Mapping[str, str] | None = None,
+    service: str = SERVICE,
 ) -> Iterator[str]:
     """Serve the champions of the registry at `tracking_uri` on 127.0.0.1; yields the base URL.
-    `environment` adds to (or overrides) this process's variables: API keys, flag store, cache."""
+    `environment` adds to (or overrides) this process's variables: API keys, flag store, cache.
+    `service` is what `bentoml serve` serves: the service's import path, or a built Bento's tag."""
     port = port or free_port()
     environment = {**os.environ, **(environment or {}), "MLFLOW_TRACKING_URI": tracking_uri}
     if bentoml_home is not None:
         environment["BENTOML_HOME"] = str(bentoml_home)
-    command = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "bentoml", "serve", service, "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as output:
         server = subprocess.Popen(
             command, env=environment, stdout=output, stderr=subprocess.STDOUT, start_new_session=True

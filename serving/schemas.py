@@ -392,8 +392,9 @@ class ModelCard(BaseModel):
 
     models: list[TaskCard]
     policy_version: str
-    source: Literal["registry", "cache"] = Field(
-        description="registry: loaded from the MLflow registry; cache: the local copy of the last champion"
+    source: Literal["registry", "cache", "packaged"] = Field(
+        description="registry: loaded from the MLflow registry; cache: the local copy of the last "
+        "champions; packaged: the champions packaged in the Bento (serving.bento)"
     )
     tracking_uri: str
     loaded_at: str
@@ -466,9 +467,9 @@ def frames_of(
 
 def _typed_column(
     values: list[Any], name: str, text: tuple[str, ...], integers: tuple[str, ...]
-) -> np.ndarray:
-    if name in text:
-        return np.array(values, dtype=object)
+) -> np.ndarray | pd.Series:
+    if name in text:  # plain object strings: on a few rows they compare ~2.5x faster than Arrow strings
+        return pd.Series(values, dtype=object)
     if name in integers and None not in values:
         return np.array(values, dtype=np.int64)
     return np.array([np.nan if value is None else float(value) for value in values], dtype=np.float64)

@@ -16,7 +16,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,7 @@ from monitoring.assistance import recommend_measures
 from monitoring.categories import NOT_MONITORED, monitoring_category
 from monitoring.causes import CauseSettings, household_causes, load_cause_settings
 from serving.batch import model_reference
+from serving.bento import packaged_champions_folder
 from serving.model_cache import CacheMissing, cache_folder, load_champions, save_champions
 from serving.schemas import (
     CauseOut,
@@ -51,6 +53,10 @@ logger = logging.getLogger(__name__)
 
 TASKS = ("poverty", "relapse")
 TOP_REASONS = 3
+
+
+ModelSource = Literal["registry", "cache", "packaged"]
+"""Where the served models came from (`ModelCard.source`)."""
 
 
 class ServiceStartError(RuntimeError):
@@ -88,16 +94,15 @@ def load_models(policy: Policy, tracking: Any = None) -> LoadedModels:
     if tracking is None:
         from training import tracking
     uri = tracking.tracking_uri()
+    source: ModelSource = "registry"
     try:
         task_models = {task: tracking.load_champion(task) for task in TASKS}
         aliases = {
             task: tracking.version_aliases(task, _version(model)) for task, model in task_models.items()
         }
     except Exception as error:  # MLflow raises many types for "no such alias" or "cannot connect"
-        task_models, aliases = _from_cache(uri, error)
-        source = "cache"
+        task_models, aliases, source = _from_cache(uri, error)
     else:
-        source = "registry"
         try:
             save_champions(task_models, aliases, cache_folder())
         except OSError as error:  # serving goes on; only the fallback is lost
@@ -116,26 +121,37 @@ def _version(model: TaskModel) -> str:
     return model_reference(model)[1]
 
 
-def _from_cache(uri: str, error: Exception) -> tuple[dict[str, TaskModel], dict[str, list[str]]]:
-    folder = cache_folder()
-    try:
-        task_models, card = load_champions(folder, TASKS)
-    except CacheMissing as missing:
-        raise ServiceStartError(
-            f"no usable champion in the MLflow registry at {uri} ({type(error).__name__}: {error}) and "
-            f"{missing}. Train and promote both models first (povrisk train --task T; povrisk promote "
-            f"--task T), or point MLFLOW_TRACKING_URI at the registry."
-        ) from error
-    logger.warning(
-        "the MLflow registry at %s gave no champion (%s: %s); serving the local copy of the last "
-        "champions saved %s from %s",
-        uri,
-        type(error).__name__,
-        error,
-        card.get("saved_at"),
-        folder,
-    )
-    return task_models, {task: list(card.get("aliases", {}).get(task, [])) for task in TASKS}
+def _from_cache(uri: str, error: Exception) -> tuple[dict[str, TaskModel], dict[str, list[str]], ModelSource]:
+    """The local copy of the last champions, else the champions packaged in the Bento; with the source."""
+    copies: list[tuple[ModelSource, str, Path]] = [
+        ("cache", "the local copy of the last champions", cache_folder())
+    ]
+    packaged = packaged_champions_folder()
+    if packaged is not None:
+        copies.append(("packaged", "the champions packaged in the Bento", packaged))
+    missing: list[str] = []
+    for source, description, folder in copies:
+        try:
+            task_models, card = load_champions(folder, TASKS)
+        except CacheMissing as absent:
+            missing.append(str(absent))
+            continue
+        logger.warning(
+            "the MLflow registry at %s gave no champion (%s: %s); serving %s saved %s from %s",
+            uri,
+            type(error).__name__,
+            error,
+            description,
+            card.get("saved_at"),
+            folder,
+        )
+        aliases = {task: list(card.get("aliases", {}).get(task, [])) for task in TASKS}
+        return task_models, aliases, source
+    raise ServiceStartError(
+        f"no usable champion in the MLflow registry at {uri} ({type(error).__name__}: {error}) and "
+        f"{' and '.join(missing)}. Train and promote both models first (povrisk train --task T; povrisk "
+        f"promote --task T), or point MLFLOW_TRACKING_URI at the registry."
+    ) from error
 
 
 def _check_policy(task_model: TaskModel, policy: Policy) -> None:
@@ -147,7 +163,11 @@ def _check_policy(task_model: TaskModel, policy: Policy) -> None:
 
 
 def model_card(
-    task_models: dict[str, TaskModel], aliases: dict[str, list[str]], policy: Policy, source: str, uri: str
+    task_models: dict[str, TaskModel],
+    aliases: dict[str, list[str]],
+    policy: Policy,
+    source: ModelSource,
+    uri: str,
 ) -> ModelCard:
     """The card `GET /model` returns: per model its registry identity, aliases, training rounds, data
     hash, held-out metrics, features, policy version and calibrator."""
@@ -171,7 +191,7 @@ def model_card(
     return ModelCard(
         models=cards,
         policy_version=policy.version,
-        source="cache" if source == "cache" else "registry",
+        source=source,
         tracking_uri=uri,
         loaded_at=datetime.now(UTC).isoformat(),
     )

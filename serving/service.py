@@ -27,6 +27,7 @@ read. Bodies over `MAX_REQUEST_BYTES` get 413, malformed ones 400 naming every b
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,6 +118,8 @@ class PovertyRiskService:
             get_batch_size=lambda job: 1,
         )
         self._batched = self._dispatcher(self._score_jobs_in_thread)
+        gc.freeze()  # the models and libraries stay for good: keep the collector from walking them
+        gc.set_threshold(50_000, 20, 100)  # a request allocates ~10^5 objects; collect less often
         card = self._models.card
         logger.info(
             "povrisk service ready (%s): %s",
