@@ -41,10 +41,12 @@ def contributions(booster: lgb.Booster, X: pd.DataFrame, num_threads: int = 1) -
     `X` must hold the booster's features (extra columns are ignored, missing ones raise `KeyError`).
     """
     names = booster.feature_name()
-    missing = [name for name in names if name not in X.columns]
-    if missing:
-        raise KeyError(f"X lacks model features: {missing}")
-    values = booster.predict(X[names].to_numpy(dtype=np.float64), pred_contrib=True, num_threads=num_threads)
+    if list(X.columns) != names:  # (a TaskModel's feature_matrix is already in the booster's order)
+        missing = [name for name in names if name not in X.columns]
+        if missing:
+            raise KeyError(f"X lacks model features: {missing}")
+        X = X[names]
+    values = booster.predict(X.to_numpy(dtype=np.float64), pred_contrib=True, num_threads=num_threads)
     return pd.DataFrame(values, index=X.index, columns=[*names, BASE_VALUE])
 
 

@@ -46,7 +46,9 @@ AUDIT_FIELDS = (
     "model_version",
 )
 BATCH_ROWS = 500
-BATCH_SECONDS = 0.05
+BATCH_SECONDS = 0.5
+"""How long the writer gathers records before a write: each write costs ~0.5 ms of CPU besides its
+rows, taken from the requests being scored on the same cores."""
 QUEUE_ROWS = 100_000
 RETRY_SECONDS = 1.0
 
