@@ -117,18 +117,23 @@ def api_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
+def service_variables(registry: str, api_keys: dict[str, Any], folder: Path) -> dict[str, str]:
+    """Registry, keys, audit database and model cache in `folder`, and a fixed log salt."""
+    return {
+        "MLFLOW_TRACKING_URI": registry,
+        "POVRISK_API_KEYS_FILE": str(api_keys["path"]),
+        "POVRISK_DB_URL": f"sqlite:///{folder / 'povrisk.db'}",
+        "POVRISK_MODEL_CACHE": str(folder / "cache"),
+        "POVRISK_LOG_SALT": "test-salt",
+    }
+
+
 @pytest.fixture
 def service_env(
     registry: str, api_keys: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, str]:
     """The environment a service process needs: registry, keys, audit database, cache, log salt."""
-    environment = {
-        "MLFLOW_TRACKING_URI": registry,
-        "POVRISK_API_KEYS_FILE": str(api_keys["path"]),
-        "POVRISK_DB_URL": f"sqlite:///{tmp_path / 'povrisk.db'}",
-        "POVRISK_MODEL_CACHE": str(tmp_path / "cache"),
-        "POVRISK_LOG_SALT": "test-salt",
-    }
+    environment = service_variables(registry, api_keys, tmp_path)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     return environment

@@ -18,6 +18,8 @@ from monitoring.store import make_engine
 from serving.schemas import MAX_BATCH_HOUSEHOLDS
 from serving.service import PovertyRiskService
 
+from .conftest import service_variables
+
 pytestmark = pytest.mark.integration
 
 PERSONAL = {"head_name": "王小明", "head_id_card_number": "530102198001011234"}
@@ -28,14 +30,7 @@ MEMBER_PERSONAL = {"name": "王大妈", "id_card_number": "530102195501015678"}
 def environment(
     registry: str, api_keys: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict]:
-    folder = tmp_path_factory.mktemp("service")
-    values = {
-        "MLFLOW_TRACKING_URI": registry,
-        "POVRISK_API_KEYS_FILE": str(api_keys["path"]),
-        "POVRISK_DB_URL": f"sqlite:///{folder / 'povrisk.db'}",
-        "POVRISK_MODEL_CACHE": str(folder / "cache"),
-        "POVRISK_LOG_SALT": "test-salt",
-    }
+    values = service_variables(registry, api_keys, tmp_path_factory.mktemp("service"))
     with pytest.MonkeyPatch.context() as patch:
         for name, value in values.items():
             patch.setenv(name, value)
