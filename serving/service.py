@@ -118,7 +118,7 @@ class PovertyRiskService:
             get_batch_size=lambda job: 1,
         )
         self._batched = self._dispatcher(self._score_jobs_in_thread)
-        gc.freeze()  # the models and libraries stay for good: keep the collector from walking them
+        _freeze_long_lived()
         gc.set_threshold(50_000, 20, 100)  # a request allocates ~10^5 objects; collect less often
         card = self._models.card
         logger.info(
@@ -216,6 +216,7 @@ class PovertyRiskService:
             )
             return _error(ctx, 400, f"reload failed, still serving the previous models: {error}")  # type: ignore[return-value]
         self._models = models
+        await anyio.to_thread.run_sync(_freeze_long_lived)
         logger.info(
             "reloaded by key %s: %s",
             key.key_id,
@@ -329,6 +330,15 @@ _service = cast(Any, PovertyRiskService)  # a bentoml Service at run time
 _service.add_asgi_middleware(ApiKeyAuth)
 _service.add_asgi_middleware(BodyLimit, max_bytes=MAX_REQUEST_BYTES)
 _service.add_asgi_middleware(OpenApiDocs)
+
+
+def _freeze_long_lived() -> None:
+    """Keep the collector from walking what stays for good (libraries, the models): a gen-2 collection
+    over them would stall a request by milliseconds. What was frozen before (the previous models, after
+    a reload) is unfrozen and collected first, so that it is not kept."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
