@@ -44,7 +44,7 @@ mlflow-ui: $(STAMP) ## open the MLflow UI on the local store (http://127.0.0.1:5
 
 lock: ## refresh constraints.txt from the current .venv (after changing dependencies)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^povrisk' > constraints.txt
-	$(BIN)/python -c 'from serving.bento import *; REQUIREMENTS.write_text(requirements_text(runtime_pins()))'
+	$(BIN)/python -c 'from serving.bento import REQUIREMENTS, pinned_requirements; REQUIREMENTS.write_text(pinned_requirements())'
 
 clean: ## remove the demo output (keeps .venv)
 	rm -rf $(DEMO_DIR)

@@ -35,15 +35,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 from _common import county_with_champions, emit, latencies_ms, latency_figures, service_environment
 
 from features.frame import build_features
-from serving.launch import free_port, running_service
+from models.predictor import TaskModel
+from serving.launch import free_port, running_service, stop_server, wait_until_ready
 from serving.schemas import household_from_survey
 from serving.scoring import load_models, score_household, score_households
-from training.tracking import load_champion
 
 BATCH_IN_PROCESS = 200
 BATCH_OVER_HTTP = BATCH_IN_PROCESS  # the same batch size as the in-process reference
@@ -66,10 +65,11 @@ def main() -> None:
     ids = county.households.loc[county.households["round"] == latest, "household_id"].head(BATCH_IN_PROCESS)
     households = [household_from_survey(county, str(h), latest) for h in ids]
     models = load_models(policy)
+    task_models = {"poverty": models.predictor.poverty, "relapse": models.predictor.relapse}
     trees = {
-        ref.name: load_champion(task).booster.num_trees()
-        for task, ref in zip(("poverty", "relapse"), models.model_refs, strict=True)
-    }  # type: ignore[union-attr]
+        ref.name: model._ready_booster().num_trees()  # type: ignore[union-attr]
+        for model, ref in zip(task_models.values(), models.model_refs, strict=True)
+    }
     cycle = iter(range(10**9))
 
     def in_process() -> None:
@@ -122,7 +122,10 @@ def main() -> None:
 
     emit("bentoml_floor_http", **_bentoml_floor(workdir, arguments.seconds / 3))
     emit(
-        "mlflow_models_serve", **_mlflow_serve(county, policy, latest, arguments.requests, workdir, tracking)
+        "mlflow_models_serve",
+        **_mlflow_serve(
+            county, task_models["poverty"], policy, latest, arguments.requests, workdir, tracking
+        ),
     )
 
 
@@ -225,54 +228,35 @@ def _json(body: Any) -> bytes:
 def _bentoml_floor(workdir: Path, seconds: float) -> dict[str, Any]:
     """Requests/s of `floor_service.py` (an echo endpoint) under the same 32 clients: the ceiling of any
     endpoint that takes one household per request, whatever its work."""
-    port = free_port()
-    command = [sys.executable, "-m", "bentoml", "serve", "floor_service:Floor", "--port", str(port)]
-    command += ["--host", "127.0.0.1", "--working-dir", str(Path(__file__).parent)]
-    environment = {**os.environ, "BENTOML_HOME": str(workdir / "bentoml-floor")}
-    log = (workdir / "floor.log").open("wb")
-    server = subprocess.Popen(
-        command, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    try:
-        _wait_for(f"http://127.0.0.1:{port}/readyz", server, log.name)
+    with running_service(
+        tracking_uri="",
+        log=workdir / "floor.log",
+        bentoml_home=workdir / "bentoml-floor",
+        service="floor_service:Floor",
+        working_dir=Path(__file__).parent,
+    ) as base_url:
+        port = int(base_url.rsplit(":", 1)[1])
         body = _json({"value": 1})
         with _Client(port) as client:
             for _ in range(200):
                 client.post("/echo", body)
-        figures = _load(port, "", CONCURRENT_CLIENTS, "/echo", [body], 1, seconds, psutil.Process(server.pid))
-        return {
-            "clients": CONCURRENT_CLIENTS,
-            "requests_per_s": figures["households_per_s"],
-            "errors": figures["errors"],
-            "work": "echo a small JSON body",
-        }
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
-
-
-def _wait_for(url: str, server: subprocess.Popen[bytes], log: str) -> None:
-    for _ in range(240):
-        if server.poll() is not None:
-            raise RuntimeError(f"{url}: the server exited; see {log}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} was not ready after 120 s; see {log}")
+        figures = _load(port, "", CONCURRENT_CLIENTS, "/echo", [body], 1, seconds, _server_process(base_url))
+    return {
+        "clients": CONCURRENT_CLIENTS,
+        "requests_per_s": figures["households_per_s"],
+        "errors": figures["errors"],
+        "work": "echo a small JSON body",
+    }
 
 
 def _mlflow_serve(
-    county: Any, policy: Any, latest: int, requests: int, workdir: Path, tracking: str
+    county: Any, model: TaskModel, policy: Any, latest: int, requests: int, workdir: Path, tracking: str
 ) -> dict[str, Any]:
-    """The packaged poverty champion served by `mlflow models serve`, one feature row per request."""
+    """The packaged poverty champion (`model`, as loaded) served by `mlflow models serve`, one feature
+    row per request."""
     households, members = county.households, county.members
     rows = households.loc[households["round"] == latest].head(50)
-    features = build_features(rows, members.loc[members["round"] == latest], policy)
-    model = load_champion("poverty")
-    frame = features.reindex(columns=list(model.feature_names)).astype("float64")
+    frame = model.feature_matrix(build_features(rows, members.loc[members["round"] == latest], policy))
     payloads = [{"dataframe_split": frame.iloc[[i]].to_dict(orient="split")} for i in range(len(frame))]
     for payload in payloads:
         payload["dataframe_split"].pop("index", None)
@@ -280,7 +264,7 @@ def _mlflow_serve(
             [None if v != v else v for v in row] for row in payload["dataframe_split"]["data"]
         ]
     port = free_port()
-    log = (workdir / "mlflow-serve.log").open("wb")
+    log = workdir / "mlflow-serve.log"
     command = [
         str(Path(sys.executable).with_name("mlflow")),
         "models",
@@ -297,15 +281,16 @@ def _mlflow_serve(
         "1",
     ]
     bin_dir = str(Path(sys.executable).parent)  # MLflow execs `uvicorn` from PATH
-    server = subprocess.Popen(
-        command,
-        env={**os.environ, "MLFLOW_TRACKING_URI": tracking, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            command,
+            env={**os.environ, "MLFLOW_TRACKING_URI": tracking, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        _wait_for(f"http://127.0.0.1:{port}/ping", server, log.name)
+        wait_until_ready(server, f"http://127.0.0.1:{port}/ping", log, timeout_s=120)
         bodies = [_json(payload) for payload in payloads]
         cycle = iter(range(10**9))
         with _Client(port) as client:
@@ -319,8 +304,7 @@ def _mlflow_serve(
                 "work": "probability only, no reasons"
             }
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
+        stop_server(server)
 
 
 if __name__ == "__main__":

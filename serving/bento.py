@@ -6,12 +6,12 @@ pulled from the MLflow registry, pinned Python packages and the system OpenMP ru
    the registered models, versions and policy version.
 2. `build_bento` runs `bentoml build` on `bentofile.yaml` (repository root), which includes that model,
    installs `requirements-serve.txt` (the runtime dependencies of povrisk pinned to the versions of
-   constraints.txt; `runtime_pins` derives it, `make lock` rewrites it) and `libgomp1` in the image.
+   constraints.txt; `pinned_requirements` derives it, `make lock` rewrites it) and `libgomp1` in the image.
 
 In the Bento the service still loads the registry's champions first (a container pointed at a remote
 MLflow server with `MLFLOW_TRACKING_URI` serves the current champions and can `/admin/reload`); when the
-registry has none or cannot be reached it serves the local copy, then the packaged champions (found
-from the Bento's own bento.yaml, or `POVRISK_PACKAGED_MODEL`), and says so in `/model` and its log.
+registry has none or cannot be reached it serves the local copy, then the packaged champions (named in
+the Bento's own bento.yaml; `POVRISK_PACKAGED_MODEL` overrides), and says so in `/model` and its log.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from serving.model_cache import save_champions
 
 PACKAGED_MODEL = "povrisk-champions"
 PACKAGED_VARIABLE = "POVRISK_PACKAGED_MODEL"
-"""The BentoML model tag of the packaged champions (bentofile.yaml sets it to povrisk-champions:latest)."""
+"""Overrides the BentoML model tag of the packaged champions (a Bento names its own in bento.yaml)."""
 CHAMPIONS_FOLDER = "champions"
 ROOT = Path(__file__).resolve().parents[1]
 BENTOFILE = ROOT / "bentofile.yaml"
@@ -55,13 +55,12 @@ class Packaged:
 def runtime_pins(distribution: str = DISTRIBUTION) -> list[str]:
     """`name==version` for every package the distribution needs at run time (its requirements without
     extras, recursively, markers evaluated for this interpreter), at the installed versions, sorted."""
-    environment = _marker_environment("")
     pins: dict[str, str] = {}
     pending = [_requirements_of(distribution)]
     while pending:
         for requirement in pending.pop():
             name = _canonical(requirement.name)
-            if name in pins or (requirement.marker and not requirement.marker.evaluate(environment)):
+            if name in pins:
                 continue
             try:
                 pins[name] = metadata.version(requirement.name)
@@ -69,38 +68,31 @@ def runtime_pins(distribution: str = DISTRIBUTION) -> list[str]:
                 raise PackagingError(
                     f"{requirement.name} (needed by {distribution}) is not installed"
                 ) from error
-            pending.append(_requirements_of(requirement.name))
-            for extra in requirement.extras:  # e.g. psycopg[binary], pandera[pandas]
-                pending.append(_extra_requirements(requirement.name, extra))
+            # its own requirements, with those of the extras asked for (e.g. psycopg[binary])
+            pending.append(_requirements_of(requirement.name, tuple(requirement.extras)))
     return [f"{name}=={version}" for name, version in sorted(pins.items())]
 
 
-def requirements_text(pins: list[str]) -> str:
+def pinned_requirements() -> str:
+    """What requirements-serve.txt must hold: `runtime_pins` under a header."""
     header = (
         "# The service's run-time packages at the versions of constraints.txt (serving.bento.runtime_pins;\n"
         "# `make lock` rewrites this file). bentofile.yaml installs them in the Bento.\n"
     )
-    return header + "\n".join(pins) + "\n"
+    return header + "\n".join(runtime_pins()) + "\n"
 
 
-def _requirements_of(distribution: str) -> list[Requirement]:
-    return [Requirement(text) for text in metadata.requires(distribution) or [] if "extra ==" not in text]
-
-
-def _extra_requirements(distribution: str, extra: str) -> list[Requirement]:
-    """The requirements a distribution adds for one of its extras (marker `extra == "..."`)."""
-    environment = _marker_environment(extra)
-    wanted = []
-    for text in metadata.requires(distribution) or []:
-        requirement = Requirement(text)
-        if (
-            requirement.marker
-            and "extra" in str(requirement.marker)
-            and requirement.marker.evaluate(environment)
-        ):
-            requirement.marker = None
-            wanted.append(requirement)
-    return wanted
+def _requirements_of(distribution: str, extras: tuple[str, ...] = ()) -> list[Requirement]:
+    """The distribution's requirements that apply here: unconditional ones, and those whose marker
+    holds for this interpreter, without an extra or with one of `extras`."""
+    environments = [_marker_environment(extra) for extra in ("", *extras)]
+    requirements = [Requirement(text) for text in metadata.requires(distribution) or []]
+    return [
+        requirement
+        for requirement in requirements
+        if requirement.marker is None
+        or any(requirement.marker.evaluate(environment) for environment in environments)
+    ]
 
 
 def _marker_environment(extra: str) -> dict[str, str]:
@@ -129,12 +121,12 @@ def package_champions(policy: Policy) -> Packaged:
         raise PackagingError(
             f"no champion to package ({type(error).__name__}: {error}); train and promote both models first"
         ) from error
-    aliases = {task: version_aliases(task, model_reference(model)[1]) for task, model in models.items()}
     labels = {"policy_version": policy.version}
+    aliases: dict[str, list[str]] = {}
     for task, model in models.items():
         name, version = model_reference(model)
-        labels[f"{task}_model"] = name
-        labels[f"{task}_version"] = version
+        labels[f"{task}_model"], labels[f"{task}_version"] = name, version
+        aliases[task] = version_aliases(task, version)
     with bentoml.models.create(PACKAGED_MODEL, labels=labels, metadata={"aliases": aliases}) as bento_model:
         save_champions(models, aliases, Path(bento_model.path) / CHAMPIONS_FOLDER)
     return Packaged(model_tag=str(bento_model.tag), labels=labels)
@@ -174,8 +166,7 @@ def build_bento() -> str:
     environment's pins, so that the Bento runs what the tests ran."""
     import bentoml
 
-    expected = requirements_text(runtime_pins())
-    if not REQUIREMENTS.exists() or REQUIREMENTS.read_text(encoding="utf-8") != expected:
+    if not REQUIREMENTS.exists() or REQUIREMENTS.read_text(encoding="utf-8") != pinned_requirements():
         raise PackagingError(
             f"{REQUIREMENTS.name} does not match the installed packages; run `make lock` and commit it"
         )

@@ -43,45 +43,69 @@ def running_service(
     timeout_s: float = 120.0,
     environment: Mapping[str, str] | None = None,
     service: str = SERVICE,
+    working_dir: Path | None = None,
 ) -> Iterator[str]:
     """Serve the champions of the registry at `tracking_uri` on 127.0.0.1; yields the base URL.
     `environment` adds to (or overrides) this process's variables: API keys, flag store, cache.
-    `service` is what `bentoml serve` serves: the service's import path, or a built Bento's tag."""
+    `service` is what `bentoml serve` serves: the service's import path (found in `working_dir`, default
+    the current folder), or a built Bento's tag."""
     port = port or free_port()
     environment = {**os.environ, **(environment or {}), "MLFLOW_TRACKING_URI": tracking_uri}
     if bentoml_home is not None:
         environment["BENTOML_HOME"] = str(bentoml_home)
     command = [sys.executable, "-m", "bentoml", "serve", service, "--host", "127.0.0.1", "--port", str(port)]
+    if working_dir is not None:
+        command += ["--working-dir", str(working_dir)]
     with log.open("wb") as output:
         server = subprocess.Popen(
             command, env=environment, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_ready(server, base_url, log, timeout_s)
+        wait_until_ready(server, f"{base_url}/readyz", log, timeout_s)
         yield base_url
     finally:
-        _stop(server)
+        stop_server(server)
 
 
-def _wait_until_ready(server: subprocess.Popen[bytes], base_url: str, log: Path, timeout_s: float) -> None:
+def wait_until_ready(server: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float) -> None:
+    """Poll `url` until it answers 200; `ServiceFailedToStart` with the end of `log` when the server
+    exits, a BentoML worker logs that its start-up failed, or `timeout_s` passes."""
     deadline = time.monotonic() + timeout_s
+    watch = _LogWatch(log, STARTUP_FAILED)
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise ServiceFailedToStart(f"bentoml serve exited with {server.returncode}:\n{_tail(log)}")
-        if STARTUP_FAILED in log.read_text(errors="replace"):
+            raise ServiceFailedToStart(f"{url}: the server exited with {server.returncode}:\n{_tail(log)}")
+        if watch.seen():
             # BentoML's arbiter would restart the refusing worker forever; the refusal is the answer
             raise ServiceFailedToStart(f"the service refused to start:\n{_tail(log)}")
         try:
-            if httpx.get(f"{base_url}/readyz", timeout=2.0).status_code == 200:
+            if httpx.get(url, timeout=2.0).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.3)
-    raise ServiceFailedToStart(f"the service was not ready after {timeout_s:.0f} s:\n{_tail(log)}")
+    raise ServiceFailedToStart(f"{url} was not ready after {timeout_s:.0f} s:\n{_tail(log)}")
 
 
-def _stop(server: subprocess.Popen[bytes]) -> None:
+class _LogWatch:
+    """Whether a line has appeared in a growing log, reading only what was added since the last look."""
+
+    def __init__(self, log: Path, marker: str) -> None:
+        self._log, self._marker = log, marker.encode()
+        self._offset, self._carry = 0, b""
+
+    def seen(self) -> bool:
+        with self._log.open("rb") as handle:
+            handle.seek(self._offset)
+            added = handle.read()
+        self._offset += len(added)
+        text = self._carry + added
+        self._carry = text[-(len(self._marker) - 1) :]  # a marker split across two looks
+        return self._marker in text
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
     """Stop the server and its workers (its own process group), politely first."""
     if server.poll() is not None:
         return

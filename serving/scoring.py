@@ -46,7 +46,6 @@ from serving.schemas import (
     WhatIfChanges,
     WhatIfResponse,
     frames_of,
-    to_frames,
 )
 
 logger = logging.getLogger(__name__)
@@ -258,9 +257,8 @@ class _Rows:
 def _independent_frames(households: Sequence[HouseholdIn]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All households' frames in one, keyed by position (household and village ids replaced), so that
     each is built as if alone."""
-    if len(households) == 1:
-        return to_frames(households[0])
-    return frames_of(households, keys=[str(position) for position in range(len(households))])
+    keys = None if len(households) == 1 else [str(position) for position in range(len(households))]
+    return frames_of(households, keys=keys)
 
 
 def _response(

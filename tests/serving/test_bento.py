@@ -18,7 +18,7 @@ from serving.bento import (
     build_bento,
     package_champions,
     packaged_model_tag,
-    requirements_text,
+    pinned_requirements,
     runtime_pins,
 )
 from serving.launch import running_service
@@ -33,7 +33,7 @@ def test_the_runtime_pins_hold_what_the_service_imports_and_no_test_tools() -> N
 
 def test_the_committed_requirements_match_the_installed_packages() -> None:
     """requirements-serve.txt is what the Bento installs: `make lock` keeps it equal to the pins."""
-    assert REQUIREMENTS.read_text(encoding="utf-8") == requirements_text(runtime_pins())
+    assert REQUIREMENTS.read_text(encoding="utf-8") == pinned_requirements()
 
 
 def test_the_packaged_model_tag_comes_from_the_environment_or_the_bentos_own_file(
