@@ -8,32 +8,31 @@ weights and the poverty cutoff k taken from the policy.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from features.indicators import _flag, _series, _values
+from features.indicators import _flag, _values
 from features.policy import GUARANTEES, Policy
 
 
-def deprived_food_clothing(per_capita_net_income: pd.Series, poverty_line: pd.Series) -> pd.Series:
+def deprived_food_clothing(per_capita_net_income: np.ndarray, poverty_line: np.ndarray) -> np.ndarray:
     """1 when per-capita net income is below the round's poverty line (the "no worries about food and
     clothing" income test), 0 when at or above it, NaN when income is unknown."""
     income = _values(per_capita_net_income)
-    return _flag(income < _values(poverty_line), ~np.isnan(income), per_capita_net_income)
+    return _flag(income < _values(poverty_line), ~np.isnan(income))
 
 
-def deprived_compulsory_education(school_age_not_in_school: pd.Series) -> pd.Series:
+def deprived_compulsory_education(school_age_not_in_school: np.ndarray) -> np.ndarray:
     """1 when a child aged 7-15 is out of school (compulsory education not guaranteed), else 0."""
     children_out = _values(school_age_not_in_school)
-    return _flag(children_out > 0, ~np.isnan(children_out), school_age_not_in_school)
+    return _flag(children_out > 0, ~np.isnan(children_out))
 
 
 def deprived_basic_medical(
     policy: Policy,
-    medical_insurance: pd.Series | None = None,
-    serious_illness_members: pd.Series | None = None,
-    medical_expenses: pd.Series | None = None,
-    net_income: pd.Series | None = None,
-) -> pd.Series | None:
+    medical_insurance: np.ndarray | None = None,
+    serious_illness_members: np.ndarray | None = None,
+    medical_expenses: np.ndarray | None = None,
+    net_income: np.ndarray | None = None,
+) -> np.ndarray | None:
     """1 when basic medical care is not guaranteed: the household has no basic medical insurance, or a
     member is seriously ill and out-of-pocket medical expenses exceed ``policy.catastrophic_medical_share``
     (one half) of net income (catastrophic spending; with zero or negative income any expense counts).
@@ -42,11 +41,9 @@ def deprived_basic_medical(
     every judged condition is known to hold, NaN when nothing can be judged.
     """
     failures: list[np.ndarray] = []
-    like = None
     if medical_insurance is not None:
         insured = _values(medical_insurance)
         failures.append(np.where(np.isnan(insured), np.nan, insured == 0))
-        like = medical_insurance
     if serious_illness_members is not None and medical_expenses is not None and net_income is not None:
         ill = _values(serious_illness_members)
         expenses = _values(medical_expenses)
@@ -56,35 +53,34 @@ def deprived_basic_medical(
         # known when nobody is seriously ill, or when the ill household's expenses and income are known
         known = (ill == 0) | ~(np.isnan(ill) | np.isnan(expenses) | np.isnan(income))
         failures.append(np.where(known, catastrophic, np.nan))
-        like = serious_illness_members
-    if like is None:
+    if not failures:
         return None
     stacked = np.column_stack(failures)
     any_failure = (stacked == 1).any(axis=1)
     all_known = ~np.isnan(stacked).any(axis=1)
-    return _series(np.where(any_failure, 1.0, np.where(all_known, 0.0, np.nan)), like)
+    return np.where(any_failure, 1.0, np.where(all_known, 0.0, np.nan))
 
 
-def deprived_safe_housing(dangerous_house: pd.Series) -> pd.Series:
+def deprived_safe_housing(dangerous_house: np.ndarray) -> np.ndarray:
     """1 when the household lives in a house appraised as dangerous (safe housing not guaranteed)."""
     dangerous = _values(dangerous_house)
-    return _flag(dangerous == 1, ~np.isnan(dangerous), dangerous_house)
+    return _flag(dangerous == 1, ~np.isnan(dangerous))
 
 
-def deprived_safe_water(safe_drinking_water: pd.Series) -> pd.Series:
+def deprived_safe_water(safe_drinking_water: np.ndarray) -> np.ndarray:
     """1 when the household lacks safe drinking water, else 0."""
     safe = _values(safe_drinking_water)
-    return _flag(safe == 0, ~np.isnan(safe), safe_drinking_water)
+    return _flag(safe == 0, ~np.isnan(safe))
 
 
 def deprivation_score(
     policy: Policy,
-    deprived_food_clothing: pd.Series | None = None,
-    deprived_compulsory_education: pd.Series | None = None,
-    deprived_basic_medical: pd.Series | None = None,
-    deprived_safe_housing: pd.Series | None = None,
-    deprived_safe_water: pd.Series | None = None,
-) -> pd.Series | None:
+    deprived_food_clothing: np.ndarray | None = None,
+    deprived_compulsory_education: np.ndarray | None = None,
+    deprived_basic_medical: np.ndarray | None = None,
+    deprived_safe_housing: np.ndarray | None = None,
+    deprived_safe_water: np.ndarray | None = None,
+) -> np.ndarray | None:
     """Alkire-Foster weighted deprivation share, 0-1: sum of policy weights of the failed guarantees,
     divided by the sum of weights of the guarantees known for the household (weights re-normalised over
     the dimensions with data). NaN when no dimension is known."""
@@ -98,9 +94,9 @@ def deprivation_score(
     present = {name: values for name, values in by_dimension.items() if values is not None}
     if not present:
         return None
-    like = next(iter(present.values()))
-    weighted = np.zeros(len(like))
-    known_weight = np.zeros(len(like))
+    rows = len(next(iter(present.values())))
+    weighted = np.zeros(rows)
+    known_weight = np.zeros(rows)
     for name in GUARANTEES:
         if name not in present:
             continue
@@ -111,11 +107,11 @@ def deprivation_score(
         known_weight += known * weight
     with np.errstate(invalid="ignore", divide="ignore"):
         score = np.where(known_weight > 0, weighted / np.where(known_weight > 0, known_weight, 1.0), np.nan)
-    return _series(score, like)
+    return score
 
 
-def multidimensionally_poor(deprivation_score: pd.Series, policy: Policy) -> pd.Series:
+def multidimensionally_poor(deprivation_score: np.ndarray, policy: Policy) -> np.ndarray:
     """1 when the deprivation score reaches the Alkire-Foster cutoff k (``policy.deprivation_cutoff``)."""
     score = _values(deprivation_score)
     # a small tolerance so that 2 x 0.2 counts as reaching k = 0.4 despite floating-point rounding
-    return _flag(score >= policy.deprivation_cutoff - 1e-12, ~np.isnan(score), deprivation_score)
+    return _flag(score >= policy.deprivation_cutoff - 1e-12, ~np.isnan(score))

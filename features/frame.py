@@ -7,9 +7,9 @@ name among the base columns and the indicators computed before it; ``policy`` is
 missing required input makes the indicator NaN, so a survey without, say, the shock block still gets a
 full frame.
 
-Internally rows are positional (a RangeIndex): a pandas MultiIndex is costly to carry through ~60
-operations, and a serving request of one household must take milliseconds. The (household_id, round)
-index is attached once, at the end.
+Internally every column is a numpy array in the table's row order (``features.indicators.column_values``):
+a serving request of one household must take milliseconds, and carrying a pandas index through ~90
+indicators cost more than computing them. The (household_id, round) index is attached once, at the end.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
+from features.indicators import column_values
 from features.members import KEY, aggregate_members, key_index
 from features.policy import Policy
 from features.registry import INDICATORS
@@ -141,8 +142,8 @@ def _household_size(table: pd.DataFrame, counted: np.ndarray | None) -> np.ndarr
 
 def _base_columns(
     households: pd.DataFrame, members: pd.DataFrame | None, policy: Policy, history: pd.DataFrame | None
-) -> tuple[dict[str, pd.Series], pd.Index]:
-    """The base columns as Series on a positional index (history rows first), and that index."""
+) -> tuple[dict[str, np.ndarray], pd.Series]:
+    """The base columns as arrays in row order (history rows first), and each row's household id."""
     _check_keys(households, "households")
     table = _with_history(households, history).reset_index(drop=True)
     rounds = _rounds(table)
@@ -154,10 +155,9 @@ def _base_columns(
     if size is not None:
         arrays["household_size"] = size
     arrays["poverty_line"], arrays["monitoring_line"] = _lines(survey_years(table, rounds, policy), policy)
-    columns = {name: values for name, values in table.items() if name not in arrays}
-    index = table.index
-    columns.update({name: pd.Series(values, index=index, copy=False) for name, values in arrays.items()})
-    return {str(name): values for name, values in columns.items()}, index
+    columns = {str(name): column_values(values) for name, values in table.items() if name not in arrays}
+    columns.update(arrays)
+    return columns, table["household_id"]
 
 
 def base_frame(
@@ -169,16 +169,16 @@ def base_frame(
     """The inputs indicators read, one row per household row (positional index; ``history`` rows first):
     the raw household columns (``round`` as int64), the member aggregates, the household size, and the
     row's ``poverty_line`` and ``monitoring_line``."""
-    columns, index = _base_columns(households, members, policy, history)
-    return pd.DataFrame(columns, index=index)
+    columns, household_id = _base_columns(households, members, policy, history)
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(household_id)))
 
 
 # -------------------------------------------------------------------------------------------- indicators
 
 
 def _resolve(
-    function: Callable[..., pd.Series | None], available: Mapping[str, pd.Series], policy: Policy
-) -> pd.Series | None:
+    function: Callable[..., np.ndarray | None], available: Mapping[str, np.ndarray], policy: Policy
+) -> np.ndarray | None:
     """Call an indicator with its parameters looked up by name. None (the block is absent) when a
     required input is absent, or when the indicator has only optional inputs and none is present."""
     arguments: dict[str, object] = {}
@@ -192,7 +192,7 @@ def _resolve(
     return function(**arguments)
 
 
-def _compute(available: dict[str, pd.Series], policy: Policy, n_rows: int) -> np.ndarray:
+def _compute(available: dict[str, np.ndarray], policy: Policy, n_rows: int) -> np.ndarray:
     """Every indicator in registry order, as a (rows x indicators) array. An absent indicator is a NaN
     column and stays absent for the indicators after it (so an optional block is judged as missing,
     not as unknown on every row)."""
@@ -202,7 +202,7 @@ def _compute(available: dict[str, pd.Series], policy: Policy, n_rows: int) -> np
         values = _resolve(indicator.function, available, policy)
         if values is not None:
             available[indicator.name] = values
-            computed[:, column] = values.to_numpy(dtype=np.float64)
+            computed[:, column] = values
     computed[np.isinf(computed)] = np.nan  # an infinite raw value must not reach a model
     return computed
 
@@ -210,7 +210,7 @@ def _compute(available: dict[str, pd.Series], policy: Policy, n_rows: int) -> np
 def compute_indicators(base: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     """Every registered indicator on a base frame: float64, columns FEATURE_NAMES, the base frame's
     index, inf replaced by NaN. The base frame is not modified."""
-    computed = _compute({str(name): base[name] for name in base.columns}, policy, len(base))
+    computed = _compute({str(name): column_values(base[name]) for name in base.columns}, policy, len(base))
     return pd.DataFrame(computed, index=base.index, columns=list(FEATURE_NAMES), copy=False)
 
 
@@ -228,10 +228,10 @@ def build_features(
     trend indicators can look back; its rows are used but not returned. Member rows of those earlier
     rounds, if passed in ``members``, give their household size.
     """
-    available, index = _base_columns(households, members, policy, history)
-    household_id, rounds = available["household_id"], available["round"].to_numpy()
-    computed = _compute(available, policy, len(index))
-    skip = len(index) - len(households)  # history rows come first and are not returned
+    available, household_id = _base_columns(households, members, policy, history)
+    rounds = available["round"]
+    computed = _compute(available, policy, len(household_id))
+    skip = len(household_id) - len(households)  # history rows come first and are not returned
     return pd.DataFrame(
         computed[skip:],
         index=key_index(household_id.iloc[skip:], rounds[skip:]),

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.indicators import answer_flag, column_values
+
 KEY = ("household_id", "round")
 
 ADULT_AGE = 16
@@ -96,10 +98,7 @@ def _category_flag(members: pd.DataFrame, name: str, levels: tuple[str, ...]) ->
     """1.0 where a categorical member column is in ``levels``, 0.0 elsewhere, NaN where missing."""
     if name not in members.columns:
         return None
-    values = members[name]
-    flag = values.isin(levels).to_numpy(dtype=np.float64)
-    flag[values.isna().to_numpy()] = np.nan
-    return flag
+    return answer_flag(column_values(members[name]), levels)
 
 
 def _group_sum(codes: np.ndarray, n_groups: int, values: np.ndarray | None) -> np.ndarray:

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 
 def same_household_in_round(
-    values: np.ndarray, household_id: pd.Series | pd.Index, round: pd.Series | pd.Index, offset: int
+    values: np.ndarray, household_id: ArrayLike, round: ArrayLike, offset: int
 ) -> np.ndarray:
     """For each row, the same household's value in round + ``offset`` (-1 = previous round, +1 = next);
     NaN when that round is absent. (household_id, round) must be unique. One hash lookup on integer
@@ -20,8 +21,8 @@ def same_household_in_round(
 
 def same_household_in_rounds(
     values: np.ndarray,
-    household_id: pd.Series | pd.Index,
-    round: pd.Series | pd.Index,
+    household_id: ArrayLike,
+    round: ArrayLike,
     offsets: Sequence[int],
 ) -> np.ndarray:
     """`same_household_in_round` for several offsets at once: a (rows x offsets) float array, column j

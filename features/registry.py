@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import pandas as pd
+import numpy as np
 
 from features import deprivation as d
 from features import indicators as i
@@ -38,10 +38,10 @@ class Indicator:
 
     name: str
     family: str
-    function: Callable[..., pd.Series | None]
+    function: Callable[..., np.ndarray | None]
 
 
-def _family(family: str, *functions: Callable[..., pd.Series | None]) -> tuple[Indicator, ...]:
+def _family(family: str, *functions: Callable[..., np.ndarray | None]) -> tuple[Indicator, ...]:
     return tuple(Indicator(function.__name__, family, function) for function in functions)
 
 

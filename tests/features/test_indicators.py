@@ -14,19 +14,17 @@ from features.policy import Policy
 from features.registry import INDICATORS
 
 NAN = np.nan
-INDEX = pd.Index([10, 11, 12, 13, 14, 15, 16, 17])
 
 
-def s(*values: float | str | None) -> pd.Series:
-    """A Series on a non-default index, so that a test catches an indicator that drops the index."""
-    index = INDEX[: len(values)]
+def s(*values: float | str | None) -> np.ndarray:
+    """A column as the frame builder passes it: float64 numbers, or answers as objects (None unknown)."""
     if any(isinstance(value, str) for value in values):
-        return pd.Series(list(values), index=index, dtype="str")
-    return pd.Series(np.array(values, dtype=np.float64), index=index)
+        return np.array([None if value is NAN else value for value in values], dtype=object)
+    return np.array(values, dtype=np.float64)
 
 
 # name -> (inputs, expected). Every registered indicator has a case; see test_every_indicator_has_a_case.
-CASES: dict[str, tuple[dict[str, pd.Series], list[float]]] = {
+CASES: dict[str, tuple[dict[str, np.ndarray], list[float]]] = {
     # labour
     "household_size": ({"household_size": s(3, 0, NAN, 1)}, [3, NAN, NAN, 1]),
     "dependency_ratio": (
@@ -304,7 +302,7 @@ CASES: dict[str, tuple[dict[str, pd.Series], list[float]]] = {
 FUNCTIONS = {indicator.name: indicator.function for indicator in INDICATORS}
 
 
-def call(name: str, inputs: dict[str, pd.Series], policy: Policy) -> pd.Series:
+def call(name: str, inputs: dict[str, np.ndarray], policy: Policy) -> np.ndarray:
     function = FUNCTIONS[name]
     arguments: dict[str, object] = dict(inputs)
     if "policy" in inspect.signature(function).parameters:
@@ -321,25 +319,27 @@ def test_indicator_values(name: str, policy: Policy) -> None:
     inputs, expected = CASES[name]
     snapshot = {key: value.copy() for key, value in inputs.items()}
     result = call(name, inputs, policy)
+    assert isinstance(result, np.ndarray)
     assert result.dtype == np.float64
-    assert result.index.equals(next(iter(inputs.values())).index)
-    np.testing.assert_allclose(result.to_numpy(), np.array(expected, dtype=np.float64), equal_nan=True)
-    assert not np.isinf(result.to_numpy()).any()
+    assert result.shape == next(iter(inputs.values())).shape
+    np.testing.assert_allclose(result, np.array(expected, dtype=np.float64), equal_nan=True)
+    assert not np.isinf(result).any()
     for key, value in inputs.items():  # inputs untouched
-        pd.testing.assert_series_equal(value, snapshot[key])
+        assert value.dtype == snapshot[key].dtype
+        np.testing.assert_array_equal(value, snapshot[key])
 
 
 def test_zero_members_and_zero_income_give_nan_not_inf() -> None:
     zeros = s(0, 0, 0)
-    assert indicators.per_capita_net_income(s(100, 0, -5), zeros).isna().all()
-    assert indicators.income_share_wages(s(100, 0, 5), zeros).isna().all()
-    assert indicators.debt_to_income(s(100, 0, 5), zeros).isna().all()
-    assert indicators.dependency_ratio(s(1, 0, 2), s(1, 0, 0), zeros).isna().all()
+    assert np.isnan(indicators.per_capita_net_income(s(100, 0, -5), zeros)).all()
+    assert np.isnan(indicators.income_share_wages(s(100, 0, 5), zeros)).all()
+    assert np.isnan(indicators.debt_to_income(s(100, 0, 5), zeros)).all()
+    assert np.isnan(indicators.dependency_ratio(s(1, 0, 2), s(1, 0, 0), zeros)).all()
 
 
 def test_text_in_a_yes_no_column_becomes_nan() -> None:
-    result = indicators.medical_insurance(pd.Series(["1", "yes", None], dtype="str"))
-    np.testing.assert_array_equal(result.to_numpy(), [1.0, NAN, NAN])
+    result = indicators.medical_insurance(np.array(["1", "yes", None], dtype=object))
+    np.testing.assert_array_equal(result, [1.0, NAN, NAN])
 
 
 def test_net_income_without_any_income_block_is_none() -> None:
@@ -350,23 +350,23 @@ def test_net_income_without_any_income_block_is_none() -> None:
 
 def test_net_income_uses_only_the_components_present() -> None:
     result = indicators.net_income(income_transfers=s(100, 200), income_property=s(1, NAN))
-    np.testing.assert_array_equal(result.to_numpy(), [101, NAN])
+    np.testing.assert_array_equal(result, [101, NAN])
 
 
 def test_income_change_skips_a_gap_in_rounds() -> None:
     """A household seen in rounds 0 and 2 has no round 1 to compare with."""
     result = indicators.income_change_since_last_round(s(1000, 2000), s("a", "a"), s(0, 2))
-    assert result.isna().all()
+    assert np.isnan(result).all()
 
 
 def test_income_change_from_a_negative_income_uses_its_magnitude() -> None:
     result = indicators.income_change_since_last_round(s(-1000, 500), s("a", "a"), s(0, 1))
-    np.testing.assert_allclose(result.to_numpy(), [NAN, 1.5], equal_nan=True)
+    np.testing.assert_allclose(result, [NAN, 1.5], equal_nan=True)
 
 
 def test_basic_medical_judged_on_insurance_alone_when_no_illness_block(policy: Policy) -> None:
     result = deprivation.deprived_basic_medical(policy, medical_insurance=s(0, 1, NAN))
-    np.testing.assert_array_equal(result.to_numpy(), [1, 0, NAN])
+    np.testing.assert_array_equal(result, [1, 0, NAN])
 
 
 def test_basic_medical_catastrophic_spending_with_no_income(policy: Policy) -> None:
@@ -377,7 +377,7 @@ def test_basic_medical_catastrophic_spending_with_no_income(policy: Policy) -> N
         medical_expenses=s(100, 0),
         net_income=s(-500, 0),
     )
-    np.testing.assert_array_equal(result.to_numpy(), [1, 0])
+    np.testing.assert_array_equal(result, [1, 0])
 
 
 def test_basic_medical_unknown_without_any_block(policy: Policy) -> None:
@@ -388,7 +388,7 @@ def test_deprivation_score_reweights_over_present_dimensions(policy: Policy) -> 
     only_two = deprivation.deprivation_score(
         policy, deprived_food_clothing=s(1, 0), deprived_safe_water=s(0, 0)
     )
-    np.testing.assert_allclose(only_two.to_numpy(), [0.5, 0.0])
+    np.testing.assert_allclose(only_two, [0.5, 0.0])
     assert deprivation.deprivation_score(policy) is None
 
 
@@ -399,17 +399,29 @@ def test_deprivation_score_respects_unequal_weights(policy: Policy) -> None:
     score = deprivation.deprivation_score(
         skewed, deprived_food_clothing=s(1, 0), deprived_safe_housing=s(0, 1)
     )
-    np.testing.assert_allclose(score.to_numpy(), [0.4 / 0.55, 0.15 / 0.55])
+    np.testing.assert_allclose(score, [0.4 / 0.55, 0.15 / 0.55])
 
 
 def test_multidimensional_cutoff_comes_from_policy(policy: Policy) -> None:
     strict = policy.model_copy(update={"deprivation_cutoff": 0.6})
     score = s(0.4, 0.6)
-    np.testing.assert_array_equal(deprivation.multidimensionally_poor(score, policy).to_numpy(), [1, 1])
-    np.testing.assert_array_equal(deprivation.multidimensionally_poor(score, strict).to_numpy(), [0, 1])
+    np.testing.assert_array_equal(deprivation.multidimensionally_poor(score, policy), [1, 1])
+    np.testing.assert_array_equal(deprivation.multidimensionally_poor(score, strict), [0, 1])
 
 
 def test_a_ratio_that_overflows_is_missing_not_infinite() -> None:
     ratio = indicators.per_capita_net_income(s(1e308, 10.0), s(1e-300, 2.0))
-    assert np.isnan(ratio.iloc[0])
-    assert ratio.iloc[1] == 5.0
+    assert np.isnan(ratio[0])
+    assert ratio[1] == 5.0
+
+
+def test_column_values_give_floats_for_numbers_and_objects_with_none_for_answers() -> None:
+    nullable = indicators.column_values(pd.Series([1, None, 3], dtype="Int64"))
+    np.testing.assert_array_equal(nullable, [1.0, NAN, 3.0])
+    assert nullable.dtype == np.float64
+    for dtype in ("str", "category", object):
+        answers = indicators.column_values(pd.Series(["poor", None, "exited"], dtype=dtype))
+        assert answers.dtype == object and answers.tolist() == ["poor", None, "exited"]
+        np.testing.assert_array_equal(indicators.registered_poor(answers), [1.0, NAN, 0.0])
+    integers = np.array([2, 3], dtype=np.int64)
+    assert indicators.column_values(pd.Series(integers)).dtype == np.int64  # ids keep their values
