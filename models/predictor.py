@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from features.frame import build_features
 from features.policy import Policy
 from models.calibration import Calibrator
-from models.explain import BASE_VALUE, Language, contributions, top_reasons_of_rows
+from models.explain import Language, contributions, top_reasons_of_rows
 from models.spec import LightGBMSpec
 
 BOOSTER_ARTIFACT = "booster"
@@ -61,32 +61,55 @@ class TaskModel:
             raise RuntimeError(f"{self.task} model has no booster loaded")
         return self.booster
 
-    def feature_matrix(self, features: pd.DataFrame) -> pd.DataFrame:
-        """The model's columns in training order, float64; absent columns are NaN (LightGBM's missing)."""
+    def feature_values(self, features: pd.DataFrame) -> np.ndarray:
+        """The model's columns of `features` in training order (the booster's), as a float64 array;
+        absent columns are NaN (LightGBM's missing)."""
         names = list(self.feature_names)
         positions = features.columns.get_indexer(pd.Index(names))
         if (positions < 0).any():
-            return features.reindex(columns=names).astype(np.float64)
+            return features.reindex(columns=names).to_numpy(dtype=np.float64)
         # every column there (the usual case): one take from the float array instead of a reindex
-        values = features.to_numpy(dtype=np.float64)[:, positions]
-        return pd.DataFrame(values, index=features.index, columns=names, copy=False)
+        return features.to_numpy(dtype=np.float64)[:, positions]
+
+    def feature_matrix(self, features: pd.DataFrame) -> pd.DataFrame:
+        """`feature_values` as a frame on the index of `features`, columns named."""
+        values = self.feature_values(features)
+        return pd.DataFrame(values, index=features.index, columns=list(self.feature_names), copy=False)
 
     def predict_margin(self, features: pd.DataFrame) -> np.ndarray:
         """Raw booster output in log-odds, predicted with one thread (fast for a few rows)."""
-        matrix = self.feature_matrix(features).to_numpy()
-        return np.asarray(self._ready_booster().predict(matrix, raw_score=True, num_threads=1))
+        return self.margin_of(self.feature_values(features))
+
+    def margin_of(self, values: np.ndarray) -> np.ndarray:
+        """`predict_margin` of rows already in `feature_values` form."""
+        return np.asarray(self._ready_booster().predict(values, raw_score=True, num_threads=1))
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of the task's positive class, one per row of `features`."""
-        if len(features) == 0:
+        return self.proba_of(self.feature_values(features))
+
+    def proba_of(self, values: np.ndarray) -> np.ndarray:
+        """`predict_proba` of rows already in `feature_values` form."""
+        if len(values) == 0:
             return np.empty(0, dtype=np.float64)
-        return self.calibrator.transform(self.predict_margin(features))
+        return self.calibrator.transform(self.margin_of(values))
 
     def contributions(self, features: pd.DataFrame) -> pd.DataFrame:
         """TreeSHAP contributions (log-odds) of each feature, plus `base_value`; one thread for a few
         rows (a service request), `BATCH_THREADS` from `PARALLEL_ROWS` rows on (a county round)."""
-        threads = BATCH_THREADS if len(features) >= PARALLEL_ROWS else 1
-        return contributions(self._ready_booster(), self.feature_matrix(features), num_threads=threads)
+        return contributions(
+            self._ready_booster(), self.feature_matrix(features), num_threads=self._threads(features)
+        )
+
+    def contribution_values(self, values: np.ndarray) -> np.ndarray:
+        """`contributions` of rows already in `feature_values` form, as an array: one column per feature
+        in `feature_names` order, then the base value."""
+        booster = self._ready_booster()
+        return np.asarray(booster.predict(values, pred_contrib=True, num_threads=self._threads(values)))
+
+    @staticmethod
+    def _threads(rows: pd.DataFrame | np.ndarray) -> int:
+        return BATCH_THREADS if len(rows) >= PARALLEL_ROWS else 1
 
     def without_booster(self) -> TaskModel:
         return replace(self, booster=None)
@@ -128,11 +151,20 @@ class RiskPredictor:
     def __post_init__(self) -> None:
         if self.poverty is None and self.relapse is None:
             raise ValueError("RiskPredictor needs at least one of the poverty and relapse models")
+        for task, model in self._models():  # the array paths rely on the booster's own column order
+            if model.booster is not None and model.booster.feature_name() != list(model.feature_names):
+                raise ValueError(f"the {task} model's booster was trained on other columns than it lists")
 
-    def _risk(self, model: TaskModel | None, features: pd.DataFrame) -> np.ndarray:
-        if model is None:
-            return np.full(len(features), np.nan)
-        return model.predict_proba(features)
+    def _feature_values(self, features: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Each present model's `feature_values`, by task (taken once, used for risks and reasons)."""
+        return {task: model.feature_values(features) for task, model in self._models()}
+
+    def _models(self) -> list[tuple[str, TaskModel]]:
+        return [
+            (task, model)
+            for task, model in (("poverty", self.poverty), ("relapse", self.relapse))
+            if model is not None
+        ]
 
     def score(
         self,
@@ -159,15 +191,20 @@ class RiskPredictor:
         """`score` on an already-built feature frame. `explain` (a boolean mask over the rows) limits the
         reasons to those rows (the others get none): a county round needs them for flagged households
         only, and TreeSHAP is most of the cost of scoring."""
-        risks = self.risks(features)
+        values = self._feature_values(features)
+        risks = self._risks_of(features.index, values)
         chosen = np.ones(len(features), dtype=bool) if explain is None else np.asarray(explain, dtype=bool)
-        reasons = self.reasons(features, risks["reason_model"].to_numpy(), chosen, lang, top_k)
+        reasons = self._reasons_of(values, risks["reason_model"].to_numpy(), chosen, lang, top_k)
         return risks.assign(reasons=pd.Series(reasons, index=features.index, dtype=object))
 
     def risks(self, features: pd.DataFrame) -> pd.DataFrame:
         """Per row: poverty_risk, relapse_risk, risk_tier and reason_model (the task that explains it)."""
-        poverty_risk = self._risk(self.poverty, features)
-        relapse_risk = self._risk(self.relapse, features)
+        return self._risks_of(features.index, self._feature_values(features))
+
+    def _risks_of(self, index: pd.Index, values: dict[str, np.ndarray]) -> pd.DataFrame:
+        missing = np.full(len(index), np.nan)
+        poverty_risk = missing if self.poverty is None else self.poverty.proba_of(values["poverty"])
+        relapse_risk = missing if self.relapse is None else self.relapse.proba_of(values["relapse"])
         use_poverty = ~(relapse_risk > poverty_risk) & ~np.isnan(poverty_risk)
         return pd.DataFrame(
             {
@@ -176,7 +213,7 @@ class RiskPredictor:
                 "risk_tier": risk_tier(np.fmax(poverty_risk, relapse_risk), self.policy),
                 "reason_model": np.where(use_poverty, "poverty", "relapse").astype(object),
             },
-            index=features.index,
+            index=index,
         )
 
     def reasons(
@@ -189,17 +226,25 @@ class RiskPredictor:
     ) -> list[list[dict[str, Any]]]:
         """The top reasons (dicts: indicator, value, contribution, sentence) of the rows in `explain`, from
         each row's `reason_model`; an empty list for the other rows."""
-        reasons: list[list[dict[str, Any]]] = [[] for _ in range(len(features))]
-        for task, model in (("poverty", self.poverty), ("relapse", self.relapse)):
+        return self._reasons_of(self._feature_values(features), reason_model, explain, lang, top_k)
+
+    def _reasons_of(
+        self,
+        values: dict[str, np.ndarray],
+        reason_model: np.ndarray,
+        explain: np.ndarray,
+        lang: Language,
+        top_k: int,
+    ) -> list[list[dict[str, Any]]]:
+        reasons: list[list[dict[str, Any]]] = [[] for _ in range(len(reason_model))]
+        for task, model in self._models():
             positions = np.flatnonzero((reason_model == task) & explain)
-            if model is None or len(positions) == 0:
+            if len(positions) == 0:
                 continue
-            rows = features.iloc[positions]
-            contribs = model.contributions(rows).drop(columns=BASE_VALUE)
-            names = [str(name) for name in contribs.columns]
-            values = rows.reindex(columns=names).to_numpy(dtype=np.float64)
+            rows = values[task][positions]
+            contribs = model.contribution_values(rows)[:, :-1]  # the last column is the base value
             chosen = top_reasons_of_rows(
-                contribs.to_numpy(dtype=np.float64), values, names, top_k, lang, model.reference_values
+                contribs, rows, list(model.feature_names), top_k, lang, model.reference_values
             )
             for position, household_reasons in zip(positions, chosen, strict=True):
                 reasons[position] = [dict(vars(reason)) for reason in household_reasons]

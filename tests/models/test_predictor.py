@@ -1,4 +1,5 @@
 import pickle
+from dataclasses import replace
 
 import mlflow.pyfunc
 import numpy as np
@@ -121,3 +122,20 @@ def test_packaged_predictor_pickles_without_booster_and_round_trips(tmp_path, sy
     assert isinstance(output, pd.DataFrame) and list(output.columns) == ["risk"]
     np.testing.assert_allclose(output["risk"].to_numpy(), task_model.predict_proba(X), rtol=0, atol=1e-12)
     assert loaded.unwrap_python_model().task_model.feature_names == task_model.feature_names
+
+
+def test_the_array_paths_answer_as_the_frame_paths(synthetic, task_model):
+    X, _ = synthetic
+    shuffled = X[X.columns[::-1]]
+    values = task_model.feature_values(shuffled)
+    np.testing.assert_array_equal(values, task_model.feature_matrix(X).to_numpy())
+    np.testing.assert_array_equal(
+        task_model.contribution_values(values), task_model.contributions(X).to_numpy()
+    )
+    np.testing.assert_array_equal(task_model.proba_of(values), task_model.predict_proba(X))
+
+
+def test_a_booster_whose_columns_differ_from_the_model_is_refused(task_model):
+    renamed = replace(task_model, feature_names=tuple(reversed(task_model.feature_names)))
+    with pytest.raises(ValueError, match="other columns"):
+        RiskPredictor(load_policy(), poverty=renamed)
