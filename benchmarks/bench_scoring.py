@@ -6,18 +6,19 @@ measures (issue 5's speed section; JSON lines):
   canonical household -> features -> both models -> TreeSHAP reasons -> category -> causes -> measures),
   sequential;
 - `score_batch_in_process`: the same for 200 households at a time (`score_households`), households/s;
-- `score_one_household_http`: POST /score to a real `bentoml serve` over loopback, one at a time, with
-  the ratio of its p50 to the in-process p50;
+- `score_one_household_http`: POST /score to a real `bentoml serve` over loopback (`--workers` worker
+  processes, default one per core), one at a time, with the ratio of its p50 to the in-process p50;
 - `score_concurrent_http`: 32 clients POSTing /score for `--seconds`, and `score_batch_http`: 4 clients
   POSTing /score_batch of 200 households (the in-process batch), each after a 30 s warm-up under the
-  same load: households/s, share of the in-process batch throughput, errors, and the server's resident
-  memory at the start, after the warm-up and at the end (growth: over the measured window);
-- `bentoml_floor_http`: requests/s of an echo endpoint (`floor_service.py`) under the same 32 clients,
-  the ceiling of BentoML's HTTP stack on this machine for one household per request;
+  same load: households/s, share of the in-process batch throughput (one process, one thread), errors,
+  and the server's resident memory at the start, after the warm-up and at the end (growth: over the
+  measured window); `score_batch_http` again with one worker, for comparison;
+- `bentoml_floor_http`: requests/s of an echo endpoint (`floor_service.py`, as many workers) under the
+  same 32 clients, the ceiling of BentoML's HTTP stack on this machine for one household per request;
 - `mlflow_models_serve`: the packaged poverty model through MLflow's own server (`mlflow models serve`,
   probabilities only, no explanation), one feature row at a time, as a reference.
 
-Run: .venv/bin/python benchmarks/bench_scoring.py [--requests N] [--seconds S]
+Run: .venv/bin/python benchmarks/bench_scoring.py [--requests N] [--seconds S] [--workers W]
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from _common import county_with_champions, emit, latencies_ms, latency_figures, 
 from features.frame import build_features
 from models.predictor import TaskModel
 from serving.launch import free_port, running_service, stop_server, wait_until_ready
+from serving.runtime import WORKERS_VARIABLE
 from serving.schemas import household_from_survey
 from serving.scoring import load_models, score_household, score_households
 
@@ -56,6 +58,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--households", type=int, default=3_000)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes of the service (default: cores)",
+    )
     arguments = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="povrisk-bench-"))
@@ -85,42 +93,50 @@ def main() -> None:
         {"request": {"household": h.model_dump(mode="json", exclude_none=True), "lang": "zh"}}
         for h in households
     ]
-    with running_service(
-        tracking_uri=tracking, log=workdir / "serve.log", environment=environment
-    ) as base_url:
-        server = _server_process(base_url)
-        port = int(base_url.rsplit(":", 1)[1])
-        single_bodies = [_json(body) for body in bodies]
-        with _Client(port, key) as client:
+    single_bodies = [_json(body) for body in bodies]
+    batch_body = _json(
+        {"request": {"households": [b["request"]["household"] for b in bodies[:BATCH_OVER_HTTP]]}}
+    )
+    loads = (
+        ("score_concurrent_http", CONCURRENT_CLIENTS, "/score", single_bodies, 1),
+        ("score_batch_http", BATCH_CLIENTS, "/score_batch", [batch_body], BATCH_OVER_HTTP),
+    )
+    for workers in dict.fromkeys((arguments.workers, 1)):  # the chosen count, then one worker to compare
+        with running_service(
+            tracking_uri=tracking,
+            log=workdir / f"serve-{workers}.log",
+            environment={**environment, WORKERS_VARIABLE: str(workers)},
+        ) as base_url:
+            server = _server_process(base_url)
+            port = int(base_url.rsplit(":", 1)[1])
+            if workers == arguments.workers:
+                with _Client(port, key) as client:
 
-            def over_http() -> None:
-                client.post("/score", single_bodies[next(cycle) % len(single_bodies)])
+                    def over_http() -> None:
+                        client.post("/score", single_bodies[next(cycle) % len(single_bodies)])
 
-            for _ in range(50):  # warm the dispatcher's latency model
-                over_http()
-            http = latency_figures(latencies_ms(over_http, repeats=arguments.requests))
-        emit(
-            "score_one_household_http",
-            **http,
-            p50_ratio_to_in_process=round(http["p50_ms"] / single["p50_ms"], 2),
-        )
-        batch_body = _json(
-            {"request": {"households": [b["request"]["household"] for b in bodies[:BATCH_OVER_HTTP]]}}
-        )
-        for name, clients, path, request_bodies, rows in (
-            ("score_concurrent_http", CONCURRENT_CLIENTS, "/score", single_bodies, 1),
-            ("score_batch_http", BATCH_CLIENTS, "/score_batch", [batch_body], BATCH_OVER_HTTP),
-        ):
-            # a warm-up under the same load first: the server's pools, caches and BentoML's bounded
-            # trace buffer (2,048 spans) fill up there, so that the measured growth is what stays
-            warm_up = _load(port, key, clients, path, request_bodies, rows, WARM_UP_SECONDS, server)
-            figures = _load(port, key, clients, path, request_bodies, rows, arguments.seconds, server)
-            figures["share_of_in_process_batch"] = round(figures["households_per_s"] / batch_rate, 2)
-            figures["rss_at_start_mb"] = warm_up["rss_before_mb"]
-            figures["warm_up_errors"] = warm_up["errors"]
-            emit(name, clients=clients, warm_up_s=WARM_UP_SECONDS, **figures)
+                    for _ in range(50):  # warm the dispatcher's latency model
+                        over_http()
+                    http = latency_figures(latencies_ms(over_http, repeats=arguments.requests))
+                emit(
+                    "score_one_household_http",
+                    **http,
+                    workers=workers,
+                    p50_ratio_to_in_process=round(http["p50_ms"] / single["p50_ms"], 2),
+                )
+            for name, clients, path, request_bodies, rows in (
+                loads if workers == arguments.workers else loads[1:]
+            ):
+                # a warm-up under the same load first: the server's pools, caches and BentoML's bounded
+                # trace buffer (2,048 spans) fill up there, so that the measured growth is what stays
+                warm_up = _load(port, key, clients, path, request_bodies, rows, WARM_UP_SECONDS, server)
+                figures = _load(port, key, clients, path, request_bodies, rows, arguments.seconds, server)
+                figures["share_of_in_process_batch"] = round(figures["households_per_s"] / batch_rate, 2)
+                figures["rss_at_start_mb"] = warm_up["rss_before_mb"]
+                figures["warm_up_errors"] = warm_up["errors"]
+                emit(name, workers=workers, clients=clients, warm_up_s=WARM_UP_SECONDS, **figures)
 
-    emit("bentoml_floor_http", **_bentoml_floor(workdir, arguments.seconds / 3))
+    emit("bentoml_floor_http", **_bentoml_floor(workdir, arguments.seconds / 3, arguments.workers))
     emit(
         "mlflow_models_serve",
         **_mlflow_serve(
@@ -225,15 +241,16 @@ def _json(body: Any) -> bytes:
     return json.dumps(body).encode()
 
 
-def _bentoml_floor(workdir: Path, seconds: float) -> dict[str, Any]:
-    """Requests/s of `floor_service.py` (an echo endpoint) under the same 32 clients: the ceiling of any
-    endpoint that takes one household per request, whatever its work."""
+def _bentoml_floor(workdir: Path, seconds: float, workers: int) -> dict[str, Any]:
+    """Requests/s of `floor_service.py` (an echo endpoint, as many workers as the service) under the same
+    32 clients: the ceiling of any endpoint that takes one household per request, whatever its work."""
     with running_service(
         tracking_uri="",
         log=workdir / "floor.log",
         bentoml_home=workdir / "bentoml-floor",
         service="floor_service:Floor",
         working_dir=Path(__file__).parent,
+        environment={WORKERS_VARIABLE: str(workers)},
     ) as base_url:
         port = int(base_url.rsplit(":", 1)[1])
         body = _json({"value": 1})
@@ -243,6 +260,7 @@ def _bentoml_floor(workdir: Path, seconds: float) -> dict[str, Any]:
         figures = _load(port, "", CONCURRENT_CLIENTS, "/echo", [body], 1, seconds, _server_process(base_url))
     return {
         "clients": CONCURRENT_CLIENTS,
+        "workers": workers,
         "requests_per_s": figures["households_per_s"],
         "errors": figures["errors"],
         "work": "echo a small JSON body",

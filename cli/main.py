@@ -343,6 +343,10 @@ def serve(
         Path | None,
         typer.Option(help="API key file (`povrisk keys add`); default: POVRISK_API_KEYS_FILE."),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes (one per core for throughput); default: POVRISK_WORKERS or 1."),
+    ] = None,
 ) -> None:
     """Start the BentoML service with the champion models of the MLflow registry (or the local copy of
     the last champions). Refuses to start, before the server does, without keys or models."""
@@ -350,14 +354,19 @@ def serve(
 
     from features.policy import load_policy
     from serving.keys import KEYS_FILE_VARIABLE, KeyFileError, load_key_ring
+    from serving.runtime import WORKERS_VARIABLE, RuntimeSettingError, service_log_level, service_workers
     from serving.scoring import ServiceStartError, load_models
 
     if keys is not None:
         os.environ[KEYS_FILE_VARIABLE] = str(keys)
+    if workers is not None:
+        os.environ[WORKERS_VARIABLE] = str(workers)
     try:  # checked here too: BentoML's arbiter would restart a refusing worker forever
+        service_workers()
+        service_log_level()
         load_key_ring()
         load_models(load_policy())
-    except (KeyFileError, ServiceStartError) as error:
+    except (KeyFileError, ServiceStartError, RuntimeSettingError) as error:
         console.print(f"[bold red]cannot serve:[/] {error}")
         raise typer.Exit(code=1) from error
     command = [sys.executable, "-m", "bentoml", "serve", "serving.service:PovertyRiskService"]

@@ -12,7 +12,8 @@ Endpoints (all but the built-in ones need an API key in `X-API-Key`; `serving.ke
   household gets its own error entry;
 - `POST /whatif`: one household and proposed changes -> both scores and the reasons that changed;
 - `GET /model` (analyst): the model card; `POST /admin/reload` (analyst): load the current champions
-  without dropping requests in flight (they finish with the models they started with);
+  without dropping requests in flight (they finish with the models they started with); with several
+  worker processes (`POVRISK_WORKERS`) the other workers follow within about a second (`serving.runtime`);
 - BentoML's `/livez`, `/healthz`, `/readyz` (ready once the models are loaded), `/metrics`, `/docs.json`.
 
 Concurrent `/score` and `/score_batch` requests are merged by BentoML's adaptive batching dispatcher
@@ -20,15 +21,17 @@ Concurrent `/score` and `/score_batch` requests are merged by BentoML's adaptive
 waiting at that moment is scored in one vectorised pass. Each household is still scored as if alone
 (`serving.scoring`).
 
-Every household scored is recorded in the audit trail (`monitoring.audit`). Logs name households only by
-a salted hash (`serving.privacy`); names and ID-card numbers a request may carry are dropped when it is
-read. Bodies over `MAX_REQUEST_BYTES` get 413, malformed ones 400 naming every bad field.
+Every household scored is recorded in the audit trail (`monitoring.audit`) and, one line per request, in
+the log (`POVRISK_LOG_LEVEL`, default INFO), which names households only by a salted hash
+(`serving.privacy`); names and ID-card numbers a request may carry are dropped when it is read. Bodies
+over `MAX_REQUEST_BYTES` get 413, malformed ones 400 naming every bad field.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -48,7 +51,16 @@ from monitoring.audit import AuditWriter, audit_record
 from monitoring.store import create_schema, make_engine
 from serving.keys import ApiKey, load_key_ring
 from serving.middleware import STATE_KEY, ApiKeyAuth, BodyLimit, OpenApiDocs
+from serving.model_cache import cache_folder
 from serving.privacy import household_ref, log_salt
+from serving.runtime import (
+    ReloadSignal,
+    ReloadWatcher,
+    configure_logging,
+    reload_signal_path,
+    service_log_level,
+    service_workers,
+)
 from serving.schemas import (
     MAX_REQUEST_BYTES,
     BatchItemOut,
@@ -94,19 +106,27 @@ class _Outcome:
     scores: list[ScoreResponse | ErrorOut]
 
 
+_SOURCES = {
+    "registry": "champions of the registry",
+    "cache": "local copy of the last champions",
+    "packaged": "champions packaged in the Bento",
+}
+
 model_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
 
-@bentoml.service(name="povrisk", workers=1, traffic={"timeout": 30})
+@bentoml.service(name="povrisk", workers=service_workers(), traffic={"timeout": 30})
 @bentoml.asgi_app(model_app, path="/")
 class PovertyRiskService:
     """Scores households with the champion poverty and relapse models."""
 
     def __init__(self) -> None:
         self._models: LoadedModels | None = None
+        configure_logging(service_log_level())
         self._policy = load_policy()
         load_key_ring()  # refuse to start without valid keys (the middleware reads the same ones)
         self._salt = log_salt()
+        self._reload_signal = ReloadSignal(reload_signal_path(cache_folder()))  # before loading: none missed
         self._models = load_models(self._policy)
         engine = make_engine()
         create_schema(engine)
@@ -120,11 +140,12 @@ class PovertyRiskService:
         self._batched = self._dispatcher(self._score_jobs_in_thread)
         _freeze_long_lived()
         gc.set_threshold(50_000, 20, 100)  # a request allocates ~10^5 objects; collect less often
-        card = self._models.card
+        self._reload_watcher = ReloadWatcher(self._reload_signal, self._reload_on_signal)
         logger.info(
-            "povrisk service ready (%s): %s",
-            "local copy of the last champions" if card.source == "cache" else "champions of the registry",
-            ", ".join(f"{ref.name} v{ref.version}" for ref in self._models.model_refs),
+            "povrisk worker %d ready (%s): %s",
+            os.getpid(),
+            _SOURCES[self._models.card.source],
+            _names(self._models),
         )
 
     def __is_ready__(self) -> bool:
@@ -132,6 +153,7 @@ class PovertyRiskService:
 
     @bentoml.on_shutdown
     def _close_audit(self) -> None:
+        self._reload_watcher.stop()
         self._audit.close()
 
     # ------------------------------------------------------------------------------------ endpoints
@@ -217,14 +239,21 @@ class PovertyRiskService:
             return _error(ctx, 400, f"reload failed, still serving the previous models: {error}")  # type: ignore[return-value]
         self._models = models
         await anyio.to_thread.run_sync(_freeze_long_lived)
-        logger.info(
-            "reloaded by key %s: %s",
-            key.key_id,
-            ", ".join(f"{r.name} v{r.version}" for r in models.model_refs),
-        )
+        self._reload_signal.announce()  # the other workers load the champions too
+        logger.info("worker %d reloaded by key %s: %s", os.getpid(), key.key_id, _names(models))
         return models.card
 
     # ------------------------------------------------------------------------------------ internals
+
+    def _reload_on_signal(self) -> None:
+        """Another worker answered /admin/reload: load the champions here too (in the watcher's thread;
+        requests go on with the previous models until the new ones are in place)."""
+        models = load_models(self._policy)
+        self._models = models
+        _freeze_long_lived()
+        logger.info(
+            "worker %d reloaded after another worker's /admin/reload: %s", os.getpid(), _names(models)
+        )
 
     def _current(self) -> LoadedModels:
         if self._models is None:  # cannot happen after __init__
@@ -289,27 +318,23 @@ class PovertyRiskService:
                 household_id=household.household_id,
                 village_id=household.village_id,
                 round=household.round,
-                score={
-                    **score.model_dump(
-                        include={"poverty_risk", "relapse_risk", "risk_tier", "category", "reasons"}
-                    ),
-                    "main_cause": score.main_cause.code,
-                },
+                score=_audited(score),
                 model_name=name,
                 model_version=version,
             )
             for household, score in zip(households, scores, strict=True)
         ]
         self._audit.submit(records)
-        for household, score in zip(households, scores, strict=True):
+        if households and logger.isEnabledFor(logging.INFO):  # one line per request, not per household
             logger.info(
-                "%s %s by key %s: poverty %.3f relapse %.3f %s",
+                "%s by key %s: %s",
                 endpoint,
-                household_ref(household.household_id, self._salt),
                 key.key_id,
-                score.poverty_risk if score.poverty_risk is not None else float("nan"),
-                score.relapse_risk if score.relapse_risk is not None else float("nan"),
-                score.category,
+                "; ".join(
+                    f"{household_ref(household.household_id, self._salt)} poverty "
+                    f"{_risk(score.poverty_risk)} relapse {_risk(score.relapse_risk)} {score.category}"
+                    for household, score in zip(households, scores, strict=True)
+                ),
             )
 
     def _refuse_village(self, ctx: bentoml.Context, key: ApiKey, household: HouseholdIn) -> JSONResponse:
@@ -339,6 +364,30 @@ def _freeze_long_lived() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+def _audited(score: ScoreResponse) -> dict[str, Any]:
+    """What the audit trail keeps of an answer (attribute reads: a pydantic dump per household cost ~4 %
+    of a batch request)."""
+    return {
+        "poverty_risk": score.poverty_risk,
+        "relapse_risk": score.relapse_risk,
+        "risk_tier": score.risk_tier,
+        "category": score.category,
+        "main_cause": score.main_cause.code,
+        "reasons": [
+            {"indicator": reason.indicator, "value": reason.value, "contribution": reason.contribution}
+            for reason in score.reasons
+        ],
+    }
+
+
+def _risk(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.3f}"
+
+
+def _names(models: LoadedModels) -> str:
+    return ", ".join(f"{ref.name} v{ref.version}" for ref in models.model_refs)
 
 
 def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:

@@ -153,6 +153,7 @@ def test_serve_refuses_before_starting_without_keys_or_models(
 ) -> None:
     monkeypatch.setenv("POVRISK_API_KEYS_FILE", "")
     monkeypatch.delenv("POVRISK_API_KEYS", raising=False)
+    monkeypatch.setenv("POVRISK_WORKERS", "1")  # `--workers` sets it; setenv has it removed after the test
     code, output = invoke("serve")
     assert code == 1
     assert "no API keys" in output
@@ -165,3 +166,6 @@ def test_serve_refuses_before_starting_without_keys_or_models(
     code, output = invoke("serve", "--keys", str(tmp_path / "keys.yaml"))
     assert code == 1
     assert "no usable champion" in " ".join(output.split())
+    code, output = invoke("serve", "--keys", str(tmp_path / "keys.yaml"), "--workers", "0")
+    assert code == 1
+    assert "POVRISK_WORKERS='0'" in output

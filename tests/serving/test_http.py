@@ -7,7 +7,10 @@ stopped, even when a check fails.
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +66,9 @@ def test_score_over_http(served: dict, api_keys: dict, household_body: dict[str,
     assert [model["name"] for model in answer["models"]] == ["povrisk-poverty", "povrisk-relapse"]
     card = httpx.get(f"{served['url']}/model", headers={"X-API-Key": api_keys["analyst"]}, timeout=30.0)
     assert card.status_code == 200 and card.json()["source"] == "registry"
+    log = (served["folder"] / "serve.log").read_text()  # the server's own log names the household by hash
+    assert re.search(r"/score by key cadre-li: hh-\w+ poverty 0\.\d{3} relapse", log), log[-2000:]
+    assert household_body["household_id"] not in log
 
 
 def test_malformed_household_gets_400_naming_every_bad_field(
@@ -145,3 +151,42 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(served: dict
 
     result = run_schemathesis(served["url"], api_keys["cadre"], examples=8, seed=0)
     assert result["generated"] >= 50 and result["failures"] == 0, result["output"]
+
+
+def test_a_reload_reaches_every_worker(
+    registry: str, served: dict, api_keys: dict, household_body: dict[str, Any], tmp_path: Path
+) -> None:
+    """With two worker processes, /admin/reload lands on one; the other follows through the signal file,
+    and requests keep being answered meanwhile."""
+    environment = {
+        **served["environment"],
+        "POVRISK_WORKERS": "2",
+        "BENTOML_HOME": str(tmp_path / "home"),
+        "POVRISK_DB_URL": f"sqlite:///{tmp_path / 'two.db'}",
+        "POVRISK_MODEL_CACHE": str(tmp_path / "cache"),
+    }
+    log = tmp_path / "two-workers.log"
+    analyst = {"X-API-Key": api_keys["analyst"]}
+    body = {"request": {"household": household_body}}
+    with running_service(tracking_uri=registry, log=log, environment=environment) as url:
+        _wait_for_lines(log, "ready (champions of the registry)", count=2)  # /readyz: the first worker
+        before = datetime.now(UTC)
+        assert httpx.post(f"{url}/admin/reload", json={}, headers=analyst, timeout=60.0).status_code == 200
+        deadline = time.monotonic() + 30
+        while "after another worker's /admin/reload" not in log.read_text() and time.monotonic() < deadline:
+            scored = httpx.post(f"{url}/score", json=body, headers=analyst, timeout=30.0)
+            assert scored.status_code == 200, scored.text
+        lines = [line for line in log.read_text().splitlines() if " reloaded " in line]
+        assert len(lines) == 2, lines
+        pids = {re.search(r"worker (\d+) reloaded", line).group(1) for line in lines}  # type: ignore[union-attr]
+        assert len(pids) == 2, lines
+        for _ in range(10):  # new connections, to either worker: every card is of the reloaded models
+            card = httpx.get(f"{url}/model", headers=analyst, timeout=30.0).json()
+            assert datetime.fromisoformat(card["loaded_at"]) > before
+
+
+def _wait_for_lines(log: Path, text: str, count: int, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while log.read_text().count(text) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} lines with {text!r} in {log}"
+        time.sleep(0.2)
