@@ -14,7 +14,8 @@ measures (issue 5's speed section; JSON lines):
   and the server's resident memory at the start, after the warm-up and at the end (growth: over the
   measured window); `score_batch_http` again with one worker, for comparison;
 - `bentoml_floor_http`: requests/s of an echo endpoint (`floor_service.py`, as many workers) under the
-  same 32 clients, the ceiling of BentoML's HTTP stack on this machine for one household per request;
+  same 32 clients, the ceiling of BentoML's HTTP stack on this machine for one household per request,
+  and its latency for one client: what any BentoML endpoint adds to the work it does;
 - `mlflow_models_serve`: the packaged poverty model through MLflow's own server (`mlflow models serve`,
   probabilities only, no explanation), one feature row at a time, as a reference.
 
@@ -257,12 +258,15 @@ def _bentoml_floor(workdir: Path, seconds: float, workers: int) -> dict[str, Any
         with _Client(port) as client:
             for _ in range(200):
                 client.post("/echo", body)
+            one_client = latency_figures(latencies_ms(lambda: client.post("/echo", body), repeats=500))
         figures = _load(port, "", CONCURRENT_CLIENTS, "/echo", [body], 1, seconds, _server_process(base_url))
     return {
         "clients": CONCURRENT_CLIENTS,
         "workers": workers,
         "requests_per_s": figures["households_per_s"],
         "errors": figures["errors"],
+        "one_client_p50_ms": one_client["p50_ms"],
+        "one_client_p99_ms": one_client["p99_ms"],
         "work": "echo a small JSON body",
     }
 

@@ -16,7 +16,8 @@ mutates its inputs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,12 @@ PRECARIOUS_TENURES = ("precarious",)
 """Tenures without a secure right to stay in the dwelling (squatting, informal occupation)."""
 BUILDING_STATE_SCORES = {"bad": 0.0, "regular": 0.5, "good": 1.0}
 """Score of a part of the dwelling (walls, roof, floor) by its state."""
+
+
+def _building_state_score(state: Any) -> float:
+    return BUILDING_STATE_SCORES.get(state, np.nan) if isinstance(state, str) else np.nan
+
+
 FINISHED_FLOORS = ("tiles",)
 """Floors counted as finished: ceramic, mosaic or terrazzo tiles (cement, wood, earth and none are not)."""
 LASTING_INCOME_ROUNDS = 3
@@ -55,7 +62,13 @@ def column_values(column: pd.Series) -> np.ndarray:
         return column.to_numpy()
     if pd.api.types.is_numeric_dtype(column.dtype):
         return column.to_numpy(dtype=np.float64, na_value=np.nan)
-    return column.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]  # stubs lack None
+    # through the distinct answers: a survey column holds a handful, and each becomes one Python object
+    # (converting every cell of an Arrow string column costs several times more on a county)
+    codes, uniques = pd.factorize(column)
+    answers = np.empty(len(uniques) + 1, dtype=object)
+    answers[:-1] = np.asarray(uniques, dtype=object)
+    answers[-1] = None  # code -1: no answer
+    return answers[codes]
 
 
 def _values(values: np.ndarray) -> np.ndarray:
@@ -82,18 +95,17 @@ def _flag(condition: np.ndarray, known: np.ndarray) -> np.ndarray:
     return np.where(known, condition, np.nan)
 
 
-def _is_level(values: np.ndarray, levels: Iterable[str]) -> np.ndarray:
-    """Whether each answer is one of ``levels`` (compared as objects, so a number is never a level)."""
-    answers = np.asarray(values, dtype=object)
-    matches = np.zeros(len(answers), dtype=bool)
-    for level in levels:
-        matches |= answers == level
-    return matches
+def _per_answer(values: np.ndarray | pd.Series, score_of: Callable[[Any], float]) -> np.ndarray:
+    """``score_of(answer)`` for each answer, NaN where unanswered; evaluated once per distinct answer (a
+    survey column holds a handful), not once per household."""
+    codes, uniques = pd.factorize(values)
+    scored = np.array([score_of(answer) for answer in uniques], dtype=np.float64)
+    return np.append(scored, np.nan)[codes]  # code -1 (unanswered) takes the NaN at the end
 
 
-def answer_flag(values: np.ndarray, levels: tuple[str, ...]) -> np.ndarray:
+def answer_flag(values: np.ndarray | pd.Series, levels: tuple[str, ...]) -> np.ndarray:
     """1.0 where an answer is one of ``levels``, 0.0 for another answer, NaN where unanswered."""
-    return _flag(_is_level(values, levels), ~pd.isna(values))
+    return _per_answer(values, lambda answer: 1.0 if answer in levels else 0.0)
 
 
 def _sum_present(columns: list[np.ndarray | None], *, skip_unknown: bool) -> np.ndarray | None:
@@ -374,15 +386,6 @@ def tenure_precarious(tenure: np.ndarray) -> np.ndarray:
     return answer_flag(tenure, PRECARIOUS_TENURES)
 
 
-def _scores(values: np.ndarray, scores: dict[str, float]) -> np.ndarray:
-    """Each answer's score; NaN for an answer without one (unknown or not a level)."""
-    answers = np.asarray(values, dtype=object)
-    scored = np.full(len(answers), np.nan)
-    for level, score in scores.items():
-        scored[answers == level] = score
-    return scored
-
-
 def housing_state_score(
     wall_state: np.ndarray | None = None,
     roof_state: np.ndarray | None = None,
@@ -393,7 +396,7 @@ def housing_state_score(
     parts = [part for part in (wall_state, roof_state, floor_state) if part is not None]
     if not parts:
         return None
-    scores = np.column_stack([_scores(part, BUILDING_STATE_SCORES) for part in parts])
+    scores = np.column_stack([_per_answer(part, _building_state_score) for part in parts])
     known = ~np.isnan(scores)
     count = known.sum(axis=1)
     total = np.where(known, scores, 0.0).sum(axis=1)

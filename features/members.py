@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.indicators import answer_flag, column_values
+from features.indicators import answer_flag
 
 KEY = ("household_id", "round")
 
@@ -98,7 +98,7 @@ def _category_flag(members: pd.DataFrame, name: str, levels: tuple[str, ...]) ->
     """1.0 where a categorical member column is in ``levels``, 0.0 elsewhere, NaN where missing."""
     if name not in members.columns:
         return None
-    return answer_flag(column_values(members[name]), levels)
+    return answer_flag(members[name], levels)
 
 
 def _group_sum(codes: np.ndarray, n_groups: int, values: np.ndarray | None) -> np.ndarray:
