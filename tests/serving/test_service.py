@@ -275,3 +275,26 @@ def test_reload_under_load_drops_no_request(client: TestClient, api_keys: dict, 
     assert [reload.status_code for reload in reloads] == [200, 200]
     assert len(statuses) > 4 and set(statuses) == {200}
     assert client.post("/admin/reload", json={}, headers=_headers(api_keys, "cadre")).status_code == 403
+
+
+def test_alone_or_merged_with_others_a_household_gets_the_same_answer(
+    client: TestClient, api_keys: dict, household_body: dict
+) -> None:
+    """A request that finds the service idle is scored at once; requests that overlap go through the
+    batching dispatcher together. Both give the same answers."""
+    households = [{**household_body, "household_id": f"H-{number}"} for number in range(12)]
+    for number, household in enumerate(households):
+        household["income_wages"] = 1_000.0 * number
+    alone = [_score(client, household, api_keys["monitor"]).json() for household in households]
+    together: list[Any] = [None] * len(households)
+
+    def score(position: int) -> None:
+        together[position] = _score(client, households[position], api_keys["monitor"]).json()
+
+    threads = [threading.Thread(target=score, args=(position,)) for position in range(len(households))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert together == alone
+    assert len({answer["poverty_risk"] for answer in alone}) > 1  # the households differ
