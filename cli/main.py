@@ -354,6 +354,7 @@ def serve(
 
     from features.policy import load_policy
     from serving.keys import KEYS_FILE_VARIABLE, KeyFileError, load_key_ring
+    from serving.launch import SERVICE
     from serving.runtime import WORKERS_VARIABLE, RuntimeSettingError, service_log_level, service_workers
     from serving.scoring import ServiceStartError, load_models
 
@@ -369,7 +370,7 @@ def serve(
     except (KeyFileError, ServiceStartError, RuntimeSettingError) as error:
         console.print(f"[bold red]cannot serve:[/] {error}")
         raise typer.Exit(code=1) from error
-    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:PovertyRiskService"]
+    command = [sys.executable, "-m", "bentoml", "serve", SERVICE]
     # become the server (exec), so that stopping `povrisk serve` stops the service itself
     os.execv(sys.executable, [*command, "--host", host, "--port", str(port)])
 

@@ -41,7 +41,7 @@ def contributions(booster: lgb.Booster, X: pd.DataFrame, num_threads: int = 1) -
     `X` must hold the booster's features (extra columns are ignored, missing ones raise `KeyError`).
     """
     names = booster.feature_name()
-    if list(X.columns) != names:  # (a TaskModel's feature_matrix is already in the booster's order)
+    if list(X.columns) != names:  # already in the booster's order (the usual case): no copy
         missing = [name for name in names if name not in X.columns]
         if missing:
             raise KeyError(f"X lacks model features: {missing}")

@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from features.frame import build_features
 from features.policy import Policy
 from models.calibration import Calibrator
-from models.explain import Language, contributions, top_reasons_of_rows
+from models.explain import Language, top_reasons_of_rows
 from models.spec import LightGBMSpec
 
 BOOSTER_ARTIFACT = "booster"
@@ -94,22 +94,13 @@ class TaskModel:
             return np.empty(0, dtype=np.float64)
         return self.calibrator.transform(self.margin_of(values))
 
-    def contributions(self, features: pd.DataFrame) -> pd.DataFrame:
-        """TreeSHAP contributions (log-odds) of each feature, plus `base_value`; one thread for a few
-        rows (a service request), `BATCH_THREADS` from `PARALLEL_ROWS` rows on (a county round)."""
-        return contributions(
-            self._ready_booster(), self.feature_matrix(features), num_threads=self._threads(features)
-        )
-
     def contribution_values(self, values: np.ndarray) -> np.ndarray:
-        """`contributions` of rows already in `feature_values` form, as an array: one column per feature
-        in `feature_names` order, then the base value."""
-        booster = self._ready_booster()
-        return np.asarray(booster.predict(values, pred_contrib=True, num_threads=self._threads(values)))
-
-    @staticmethod
-    def _threads(rows: pd.DataFrame | np.ndarray) -> int:
-        return BATCH_THREADS if len(rows) >= PARALLEL_ROWS else 1
+        """TreeSHAP contributions (log-odds) of rows in `feature_values` form: one column per feature in
+        `feature_names` order, then the base value (`models.explain.contributions` is the frame form).
+        One thread for a few rows (a service request), `BATCH_THREADS` from `PARALLEL_ROWS` rows on (a
+        county round)."""
+        threads = BATCH_THREADS if len(values) >= PARALLEL_ROWS else 1
+        return np.asarray(self._ready_booster().predict(values, pred_contrib=True, num_threads=threads))
 
     def without_booster(self) -> TaskModel:
         return replace(self, booster=None)

@@ -112,21 +112,17 @@ def package_champions(policy: Policy) -> Packaged:
     import bentoml
 
     from serving.batch import model_reference
-    from serving.scoring import TASKS
-    from training.tracking import load_champion, version_aliases
+    from serving.scoring import registry_champions
 
     try:
-        models = {task: load_champion(task) for task in TASKS}
+        models, aliases = registry_champions()
     except Exception as error:  # MLflow raises many types for "no such alias" or "cannot connect"
         raise PackagingError(
             f"no champion to package ({type(error).__name__}: {error}); train and promote both models first"
         ) from error
     labels = {"policy_version": policy.version}
-    aliases: dict[str, list[str]] = {}
     for task, model in models.items():
-        name, version = model_reference(model)
-        labels[f"{task}_model"], labels[f"{task}_version"] = name, version
-        aliases[task] = version_aliases(task, version)
+        labels[f"{task}_model"], labels[f"{task}_version"] = model_reference(model)
     with bentoml.models.create(PACKAGED_MODEL, labels=labels, metadata={"aliases": aliases}) as bento_model:
         save_champions(models, aliases, Path(bento_model.path) / CHAMPIONS_FOLDER)
     return Packaged(model_tag=str(bento_model.tag), labels=labels)

@@ -387,12 +387,22 @@ class TaskCard(BaseModel):
     calibrator: str
 
 
+ModelSource = Literal["registry", "cache", "packaged"]
+"""Where the served models came from."""
+MODEL_SOURCES: dict[str, str] = {
+    "registry": "the champions of the registry",
+    "cache": "the local copy of the last champions",
+    "packaged": "the champions packaged in the Bento",
+}
+"""Each source in words, for logs."""
+
+
 class ModelCard(BaseModel):
     """The models being served and where they came from."""
 
     models: list[TaskCard]
     policy_version: str
-    source: Literal["registry", "cache", "packaged"] = Field(
+    source: ModelSource = Field(
         description="registry: loaded from the MLflow registry; cache: the local copy of the last "
         "champions; packaged: the champions packaged in the Bento (serving.bento)"
     )

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,12 +34,14 @@ from serving.batch import model_reference
 from serving.bento import packaged_champions_folder
 from serving.model_cache import CacheMissing, cache_folder, load_champions, save_champions
 from serving.schemas import (
+    MODEL_SOURCES,
     CauseOut,
     ChangedReason,
     HouseholdIn,
     MeasureOut,
     ModelCard,
     ModelRef,
+    ModelSource,
     ReasonOut,
     ScoreResponse,
     TaskCard,
@@ -52,10 +54,6 @@ logger = logging.getLogger(__name__)
 
 TASKS = ("poverty", "relapse")
 TOP_REASONS = 3
-
-
-ModelSource = Literal["registry", "cache", "packaged"]
-"""Where the served models came from (`ModelCard.source`)."""
 
 
 class ServiceStartError(RuntimeError):
@@ -95,10 +93,7 @@ def load_models(policy: Policy, tracking: Any = None) -> LoadedModels:
     uri = tracking.tracking_uri()
     source: ModelSource = "registry"
     try:
-        task_models = {task: tracking.load_champion(task) for task in TASKS}
-        aliases = {
-            task: tracking.version_aliases(task, _version(model)) for task, model in task_models.items()
-        }
+        task_models, aliases = registry_champions(tracking)
     except Exception as error:  # MLflow raises many types for "no such alias" or "cannot connect"
         task_models, aliases, source = _from_cache(uri, error)
     else:
@@ -116,20 +111,28 @@ def load_models(policy: Policy, tracking: Any = None) -> LoadedModels:
     return LoadedModels(predictor=predictor, model_refs=refs, card=card, causes=load_cause_settings())
 
 
+def registry_champions(tracking: Any = None) -> tuple[dict[str, TaskModel], dict[str, list[str]]]:
+    """Each task's champion in the MLflow registry and the aliases of its version. Raises what MLflow
+    raises when there is none or the registry cannot be reached. (`tracking` as in `load_models`.)"""
+    if tracking is None:
+        from training import tracking
+    task_models = {task: tracking.load_champion(task) for task in TASKS}
+    aliases = {task: tracking.version_aliases(task, _version(model)) for task, model in task_models.items()}
+    return task_models, aliases
+
+
 def _version(model: TaskModel) -> str:
     return model_reference(model)[1]
 
 
 def _from_cache(uri: str, error: Exception) -> tuple[dict[str, TaskModel], dict[str, list[str]], ModelSource]:
     """The local copy of the last champions, else the champions packaged in the Bento; with the source."""
-    copies: list[tuple[ModelSource, str, Path]] = [
-        ("cache", "the local copy of the last champions", cache_folder())
-    ]
+    copies: list[tuple[ModelSource, Path]] = [("cache", cache_folder())]
     packaged = packaged_champions_folder()
     if packaged is not None:
-        copies.append(("packaged", "the champions packaged in the Bento", packaged))
+        copies.append(("packaged", packaged))
     missing: list[str] = []
-    for source, description, folder in copies:
+    for source, folder in copies:
         try:
             task_models, card = load_champions(folder, TASKS)
         except CacheMissing as absent:
@@ -140,7 +143,7 @@ def _from_cache(uri: str, error: Exception) -> tuple[dict[str, TaskModel], dict[
             uri,
             type(error).__name__,
             error,
-            description,
+            MODEL_SOURCES[source],
             card.get("saved_at"),
             folder,
         )

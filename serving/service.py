@@ -64,6 +64,7 @@ from serving.runtime import (
 )
 from serving.schemas import (
     MAX_REQUEST_BYTES,
+    MODEL_SOURCES,
     BatchItemOut,
     BatchRequest,
     BatchResponse,
@@ -107,12 +108,6 @@ class _Outcome:
     scores: list[ScoreResponse | ErrorOut]
 
 
-_SOURCES = {
-    "registry": "champions of the registry",
-    "cache": "local copy of the last champions",
-    "packaged": "champions packaged in the Bento",
-}
-
 model_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
 
@@ -146,7 +141,7 @@ class PovertyRiskService:
         logger.info(
             "povrisk worker %d ready (%s): %s",
             os.getpid(),
-            _SOURCES[self._models.card.source],
+            MODEL_SOURCES[self._models.card.source],
             _names(self._models),
         )
 
@@ -239,10 +234,8 @@ class PovertyRiskService:
                 "reload requested by key %s failed; still serving the previous models: %s", key.key_id, error
             )
             return _error(ctx, 400, f"reload failed, still serving the previous models: {error}")  # type: ignore[return-value]
-        self._models = models
-        await anyio.to_thread.run_sync(_freeze_long_lived)
+        await anyio.to_thread.run_sync(self._serve, models, f"by key {key.key_id}")
         self._reload_signal.announce()  # the other workers load the champions too
-        logger.info("worker %d reloaded by key %s: %s", os.getpid(), key.key_id, _names(models))
         return models.card
 
     # ------------------------------------------------------------------------------------ internals
@@ -250,12 +243,13 @@ class PovertyRiskService:
     def _reload_on_signal(self) -> None:
         """Another worker answered /admin/reload: load the champions here too (in the watcher's thread;
         requests go on with the previous models until the new ones are in place)."""
-        models = load_models(self._policy)
+        self._serve(load_models(self._policy), "after another worker's /admin/reload")
+
+    def _serve(self, models: LoadedModels, why: str) -> None:
+        """Answer with `models` from now on (requests in flight keep the ones they started with)."""
         self._models = models
         _freeze_long_lived()
-        logger.info(
-            "worker %d reloaded after another worker's /admin/reload: %s", os.getpid(), _names(models)
-        )
+        logger.info("worker %d reloaded %s: %s", os.getpid(), why, _names(models))
 
     def _current(self) -> LoadedModels:
         if self._models is None:  # cannot happen after __init__

@@ -9,7 +9,7 @@ import pytest
 from features.frame import FEATURE_NAMES
 from features.policy import load_policy
 from models.calibration import PlattCalibrator
-from models.explain import load_phrases
+from models.explain import contributions, load_phrases
 from models.predictor import BOOSTER_ARTIFACT, PackagedPredictor, RiskPredictor, TaskModel, risk_tier
 from models.spec import LightGBMSpec
 
@@ -130,7 +130,7 @@ def test_the_array_paths_answer_as_the_frame_paths(synthetic, task_model):
     values = task_model.feature_values(shuffled)
     np.testing.assert_array_equal(values, task_model.feature_matrix(X).to_numpy())
     np.testing.assert_array_equal(
-        task_model.contribution_values(values), task_model.contributions(X).to_numpy()
+        task_model.contribution_values(values), contributions(task_model.booster, X).to_numpy()
     )
     np.testing.assert_array_equal(task_model.proba_of(values), task_model.predict_proba(X))
 

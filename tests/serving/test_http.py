@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from serving.launch import ServiceFailedToStart, running_service
+from serving.schemas import MODEL_SOURCES
 
 pytestmark = pytest.mark.integration
 
@@ -169,7 +170,7 @@ def test_a_reload_reaches_every_worker(
     analyst = {"X-API-Key": api_keys["analyst"]}
     body = {"request": {"household": household_body}}
     with running_service(tracking_uri=registry, log=log, environment=environment) as url:
-        _wait_for_lines(log, "ready (champions of the registry)", count=2)  # /readyz: the first worker
+        _wait_for_lines(log, f"ready ({MODEL_SOURCES['registry']})", count=2)  # /readyz: the first worker
         before = datetime.now(UTC)
         assert httpx.post(f"{url}/admin/reload", json={}, headers=analyst, timeout=60.0).status_code == 200
         deadline = time.monotonic() + 30
