@@ -44,8 +44,24 @@ class Language(StrEnum):
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
+    _print_error(message)
     return typer.Exit(code=1)
+
+
+def _print_error(message: str) -> None:
+    """`error: message` on stderr, on one line however long (never wrapped, never read as markup)."""
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
+def _database_error_line(error: Exception) -> str:
+    """What the database said, on one line: no SQL, no parameters, no password of a URL."""
+    from survey.text import printable, redact_credentials
+
+    cause = getattr(error, "orig", None) or error
+    said = str(cause.args[0]) if cause is error and cause.args else str(cause)
+    return redact_credentials(printable(" ".join(said.split())))
 
 
 def _print_json_line(document: dict[str, Any]) -> None:
@@ -74,7 +90,7 @@ def _read_conformed_survey(data: Path):  # type: ignore[no-untyped-def]
     except SurveyReadError as error:
         raise _fail(str(error)) from error
     except SurveyInvalid as error:
-        console.print(error.report.summary())
+        console.print(error.report.summary(), markup=False, soft_wrap=True)
         raise _fail(f"{data} does not match the canonical schema; run `povrisk validate {data}`") from error
 
 
@@ -265,29 +281,58 @@ def score(
     lang: Annotated[Language, typer.Option(help="Language of the reasons.")] = Language.zh,
     store: Annotated[bool, typer.Option(help="Record the flags in the flag store (POVRISK_DB_URL).")] = True,
 ) -> None:
-    """Score a round with the champions; write the flag list by village and record it in the flag store."""
-    from cli.output import write_frame
-    from monitoring.store import create_schema, db_url, make_engine, upsert_flags
+    """Score a round with the champions; write the flag list by village and record it in the flag store.
+
+    All or nothing: both files are written beside their places first, the flags are recorded in the
+    store (one transaction), and only then are the files moved into place; when the store refuses the
+    flags, no file is written.
+    """
+    from cli.output import check_frame_path, staged_frame
     from serving.batch import score_round
     from training.tracking import load_champion_predictor
 
+    outputs = [out.with_suffix(".csv"), out.with_suffix(".parquet")]
+    try:
+        for path in (out, *outputs):
+            check_frame_path(path)
+    except ValueError as error:
+        raise _fail(str(error)) from error
     survey = _read_conformed_survey(data)
     if round_ not in set(survey.households["round"]):
         raise _fail(
             f"{data} has no round {round_}; rounds present: {sorted(set(survey.households['round']))}"
         )
     flags = score_round(load_champion_predictor(), survey, round_, lang=lang.value)
-    for path in {out, out.with_suffix(".csv"), out.with_suffix(".parquet")}:
-        write_frame(flags, path)
+    with staged_frame(flags, outputs):  # moved into place only when the block below succeeds
+        recorded = _record_flags(flags) if store else None
     console.print(
         f"{len(flags):,} households flagged in round {round_}; "
         f"written to {out.with_suffix('.csv')} and .parquet"
     )
-    if store:
-        engine = make_engine(db_url())
+    if recorded is not None:
+        console.print(recorded, markup=False, soft_wrap=True)
+
+
+def _record_flags(flags: Any) -> str:
+    """Upsert a round's flag list into the flag store; one line on what it did. A store that refuses
+    them stops the command with one line naming the store (its password hidden)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from monitoring.store import SchemaMismatch, create_schema, db_url, make_engine, upsert_flags
+
+    engine = make_engine(db_url())
+    where = engine.url.render_as_string(hide_password=True)
+    try:
         create_schema(engine)
         result = upsert_flags(engine, flags)
-        console.print(f"flag store {engine.url.render_as_string(hide_password=True)}: {result}")
+    except (SQLAlchemyError, SchemaMismatch) as error:
+        raise _fail(
+            f"flag store {where}: the flags were not recorded ({_database_error_line(error)}); "
+            "no flag list file was written"
+        ) from error
+    finally:
+        engine.dispose()
+    return f"flag store {where}: {result}"
 
 
 @app.command()
@@ -352,24 +397,23 @@ def serve(
     the last champions). Refuses to start, before the server does, without keys or models."""
     import os
 
-    from features.policy import load_policy
-    from serving.keys import KEYS_FILE_VARIABLE, KeyFileError, load_key_ring
+    from serving.keys import KEYS_FILE_VARIABLE
     from serving.launch import SERVICE
-    from serving.runtime import WORKERS_VARIABLE, RuntimeSettingError, service_log_level, service_workers
-    from serving.scoring import ServiceStartError, load_models
+    from serving.runtime import WORKERS_VARIABLE, RuntimeSettingError, service_workers
 
     if keys is not None:
         os.environ[KEYS_FILE_VARIABLE] = str(keys)
     if workers is not None:
         os.environ[WORKERS_VARIABLE] = str(workers)
-    try:  # checked here too: BentoML's arbiter would restart a refusing worker forever
-        service_workers()
-        service_log_level()
-        load_key_ring()
-        load_models(load_policy())
-    except (KeyFileError, ServiceStartError, RuntimeSettingError) as error:
-        console.print(f"[bold red]cannot serve:[/] {error}")
-        raise typer.Exit(code=1) from error
+    try:
+        service_workers()  # before importing the service, whose decorator reads it
+    except RuntimeSettingError as error:
+        raise _fail(f"cannot serve: {error}") from error
+    from serving.service import startup_refusal
+
+    refusal = startup_refusal()  # the server would say the same, once, from its deployment hook
+    if refusal is not None:
+        raise _fail(f"cannot serve: {refusal}")
     command = [sys.executable, "-m", "bentoml", "serve", SERVICE]
     # become the server (exec), so that stopping `povrisk serve` stops the service itself
     os.execv(sys.executable, [*command, "--host", host, "--port", str(port)])
@@ -397,6 +441,38 @@ def package(
     _print_json_line({"model": packaged.model_tag, "bento": bento, **packaged.labels})
 
 
+@app.command()
+def doctor(
+    end_run: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--end-run",
+            metavar="RUN_ID",
+            help="End this RUNNING run (repeat for several) after checking its owner no longer runs, e.g. "
+            "one of another host; refused while its owner runs on this host.",
+        ),
+    ] = None,
+) -> None:
+    """List the MLflow runs that never finished, one line each (id, name, start, owner, what was done);
+    end those whose process died on this host. Exit 1 when an --end-run was refused."""
+    from training.tracking import RunNotEnded, end_unfinished_run, tracking_uri, unfinished_runs
+
+    refused = False
+    for run_id in end_run or []:
+        try:
+            print(end_unfinished_run(run_id).line())
+        except RunNotEnded as error:
+            console.print(f"[bold red]refused:[/] {error}")
+            refused = True
+    runs = unfinished_runs(end_abandoned=True)
+    for run in runs:
+        print(run.line())
+    if not runs and not end_run:
+        print(f"no unfinished MLflow run in the store at {tracking_uri()}")
+    if refused:
+        raise typer.Exit(code=1)
+
+
 @flags_app.command("list")
 def flags_list(
     village: Annotated[str | None, typer.Option(help="Only this village.")] = None,
@@ -418,16 +494,20 @@ def flags_list(
 def flags_set(
     flag_id: Annotated[int, typer.Argument(help="Flag id (from `povrisk flags list`).")],
     status: Annotated[str, typer.Argument(help="New status: verified, rejected, assisted, risk_eliminated.")],
-    by: Annotated[str, typer.Option(help="Who made the decision.")],
-    note: Annotated[str, typer.Option(help="What was found or done.")] = "",
+    by: Annotated[str, typer.Option(help="Who made the decision (at most 200 characters).")],
+    note: Annotated[str, typer.Option(help="What was found or done (at most 2,000 characters).")] = "",
 ) -> None:
     """Record a field decision on a flag (the history keeps every change)."""
-    from monitoring.store import FlagConflict, IllegalTransition, db_url, make_engine, set_status
+    from monitoring.store import FlagConflict, create_schema, db_url, make_engine, set_status
 
+    engine = make_engine(db_url())
+    create_schema(engine)  # a fresh database gets the flag store's tables, and then has no such flag
     try:
-        set_status(make_engine(db_url()), flag_id, status, by=by, note=note)
-    except (IllegalTransition, FlagConflict, LookupError) as error:
+        set_status(engine, flag_id, status, by=by, note=note)
+    except (ValueError, FlagConflict) as error:  # IllegalTransition is a ValueError
         raise _fail(str(error)) from error
+    except LookupError as error:  # FlagNotFound: a KeyError, whose str() would quote the message
+        raise _fail(str(error.args[0]) if error.args else str(error)) from error
     print(f"flag {flag_id}: {status}")
 
 
@@ -478,7 +558,7 @@ def import_costa_rica_survey(
         raise _fail(str(error)) from error
     report = validate_survey(imported.survey)
     if not report.ok:
-        console.print(report.summary())
+        console.print(report.summary(), markup=False, soft_wrap=True)
         raise _fail(f"{path}: the imported survey does not match the canonical schema; nothing written")
     write_survey(imported.survey, out)
     for name, count in imported.log.items():
@@ -499,7 +579,19 @@ def demo(
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
-    app()
+    try:
+        app()
+    except Exception as error:
+        # the last resort: a database error no command handled is one line, never an SQL traceback
+        if not _is_database_error(error):
+            raise
+        _print_error(f"database error: {_database_error_line(error)}")
+        raise SystemExit(1) from None
+
+
+def _is_database_error(error: Exception) -> bool:
+    database_errors = sys.modules.get("sqlalchemy.exc")  # not imported: no command touched a database
+    return database_errors is not None and isinstance(error, database_errors.SQLAlchemyError)
 
 
 if __name__ == "__main__":
@@ -543,11 +635,26 @@ def keys_list(file: Annotated[Path, typer.Option(help="The key file.")]) -> None
         print(f"{key.key_id}\t{key.role}\t{','.join(sorted(key.villages))}")
 
 
-@app.command()
+audit_app = typer.Typer(
+    help="The scoring service's audit trail: a household's recorded scores; retention.",
+    invoke_without_command=True,
+)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.callback()
 def audit(
-    household: Annotated[str, typer.Option(help="The household whose recorded scores to show.")],
+    context: typer.Context,
+    household: Annotated[
+        str | None, typer.Option(help="The household whose recorded scores to show.")
+    ] = None,
 ) -> None:
-    """Every score the service gave a household (audit trail in the flag store's database), as CSV."""
+    """Every score the service gave a household (audit trail in the flag store's database), as CSV;
+    `povrisk audit retain` applies the retention policy."""
+    if context.invoked_subcommand is not None:
+        return
+    if household is None:
+        raise _fail("give --household H (the household whose recorded scores to show), or `audit retain`")
     from monitoring.audit import household_audit
     from monitoring.store import create_schema, db_url, make_engine
 
@@ -558,3 +665,35 @@ def audit(
         console.print(f"no recorded score for household {household}")
         return
     print(trail.to_csv(index=False), end="")
+
+
+@audit_app.command("retain")
+def audit_retain(
+    retention: Annotated[
+        Path | None,
+        typer.Option(help="Retention policy file; default: the shipped monitoring/retention.yaml."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Count what would be compacted and deleted; change nothing.")
+    ] = False,
+) -> None:
+    """Apply the retention policy to the audit trail: every score kept for keep_every_score_days, older
+    ones compacted to one row per household and day, compacted rows deleted after delete_after_days
+    (when set). One transaction; prints what it did as JSON last."""
+    from monitoring.retention import RetentionError, apply_retention, load_retention
+    from monitoring.store import create_schema, db_url, make_engine
+
+    try:
+        policy = load_retention(retention)
+    except RetentionError as error:
+        raise _fail(str(error)) from error
+    engine = make_engine(db_url())
+    create_schema(engine)
+    result = apply_retention(engine, policy.audit, dry_run=dry_run)
+    console.print(
+        f"{'would compact' if dry_run else 'compacted'} {result.rows_compacted:,} score(s) of "
+        f"{result.days_compacted:,} day(s) older than {result.compact_before[:10]} and "
+        f"{'would delete' if dry_run else 'deleted'} {result.rows_deleted:,}; {result.rows_left:,} row(s) "
+        f"left (retention policy {policy.version})"
+    )
+    _print_json_line({"dry_run": dry_run, "policy_version": policy.version, **result.as_dict()})

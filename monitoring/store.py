@@ -40,14 +40,17 @@ from sqlalchemy import (
     create_engine,
     insert,
     inspect,
+    make_url,
     select,
     text,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
 
 from monitoring.categories import NOT_MONITORED
+from survey.text import control_characters
 
 DB_URL_ENV = "POVRISK_DB_URL"
 INITIAL_STATUS = "flagged"
@@ -64,6 +67,19 @@ UNVERSIONED_REVISION = "0001"
 MIGRATION_LOCK_KEY = 0x706F767269736B
 # How often `set_status` re-reads a flag that re-scoring changed between its read and its write.
 STATUS_CHANGE_ATTEMPTS = 3
+# How often `upsert_flags` runs its transaction again after losing a race to a concurrent writer (the
+# same new flags inserted first, a deadlock), each time seeing the rows the winner committed.
+UPSERT_ATTEMPTS = 5
+# What a status change may carry, checked before the database sees it: flag ids are 32-bit integers
+# (PostgreSQL's INTEGER), the actor fits flag_history.by (VARCHAR(200)), and a field note says what was
+# found or done in a paragraph or two, not a document.
+LARGEST_FLAG_ID = 2**31 - 1
+ACTOR_MAX_LENGTH = 200
+NOTE_MAX_LENGTH = 2_000
+# Errors after which the upsert transaction can simply run again: PostgreSQL's unique violation,
+# deadlock and serialization failure (SQLSTATE), SQLite's unique violation and busy database.
+_RACE_SQLSTATES = frozenset({"23505", "40P01", "40001"})
+_RACE_SQLITE_ERRORS = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_BUSY"})
 
 ALLOWED_TRANSITIONS: Mapping[str, frozenset[str]] = {
     "flagged": frozenset({"verified", "rejected"}),
@@ -207,6 +223,20 @@ class ScoreAudit(Base):
     reasons: Mapped[str] = mapped_column(Text)
     model_name: Mapped[str] = mapped_column(String(200))
     model_version: Mapped[str] = mapped_column(String(100))
+    key_role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    compacted_scores: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class ScoreAuditRejected(Base):
+    """An audit record the database refused (monitoring.audit): kept as escaped JSON with the reason,
+    so that it is neither lost nor able to block the records after it."""
+
+    __tablename__ = "score_audit_rejected"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rejected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str] = mapped_column(Text)
+    record: Mapped[str] = mapped_column(Text)
 
 
 @dataclass(frozen=True)
@@ -233,9 +263,22 @@ def db_url() -> str:
     return os.environ.get(DB_URL_ENV) or f"sqlite:///{Path.cwd() / 'povrisk.db'}"
 
 
+CONNECT_TIMEOUT_SECONDS = 5
+"""How long a server database (PostgreSQL) may take to accept a connection before the caller hears it
+is unreachable (its driver would otherwise wait for the operating system, minutes)."""
+
+
 def make_engine(url: str | None = None) -> Engine:
-    """An engine for `url` (default `db_url()`); SQLite connections enforce foreign keys."""
-    engine = create_engine(url or db_url())
+    """An engine for `url` (default `db_url()`); SQLite connections enforce foreign keys. Server
+    databases: connections are checked before use (a restarted server costs one failed query, not one
+    per pooled connection) and give up connecting after CONNECT_TIMEOUT_SECONDS, unless the URL says."""
+    parsed = make_url(url or db_url())
+    options: dict[str, Any] = {}
+    if parsed.get_backend_name() != "sqlite":
+        options["pool_pre_ping"] = True
+        if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    engine = create_engine(parsed, **options)
     if engine.dialect.name == "sqlite":
         from sqlalchemy import event
 
@@ -312,8 +355,10 @@ def _revision_of_unversioned_store(connection: Connection) -> str | None:
             "table(s) or drop the partial store before running create_schema"
         )
     flag_columns = {column["name"] for column in inspector.get_columns(Flag.__tablename__)}
-    # create_all with the models of revision 0003 adds the audit table, of 0002 main_cause; earlier
-    # models made revision 0001
+    # create_all with the models of revision 0004 adds the rejected-audit table, of 0003 the audit
+    # table, of 0002 main_cause; earlier models made revision 0001
+    if ScoreAuditRejected.__tablename__ in tables:
+        return "0004"
     if ScoreAudit.__tablename__ in tables:
         return "0003"
     return "0002" if MAIN_CAUSE in flag_columns else UNVERSIONED_REVISION
@@ -326,13 +371,38 @@ def upsert_flags(engine: Engine, flags: pd.DataFrame) -> UpsertResult:
     scores, category and reasons when any of them changed; a flag a person has moved on is left alone.
     A `main_cause` column, when the frame has one, is stored and refreshed like the scores; without it
     the stored main causes stay as they are.
+
+    Safe under concurrent writers: two runs inserting the same new flags race on the unique key
+    (household_id, round); the loser's transaction is rolled back whole and run again, and then finds
+    the winner's flags (and updates them or leaves them as they are). Rows are written in key order, so
+    that two runs never wait on each other's rows crosswise (a deadlock).
     """
     rows = _flag_rows(flags)
     fields = _SCORED_FIELDS + ((MAIN_CAUSE,) if MAIN_CAUSE in flags.columns else ())
+    for attempt in range(1, UPSERT_ATTEMPTS + 1):
+        try:
+            return _upsert_once(engine, rows, fields)
+        except DBAPIError as error:
+            if attempt == UPSERT_ATTEMPTS or not _lost_a_race(error):
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _lost_a_race(error: DBAPIError) -> bool:
+    """Whether a concurrent writer made the transaction fail (see _RACE_SQLSTATES), not the data."""
+    cause = error.orig
+    sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    return sqlstate in _RACE_SQLSTATES or getattr(cause, "sqlite_errorname", None) in _RACE_SQLITE_ERRORS
+
+
+def _upsert_once(engine: Engine, rows: list[dict[str, Any]], fields: tuple[str, ...]) -> UpsertResult:
+    """One attempt of `upsert_flags`, in one transaction."""
     now = _now()
     with Session(engine) as session, session.begin():
         existing = _existing_flags(session, rows, fields)
         to_insert, to_update, unchanged = _plan_upsert(rows, existing, fields)
+        to_insert.sort(key=lambda row: (row["household_id"], row["round"]))
+        to_update.sort(key=lambda row: row["flag_id"])
         inserted_ids = _insert_flags(session, to_insert, now)
         _append_history(
             session,
@@ -434,9 +504,12 @@ def set_status(engine: Engine, flag_id: int, status: str, by: str, note: str | N
     writer got in between: if the status is still the one read (only re-scoring changed the flag), the
     change is tried again on the new version; if the status moved on, `FlagConflict` is raised and
     nothing is written, since the decision was taken on a state that no longer holds.
+
+    Raises ValueError, before the database is asked, for an id outside 1..LARGEST_FLAG_ID, a blank
+    actor, an actor longer than ACTOR_MAX_LENGTH or a note longer than NOTE_MAX_LENGTH characters, and
+    control characters (`survey.text`) in either.
     """
-    if not by.strip():
-        raise ValueError("set_status needs the name of who made the decision (by)")
+    _check_status_change(flag_id, by, note)
     for attempt in range(1, STATUS_CHANGE_ATTEMPTS + 1):
         try:
             return _change_status(engine, flag_id, status, by, note)
@@ -447,6 +520,26 @@ def set_status(engine: Engine, flag_id: int, status: str, by: str, note: str | N
                     flag_id, stale.version, stale.status, current_version, current_status
                 ) from stale
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _check_status_change(flag_id: int, by: str, note: str | None) -> None:
+    if not 1 <= flag_id <= LARGEST_FLAG_ID:
+        raise ValueError(f"flag id {flag_id} is out of range: flag ids run from 1 to {LARGEST_FLAG_ID}")
+    if not by.strip():
+        raise ValueError("by (who made the decision) is empty; give the name of who made the decision")
+    for name, text_, longest in (
+        ("by (who made the decision)", by, ACTOR_MAX_LENGTH),
+        ("the note", note, NOTE_MAX_LENGTH),
+    ):
+        if text_ is None:
+            continue
+        if len(text_) > longest:
+            raise ValueError(f"{name} is {len(text_):,} characters long; at most {longest:,} are allowed")
+        found = control_characters(text_)
+        if found:
+            raise ValueError(
+                f"{name} holds control character(s) {', '.join(found)}; write it on one line of plain text"
+            )
 
 
 class _StaleRead(Exception):
@@ -643,3 +736,41 @@ def _optional_str(value: Any) -> str | None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+TRUSTED_ROLES = ("monitor", "analyst")
+"""Key roles whose audit records say where a household lives: county-wide staff, who are not checked
+against a village. A cadre's own request is never evidence of where a household lives (she could
+otherwise claim a household for her village before its own cadre scores it)."""
+
+
+def known_villages(engine: Engine, household_ids: Iterable[str]) -> dict[str, str]:
+    """Where each household is known to live, for those povrisk has seen: the village of its flag in
+    the latest round it was flagged (batch scoring of the survey), else the village of its latest audit
+    record made by a county-wide key (`TRUSTED_ROLES`). Households seen nowhere are absent.
+
+    The household register (one record of every round) will replace both sources."""
+    wanted = sorted(set(household_ids))
+    if not wanted:
+        return {}
+    flagged = (
+        select(Flag.household_id, Flag.village_id)
+        .where(Flag.household_id.in_(wanted))
+        .order_by(Flag.household_id, Flag.round.desc(), Flag.id.desc())
+    )
+    audited = (
+        select(ScoreAudit.household_id, ScoreAudit.village_id)
+        .where(ScoreAudit.household_id.in_(wanted), ScoreAudit.key_role.in_(TRUSTED_ROLES))
+        .order_by(ScoreAudit.household_id, ScoreAudit.id.desc())
+    )
+    villages: dict[str, str] = {}
+    with engine.connect() as connection:
+        for household_id, village_id in connection.execute(flagged):
+            villages.setdefault(household_id, village_id)
+        missing = [household_id for household_id in wanted if household_id not in villages]
+        if missing:
+            for household_id, village_id in connection.execute(
+                audited.where(ScoreAudit.household_id.in_(missing))
+            ):
+                villages.setdefault(household_id, village_id)
+    return villages

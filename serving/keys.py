@@ -32,12 +32,16 @@ from typing import Any, Literal
 
 import yaml
 
+from survey.text import has_control_characters
+
 Role = Literal["cadre", "monitor", "analyst"]
 ROLES: tuple[Role, ...] = ("cadre", "monitor", "analyst")
 KEYS_FILE_VARIABLE = "POVRISK_API_KEYS_FILE"
 KEYS_VARIABLE = "POVRISK_API_KEYS"
 KEY_PREFIX = "pvk_"
 HEADER = "x-api-key"
+MAX_KEY_ID_LENGTH = 64
+"""As long as the audit trail's `key_id` column."""
 
 ENDPOINT_ROLES: Mapping[str, frozenset[Role]] = {
     "/score": frozenset(ROLES),
@@ -111,6 +115,12 @@ def parse_key_ring(raw: Any, source: str) -> KeyRing:
     duplicated = sorted({key_id for key_id in ids if ids.count(key_id) > 1})
     if duplicated:
         problems.append(f"duplicate key id(s) {duplicated}")
+    holders: dict[str, list[str]] = {}
+    for key in keys:
+        holders.setdefault(key.sha256, []).append(key.key_id)
+    shared = [sorted(ids) for ids in holders.values() if len(ids) > 1]
+    if shared:  # one key would act as whichever entry comes last: refuse rather than guess
+        problems.append(f"key ids {', '.join(' and '.join(ids) for ids in shared)} have the same sha256")
     if problems:
         raise KeyFileError(f"{source}: " + "; ".join(problems))
     return KeyRing(tuple(keys))
@@ -123,20 +133,44 @@ def _parse_entry(entry: Any) -> ApiKey:
     if unknown:
         raise ValueError(f"unknown field(s) {unknown}")
     key_id, role, digest = str(entry["id"]), entry["role"], str(entry["sha256"]).lower()
+    if not key_id.strip() or len(key_id) > MAX_KEY_ID_LENGTH or has_control_characters(key_id):
+        raise ValueError(
+            f"id {key_id!r}: 1 to {MAX_KEY_ID_LENGTH} characters without control characters "
+            "(it is logged and audited)"
+        )
     if role not in ROLES:
         raise ValueError(f"role must be one of {list(ROLES)}, got {role!r}")
     if len(digest) != 64 or any(character not in "0123456789abcdef" for character in digest):
         raise ValueError("sha256 must be 64 hex digits (the hash of the key, never the key)")
-    villages = frozenset(str(village) for village in entry.get("villages") or ())
+    villages = _villages(entry.get("villages"))
     if role == "cadre" and not villages:
         raise ValueError(f"cadre key {key_id!r} needs its villages")
     return ApiKey(key_id=key_id, role=role, villages=villages, sha256=digest)
+
+
+def _villages(listed: Any) -> frozenset[str]:
+    """A cadre's villages: a list of ids (a single id written without brackets is refused: it would
+    otherwise be read as its letters)."""
+    if listed is None:
+        return frozenset()
+    if not isinstance(listed, list):
+        raise ValueError(f"villages must be a list of village ids, e.g. [V0003], got {listed!r}")
+    villages = [str(village) for village in listed]
+    bad = [village for village in villages if not village.strip() or has_control_characters(village)]
+    if bad:
+        raise ValueError(f"villages {bad!r}: a village id is not empty and has no control characters")
+    return frozenset(villages)
 
 
 def load_key_ring(environment: Mapping[str, str] | None = None) -> KeyRing:
     """The key ring from `POVRISK_API_KEYS` (inline) or `POVRISK_API_KEYS_FILE` (a path)."""
     environment = os.environ if environment is None else environment
     inline = environment.get(KEYS_VARIABLE)
+    if inline and environment.get(KEYS_FILE_VARIABLE):
+        raise KeyFileError(
+            f"API keys given twice: {KEYS_VARIABLE} (inline) and {KEYS_FILE_VARIABLE} / --keys "
+            f"({environment[KEYS_FILE_VARIABLE]}); one would silently win over the other, so unset one"
+        )
     if inline:
         return parse_key_ring(_parse_text(inline, KEYS_VARIABLE), KEYS_VARIABLE)
     path = environment.get(KEYS_FILE_VARIABLE)

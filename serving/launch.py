@@ -49,6 +49,34 @@ def running_service(
     `environment` adds to (or overrides) this process's variables: API keys, flag store, cache.
     `service` is what `bentoml serve` serves: the service's import path (found in `working_dir`, default
     the current folder), or a built Bento's tag."""
+    server, base_url = start_service(
+        tracking_uri=tracking_uri,
+        log=log,
+        port=port,
+        bentoml_home=bentoml_home,
+        environment=environment,
+        service=service,
+        working_dir=working_dir,
+    )
+    try:
+        wait_until_ready(server, f"{base_url}/readyz", log, timeout_s)
+        yield base_url
+    finally:
+        stop_server(server)
+
+
+def start_service(
+    *,
+    tracking_uri: str,
+    log: Path,
+    port: int | None = None,
+    bentoml_home: Path | None = None,
+    environment: Mapping[str, str] | None = None,
+    service: str = SERVICE,
+    working_dir: Path | None = None,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `bentoml serve` (as `running_service` does) without waiting; the server (leader of its own
+    process group) and its base URL. The caller stops it (`stop_server`)."""
     port = port or free_port()
     environment = {**os.environ, **(environment or {}), "MLFLOW_TRACKING_URI": tracking_uri}
     if bentoml_home is not None:
@@ -60,12 +88,7 @@ def running_service(
         server = subprocess.Popen(
             command, env=environment, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(server, f"{base_url}/readyz", log, timeout_s)
-        yield base_url
-    finally:
-        stop_server(server)
+    return server, f"http://127.0.0.1:{port}"
 
 
 def wait_until_ready(server: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float) -> None:
@@ -75,7 +98,10 @@ def wait_until_ready(server: subprocess.Popen[bytes], url: str, log: Path, timeo
     watch = _LogWatch(log, STARTUP_FAILED)
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise ServiceFailedToStart(f"{url}: the server exited with {server.returncode}:\n{_tail(log)}")
+            raise ServiceFailedToStart(
+                f"{url}: the service refused to start (the server exited with {server.returncode}):\n"
+                + _tail(log)
+            )
         if watch.seen():
             # BentoML's arbiter would restart the refusing worker forever; the refusal is the answer
             raise ServiceFailedToStart(f"the service refused to start:\n{_tail(log)}")

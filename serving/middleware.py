@@ -16,9 +16,14 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
 
 from serving.keys import ENDPOINT_ROLES, HEADER, KeyRing, load_key_ring
 from serving.openapi import document_service
+from serving.privacy import household_ref
+from survey.text import printable
 
 logger = logging.getLogger(__name__)
 
@@ -185,3 +190,174 @@ class OpenApiDocs:
             await send_json(send, status, {"error": "the OpenAPI document could not be made"})
             return
         await send_json(send, 200, document_service(json.loads(b"".join(chunks))))
+
+
+REFUSAL_STATE = "povrisk_refusal"
+"""Where a handler that answers 400 itself notes why (an exception's type), for `RefusalLog`."""
+
+
+class RefusalLog:
+    """Logs every 400 of the service's own endpoints as one line: endpoint, key id, the salted hash of
+    the household, and the bad fields with their error types, or why the handler refused it. Never an
+    input value: BentoML's own log of a refused body (a traceback quoting pydantic's `input_value`) is
+    silenced by `QuietRefusals`, and this line replaces it.
+
+    Sits inside `BodyLimit`, whose replay hands over the whole body in one message; the body is parsed
+    only when the answer is 400."""
+
+    def __init__(self, app: ASGIApp, salt: bytes) -> None:
+        self.app = app
+        self._salt = salt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") not in ENDPOINT_ROLES:
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+        status, answer = 0, bytearray()
+
+        async def receive_and_keep() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                body.extend(message.get("body", b""))
+            return message
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and status == 400:
+                answer.extend(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, receive_and_keep, send_and_watch)
+        if status == 400:
+            self._log(scope, bytes(body), bytes(answer))
+
+    def _log(self, scope: Scope, body: bytes, answer: bytes) -> None:
+        key = scope.get("state", {}).get(STATE_KEY)
+        household = _household_id(body)
+        logger.warning(
+            "400 %s by key %s%s: %s",
+            scope.get("path"),
+            getattr(key, "key_id", "?"),
+            f" household {household_ref(household, self._salt)}" if household is not None else "",
+            _refusal(scope, body, answer),
+        )
+
+
+def _household_id(body: bytes) -> str | None:
+    """The household id of a /score or /whatif body, when it has one (any text: it is only hashed)."""
+    try:
+        household = json.loads(body).get("request", {}).get("household", {})
+    except (ValueError, AttributeError):
+        return None
+    household_id = household.get("household_id") if isinstance(household, dict) else None
+    return household_id if isinstance(household_id, str) else None
+
+
+def _refusal(scope: Scope, body: bytes, answer: bytes) -> str:
+    """Why a request got 400, in words and field paths only."""
+    noted = scope.get("state", {}).get(REFUSAL_STATE)
+    if noted:
+        return f"refused by the service ({noted})"
+    try:
+        json.loads(body)
+    except ValueError:
+        return "the body is not JSON"
+    try:
+        detail = json.loads(answer).get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if not isinstance(detail, list) or not detail:
+        return "refused"
+    problems = [
+        f"{'.'.join(str(part) for part in problem.get('loc', ()))} {problem.get('type', '?')}"
+        for problem in detail
+        if isinstance(problem, dict)
+    ]
+    return "invalid field(s) " + "; ".join(printable(problem) for problem in problems)
+
+
+class QuietRefusals(logging.Filter):
+    """Drops BentoML's error log of a request it refused as malformed (a pydantic ValidationError or a
+    4xx BentoML error): its traceback quotes the input, names and ID numbers included. `RefusalLog`
+    writes the one line that replaces it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, ValidationError):
+            return False
+        status = getattr(getattr(error, "error_code", None), "value", None)
+        return not (isinstance(status, int) and 400 <= status < 500)
+
+
+BENTOML_REQUEST_LOGGER = "bentoml._internal.server.http_app"
+"""The logger of BentoML's `log_exception`, which logs every refused request with its traceback."""
+
+
+def quiet_bentoml_refusals() -> None:
+    """Install `QuietRefusals` on BentoML's request logger (once per process)."""
+    request_logger = logging.getLogger(BENTOML_REQUEST_LOGGER)
+    if not any(isinstance(existing, QuietRefusals) for existing in request_logger.filters):
+        request_logger.addFilter(QuietRefusals())
+
+
+HEALTH_PATHS = frozenset({"/livez", "/healthz", "/readyz"})
+
+
+class HealthDetail:
+    """Adds what a person needs to BentoML's health answers: the status code stays BentoML's (from
+    `__is_alive__` / `__is_ready__`), the body becomes JSON with `status` and the worker's `report()`
+    (the audit writer's state)."""
+
+    def __init__(self, app: ASGIApp, report: Callable[[], dict[str, Any]]) -> None:
+        self.app = app
+        self._report = report
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") not in HEALTH_PATHS or scope.get("method") != "GET":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+
+        await self.app(scope, receive, capture)
+        verdict = "ready" if scope["path"] == "/readyz" else "alive"
+        await send_json(
+            send, status, {"status": verdict if status == 200 else f"not {verdict}", **self._report()}
+        )
+
+
+class RelativeRedirects:
+    """Makes every redirect's `Location` relative (path and query only). Starlette's trailing-slash
+    redirect builds an absolute URL from the request's Host header, which a client chooses: an absolute
+    Location would send a browser or a cache wherever that header said."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def relative(message: Message) -> None:
+            if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
+                message["headers"] = [
+                    (name, _path_only(value) if name.lower() == b"location" else value)
+                    for name, value in message.get("headers", [])
+                ]
+            await send(message)
+
+        await self.app(scope, receive, relative)
+
+
+def _path_only(location: bytes) -> bytes:
+    parts = urlsplit(location.decode("latin-1"))
+    path = "/" + parts.path.lstrip("/")  # never `//host`, which a browser reads as another host
+    return (path + (f"?{parts.query}" if parts.query else "")).encode("latin-1")

@@ -3,7 +3,8 @@ the API-key scheme and the error answers of this service's own endpoints.
 
 BentoML documents a 400 whose `detail` is a string, while its validation errors carry a list of
 pydantic error objects; it does not know the 401 / 403 / 413 / 503 answers of the middleware and the
-batching dispatcher. `document_service` fixes both, so that generated clients and contract tests
+batching dispatcher, nor that the health endpoints answer JSON with the audit writer's state.
+`document_service` fixes these, so that generated clients and contract tests
 (schemathesis) read what the service does.
 """
 
@@ -35,7 +36,17 @@ _ANSWERS = {
     "403": "The key's role or villages do not cover this request",
     "413": "Request body over the size limit",
     "415": "The body is not application/json",
-    "503": "Overloaded or shutting down; retry",
+    "503": "Overloaded, shutting down, or the audit trail cannot take records: nothing was scored; retry "
+    "after Retry-After",
+}
+HEALTH_PATHS = ("/livez", "/healthz", "/readyz")
+_HEALTH_BODY = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {
+        "status": {"type": "string", "description": "alive / ready, or not alive / not ready"},
+        "audit": {"type": "object", "description": "The audit writer's state (monitoring.audit.AuditState)"},
+    },
 }
 
 
@@ -61,4 +72,16 @@ def document_service(spec: dict[str, Any]) -> dict[str, Any]:
                         "application/json": {"schema": {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}}
                     },
                 }
+    for path in HEALTH_PATHS:  # serving.middleware.HealthDetail answers JSON, 503 when not alive / ready
+        for operation in patched.get("paths", {}).get(path, {}).values():
+            operation["responses"] = {
+                status: {
+                    "description": description,
+                    "content": {"application/json": {"schema": _HEALTH_BODY}},
+                }
+                for status, description in (
+                    ("200", "Alive / ready"),
+                    ("503", "Not alive / not ready, and why"),
+                )
+            }
     return patched

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -48,6 +50,26 @@ def service_workers(environ: Mapping[str, str] = os.environ) -> int:
     if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
         raise RuntimeSettingError(
             f"{WORKERS_VARIABLE}={text!r}: expected a whole number of worker processes, 1 to {MAX_WORKERS}"
+        )
+    return int(text)
+
+
+AUDIT_QUEUE_VARIABLE = "POVRISK_AUDIT_QUEUE"
+"""How many audit records may wait in memory per worker before scoring requests get 503
+(`monitoring.audit`; default `monitoring.audit.QUEUE_ROWS`)."""
+MAX_AUDIT_QUEUE = 1_000_000
+
+
+def audit_queue_capacity(environ: Mapping[str, str] = os.environ) -> int:
+    """The audit queue's capacity `POVRISK_AUDIT_QUEUE` asks for."""
+    from monitoring.audit import QUEUE_ROWS
+
+    text = environ.get(AUDIT_QUEUE_VARIABLE, "").strip()
+    if not text:
+        return QUEUE_ROWS
+    if not text.isdigit() or not 1 <= int(text) <= MAX_AUDIT_QUEUE:
+        raise RuntimeSettingError(
+            f"{AUDIT_QUEUE_VARIABLE}={text!r}: expected a whole number of records, 1 to {MAX_AUDIT_QUEUE:,}"
         )
     return int(text)
 
@@ -128,3 +150,40 @@ class ReloadWatcher:
                 logger.exception(
                     "worker %d: reloading after another worker's /admin/reload failed", os.getpid()
                 )
+
+
+ORPHAN_GRACE_SECONDS = 15.0
+"""How long an orphaned worker's graceful stop (audit trail written) may take before it exits anyway."""
+
+
+class ParentWatchdog:
+    """Stops this worker when the server process that started it dies (kill -9 of `bentoml serve`):
+    otherwise the worker keeps the listening socket and serves on as an orphan, and a restart fails with
+    "Address already in use". A daemon thread compares the parent pid once a second; when the parent is
+    gone it logs, asks this process to stop as the server would (SIGTERM: BentoML's shutdown hooks run,
+    the audit trail is written) and exits for good after `ORPHAN_GRACE_SECONDS`."""
+
+    def __init__(self, poll_seconds: float = POLL_SECONDS, grace_seconds: float = ORPHAN_GRACE_SECONDS):
+        self._parent = os.getppid()
+        self._poll_seconds = poll_seconds
+        self._grace_seconds = grace_seconds
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="povrisk-parent-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._poll_seconds):
+            if os.getppid() == self._parent:
+                continue
+            logger.warning(
+                "worker %d: the server process %d is gone; stopping this worker", os.getpid(), self._parent
+            )
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(self._grace_seconds)  # a normal stop ends the process (and this thread) first
+            logger.error(
+                "worker %d did not stop within %.0f s of SIGTERM; exiting", os.getpid(), self._grace_seconds
+            )
+            os._exit(1)

@@ -14,10 +14,19 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from survey.io import Survey
 from survey.schema import MAX_MEMBERS_PER_HOUSEHOLD
+from survey.text import control_characters
 
 # Literal types spelled out so that type checkers see them; tests check they equal survey.schema's tuples.
 RelationToHead = Literal[
@@ -58,7 +67,22 @@ def _bounded(description: str, low: float, high: float, example: float) -> Any:
     )
 
 
-Identifier = Annotated[str, Field(min_length=1, max_length=64)]
+NO_CONTROL_CHARACTERS = "^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]*$"
+"""The OpenAPI pattern of every text field: no control characters (`survey.text`)."""
+
+
+def _without_control_characters(text: str) -> str:
+    found = control_characters(text)
+    if found:
+        raise ValueError(f"must not contain control characters (found {', '.join(found)})")
+    return text
+
+
+Identifier = Annotated[
+    str,  # no NUL, newline or other control character: they broke the audit trail and forged log lines
+    Field(min_length=1, max_length=64, json_schema_extra={"pattern": NO_CONTROL_CHARACTERS}),
+    AfterValidator(_without_control_characters),
+]
 
 PERSONAL_FIELDS = ("name", "id_card_number", "head_name", "head_id_card_number")
 """Personal data an archive-card export may carry. Accepted so that such a record is not refused, then
@@ -67,8 +91,17 @@ dropped: never part of the frames, a response, a log line or the audit trail (`e
 
 def _personal(description: str) -> Any:
     return Field(
-        default=None, max_length=64, exclude=True, repr=False, description=f"{description} (dropped)"
+        default=None,
+        max_length=64,
+        exclude=True,
+        repr=False,
+        description=f"{description} (dropped)",
+        json_schema_extra={"pattern": NO_CONTROL_CHARACTERS},
     )
+
+
+PersonalText = Annotated[str, AfterValidator(_without_control_characters)]
+"""Text of a personal field: refused with control characters like every text field, then dropped."""
 
 
 def _yes_no_value(value: Any) -> Any:
@@ -95,8 +128,8 @@ class MemberIn(_Input):
     """One household member in the round being scored."""
 
     member_id: Identifier = Field(description="Member id, unique within the household", examples=["1"])
-    name: str | None = _personal("Member's name")
-    id_card_number: str | None = _personal("Member's ID-card number")
+    name: PersonalText | None = _personal("Member's name")
+    id_card_number: PersonalText | None = _personal("Member's ID-card number")
     relation_to_head: RelationToHead | None = Field(
         default=None, description="Relation to the household head", examples=["head"]
     )
@@ -123,8 +156,8 @@ class HouseholdIn(_Input):
     household_id: Identifier = Field(description="Household id", examples=["H000123"])
     village_id: Identifier = Field(description="Village id", examples=["V0042"])
     round: int = Field(ge=0, le=100, description="Survey round (0 = first)", examples=[3])
-    head_name: str | None = _personal("Household head's name")
-    head_id_card_number: str | None = _personal("Household head's ID-card number")
+    head_name: PersonalText | None = _personal("Household head's name")
+    head_id_card_number: PersonalText | None = _personal("Household head's ID-card number")
     survey_year: int | None = Field(
         default=None, ge=1990, le=2100, description="Calendar year of the round", examples=[2019]
     )
@@ -225,8 +258,10 @@ class ScoreRequest(_Input):
 
 MAX_BATCH_HOUSEHOLDS = 200
 """Most households one /score_batch request may carry (bigger lists: split them, or use `povrisk score`)."""
-MAX_REQUEST_BYTES = 1_000_000
-"""Largest request body the service reads (a household of 30 members is about 10 kB)."""
+MAX_REQUEST_BYTES = 8_000_000
+"""Largest request body the service reads: enough for the largest valid `/score_batch`, 200 households
+of 30 members with every field filled at its longest (7.5 MB with every non-ASCII character escaped as
+JSON allows, 5.1 MB in plain UTF-8; a typical 200-household batch is 0.3-0.5 MB)."""
 
 
 class BatchRequest(_Input):

@@ -49,6 +49,7 @@ from serving.schemas import (
     WhatIfResponse,
     frames_of,
 )
+from survey.text import redact_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -140,9 +141,9 @@ def _from_cache(uri: str, error: Exception) -> tuple[dict[str, TaskModel], dict[
             continue
         logger.warning(
             "the MLflow registry at %s gave no champion (%s: %s); serving %s saved %s from %s",
-            uri,
+            redact_credentials(uri),
             type(error).__name__,
-            error,
+            redact_credentials(str(error)),
             MODEL_SOURCES[source],
             card.get("saved_at"),
             folder,
@@ -150,7 +151,8 @@ def _from_cache(uri: str, error: Exception) -> tuple[dict[str, TaskModel], dict[
         aliases = {task: list(card.get("aliases", {}).get(task, [])) for task in TASKS}
         return task_models, aliases, source
     raise ServiceStartError(
-        f"no usable champion in the MLflow registry at {uri} ({type(error).__name__}: {error}) and "
+        f"no usable champion in the MLflow registry at {redact_credentials(uri)} ({type(error).__name__}: "
+        f"{redact_credentials(str(error))}) and "
         f"{' and '.join(missing)}. Train and promote both models first (povrisk train --task T; povrisk "
         f"promote --task T), or point MLFLOW_TRACKING_URI at the registry."
     ) from error
@@ -194,7 +196,7 @@ def model_card(
         models=cards,
         policy_version=policy.version,
         source=source,
-        tracking_uri=uri,
+        tracking_uri=redact_credentials(uri),
         loaded_at=datetime.now(UTC).isoformat(),
     )
 

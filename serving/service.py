@@ -24,8 +24,17 @@ Each household is still scored as if alone (`serving.scoring`).
 
 Every household scored is recorded in the audit trail (`monitoring.audit`) and, one line per request, in
 the log (`POVRISK_LOG_LEVEL`, default INFO), which names households only by a salted hash
-(`serving.privacy`); names and ID-card numbers a request may carry are dropped when it is read. Bodies
-over `MAX_REQUEST_BYTES` get 413, malformed ones 400 naming every bad field.
+(`serving.privacy`); names and ID-card numbers a request may carry are dropped when it is read. A request
+first reserves room for its audit records: when the audit trail cannot take them (its database is down
+and the bounded queue is full) it gets 503 and nothing is scored; `/readyz` says why. Bodies over
+`MAX_REQUEST_BYTES` get 413, malformed ones (control characters in text included) 400 naming every bad
+field, logged as one line without any input value (`serving.middleware.RefusalLog`). A cadre key is
+checked against where a household is known to live (`monitoring.store.known_villages`), not only the
+village its request names.
+
+Start-up: `startup_refusal` says why the service cannot start; the deployment hook asks it once in the
+server process before any worker starts, so that a refusal ends `bentoml serve` with exit 1 instead of
+workers restarted forever. A worker whose server process dies stops (`serving.runtime.ParentWatchdog`).
 """
 
 from __future__ import annotations
@@ -43,20 +52,33 @@ from bentoml._internal.marshal.dispatcher import CorkDispatcher
 from bentoml.exceptions import ServiceUnavailable
 from fastapi import FastAPI
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse
 
 from features.frame import FeatureInputError
 from features.policy import PolicyError, load_policy
 from models.explain import Language
-from monitoring.audit import AuditWriter, audit_record
-from monitoring.store import create_schema, make_engine
+from monitoring.audit import AuditWriter, audit_record, database_error
+from monitoring.store import create_schema, known_villages, make_engine
 from serving.keys import ApiKey, load_key_ring
-from serving.middleware import STATE_KEY, ApiKeyAuth, BodyLimit, OpenApiDocs
+from serving.middleware import (
+    REFUSAL_STATE,
+    STATE_KEY,
+    ApiKeyAuth,
+    BodyLimit,
+    HealthDetail,
+    OpenApiDocs,
+    RefusalLog,
+    RelativeRedirects,
+    quiet_bentoml_refusals,
+)
 from serving.model_cache import cache_folder
 from serving.privacy import household_ref, log_salt
 from serving.runtime import (
+    ParentWatchdog,
     ReloadSignal,
     ReloadWatcher,
+    audit_queue_capacity,
     configure_logging,
     reload_signal_path,
     service_log_level,
@@ -84,6 +106,7 @@ from serving.scoring import (
     score_households,
     what_if,
 )
+from survey.text import printable, redact_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +132,8 @@ class _Outcome:
 
 
 model_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+RETRY_AFTER_SECONDS = 5
+"""What a 503 asks the client to wait (the audit trail's database is down or behind)."""
 
 
 @bentoml.service(name="povrisk", workers=service_workers(), traffic={"timeout": 30})
@@ -119,14 +144,16 @@ class PovertyRiskService:
     def __init__(self) -> None:
         self._models: LoadedModels | None = None
         configure_logging(service_log_level())
+        quiet_bentoml_refusals()
         self._policy = load_policy()
         load_key_ring()  # refuse to start without valid keys (the middleware reads the same ones)
         self._salt = log_salt()
         self._reload_signal = ReloadSignal(reload_signal_path(cache_folder()))  # before loading: none missed
         self._models = load_models(self._policy)
-        engine = make_engine()
-        create_schema(engine)
-        self._audit = AuditWriter(engine)
+        self._engine = make_engine()
+        create_schema(self._engine)
+        self._audit = AuditWriter(self._engine, capacity=audit_queue_capacity(), describe_household=self._ref)
+        _WORKER_HEALTH.append(self._health)
         self._dispatcher: CorkDispatcher[_Job, _Outcome | None] = CorkDispatcher(
             max_latency_in_ms=BATCH_MAX_LATENCY_MS,
             max_batch_size=BATCH_MAX_REQUESTS,
@@ -138,6 +165,7 @@ class PovertyRiskService:
         _freeze_long_lived()
         gc.set_threshold(50_000, 20, 100)  # a request allocates ~10^5 objects; collect less often
         self._reload_watcher = ReloadWatcher(self._reload_signal, self._reload_on_signal)
+        self._parent_watchdog = ParentWatchdog()  # a worker whose server was killed stops, not serves
         logger.info(
             "povrisk worker %d ready (%s): %s",
             os.getpid(),
@@ -146,11 +174,30 @@ class PovertyRiskService:
         )
 
     def __is_ready__(self) -> bool:
-        return self._models is not None
+        """Ready when the models are loaded and the audit trail takes records (its database answers
+        and the queue has room): otherwise scoring requests would get 503."""
+        if self._models is None:
+            return False
+        audit = self._audit.state()
+        return audit.accepting and audit.database == "reachable"
+
+    def __is_alive__(self) -> bool:
+        return self._audit.state().writer_alive
+
+    @bentoml.on_deployment
+    def _refuse_to_start_without_what_it_needs() -> None:  # type: ignore[misc]  # BentoML calls it once
+        """Runs once in the server process before any worker starts (also under a plain `bentoml
+        serve`): without keys, models or a flag-store database that answers, say why once and exit 1
+        (otherwise BentoML would restart the refusing workers forever)."""
+        refusal = startup_refusal()
+        if refusal is not None:
+            logger.error("povrisk cannot serve: %s", refusal)
+            raise SystemExit(1)
 
     @bentoml.on_shutdown
     def _close_audit(self) -> None:
         self._reload_watcher.stop()
+        self._parent_watchdog.stop()
         self._audit.close()
 
     # ------------------------------------------------------------------------------------ endpoints
@@ -161,10 +208,17 @@ class PovertyRiskService:
         causes of poverty and up to three fitting assistance measures."""
         key = _caller(ctx)
         household = request.household
-        if not key.may_score(household.village_id):
-            return self._refuse_village(ctx, key, household)  # type: ignore[return-value]
-        (outcome,) = await self._score(key, "/score", [household], request.lang)
+        try:
+            refusal = await self._village_refusal(key, [household])
+        except _ResidenceUnknown as error:
+            return self._unavailable(ctx, key, ctx.request.url.path, str(error))  # type: ignore[return-value]
+        if refusal:
+            return _error(ctx, 403, refusal[household.household_id])  # type: ignore[return-value]
+        if not self._audit.reserve(1):
+            return self._audit_unavailable(ctx, key, "/score")  # type: ignore[return-value]
+        (outcome,) = await self._score(key, "/score", [household], request.lang, reserved=1)
         if isinstance(outcome, ErrorOut):
+            _note_refusal(ctx, "the household cannot be scored")
             return _error(ctx, outcome.status, outcome.error)  # type: ignore[return-value]
         return outcome
 
@@ -175,21 +229,39 @@ class PovertyRiskService:
         key = _caller(ctx)
         results: list[BatchItemOut | None] = [None] * len(request.households)
         accepted: list[tuple[int, HouseholdIn]] = []
+        invalid: list[str] = []
         for index, body in enumerate(request.households):
             household_id = body.get("household_id") if isinstance(body.get("household_id"), str) else None
             try:
                 household = HouseholdIn.model_validate(body)
             except ValidationError as error:
                 results[index] = BatchItemOut(index=index, household_id=household_id, error=_invalid(error))
-                continue
-            if not key.may_score(household.village_id):
-                self._log_village_refusal(key, household)
-                error_out = ErrorOut(status=403, error=_village_refusal(key, household))
-                results[index] = BatchItemOut(index=index, household_id=household_id, error=error_out)
+                invalid.append(self._invalid_entry(index, household_id, error))
                 continue
             accepted.append((index, household))
+        if invalid:
+            logger.warning(
+                "/score_batch by key %s: %d household(s) invalid: %s",
+                key.key_id,
+                len(invalid),
+                "; ".join(invalid),
+            )
+        try:
+            refusals = await self._village_refusal(key, [household for _, household in accepted])
+        except _ResidenceUnknown as error:
+            return self._unavailable(ctx, key, "/score_batch", str(error))  # type: ignore[return-value]
+        for index, household in [(index, h) for index, h in accepted if h.household_id in refusals]:
+            error_out = ErrorOut(status=403, error=refusals[household.household_id])
+            results[index] = BatchItemOut(index=index, household_id=household.household_id, error=error_out)
+        accepted = [(index, h) for index, h in accepted if h.household_id not in refusals]
+        if accepted and not self._audit.reserve(len(accepted)):
+            return self._audit_unavailable(ctx, key, "/score_batch")  # type: ignore[return-value]
         outcomes = (
-            await self._score(key, "/score_batch", [h for _, h in accepted], request.lang) if accepted else []
+            await self._score(
+                key, "/score_batch", [h for _, h in accepted], request.lang, reserved=len(accepted)
+            )
+            if accepted
+            else []
         )
         for (index, household), outcome in zip(accepted, outcomes, strict=True):
             if isinstance(outcome, ErrorOut):
@@ -208,14 +280,25 @@ class PovertyRiskService:
         insurance enrolled, a loan received): both scores and the reasons that changed."""
         key = _caller(ctx)
         household = request.household
-        if not key.may_score(household.village_id):
-            return self._refuse_village(ctx, key, household)  # type: ignore[return-value]
+        try:
+            refusal = await self._village_refusal(key, [household])
+        except _ResidenceUnknown as error:
+            return self._unavailable(ctx, key, ctx.request.url.path, str(error))  # type: ignore[return-value]
+        if refusal:
+            return _error(ctx, 403, refusal[household.household_id])  # type: ignore[return-value]
+        if not self._audit.reserve(1):
+            return self._audit_unavailable(ctx, key, "/whatif")  # type: ignore[return-value]
         models = self._current()
         try:
             answer = await anyio.to_thread.run_sync(what_if, models, household, request.changes, request.lang)
         except (WhatIfError, PolicyError, FeatureInputError) as error:
+            self._audit.release(1)
+            _note_refusal(ctx, f"the changes cannot be applied ({type(error).__name__})")
             return _error(ctx, 400, f"household {household.household_id}: {error}")  # type: ignore[return-value]
-        self._record(key, "/whatif", [household], [answer.before])
+        except BaseException:
+            self._audit.release(1)
+            raise
+        self._record(key, "/whatif", [household], [answer.before], reserved=1)
         return answer
 
     @model_app.get("/model", response_model=ModelCard)
@@ -230,10 +313,12 @@ class PovertyRiskService:
         try:
             models = await anyio.to_thread.run_sync(load_models, self._policy)
         except ServiceStartError as error:
+            said = redact_credentials(str(error))
             logger.error(
-                "reload requested by key %s failed; still serving the previous models: %s", key.key_id, error
+                "reload requested by key %s failed; still serving the previous models: %s", key.key_id, said
             )
-            return _error(ctx, 400, f"reload failed, still serving the previous models: {error}")  # type: ignore[return-value]
+            _note_refusal(ctx, "the reload failed")
+            return _error(ctx, 400, f"reload failed, still serving the previous models: {said}")  # type: ignore[return-value]
         await anyio.to_thread.run_sync(self._serve, models, f"by key {key.key_id}")
         self._reload_signal.announce()  # the other workers load the champions too
         return models.card
@@ -257,8 +342,9 @@ class PovertyRiskService:
         return self._models
 
     async def _score(
-        self, key: ApiKey, endpoint: str, households: Sequence[HouseholdIn], lang: Language
+        self, key: ApiKey, endpoint: str, households: Sequence[HouseholdIn], lang: Language, reserved: int
     ) -> list[ScoreResponse | ErrorOut]:
+        """Score the households (room for their audit records `reserved` beforehand) and record them."""
         job = _Job(tuple(households), lang)
         alone = self._in_flight == 0
         self._in_flight += 1
@@ -267,14 +353,18 @@ class PovertyRiskService:
             # optimizer expects from the waits it has seen, and those waits feed the next estimate: one
             # client at a time was measured waiting ~50 ms per request once that loop had settled there.
             outcome = (await self._score_jobs_in_thread([job]))[0] if alone else await self._batched(job)
+        except BaseException:
+            self._audit.release(reserved)
+            raise
         finally:
             self._in_flight -= 1
         if outcome is None:  # the dispatcher shed the request (overload) or is shutting down
+            self._audit.release(reserved)
             raise ServiceUnavailable("the service is overloaded or shutting down; try again")
         scored = [
             (h, s) for h, s in zip(households, outcome.scores, strict=True) if isinstance(s, ScoreResponse)
         ]
-        self._record(key, endpoint, [h for h, _ in scored], [s for _, s in scored])
+        self._record(key, endpoint, [h for h, _ in scored], [s for _, s in scored], reserved=reserved)
         return outcome.scores
 
     async def _score_jobs_in_thread(self, jobs: Sequence[_Job]) -> Sequence[_Outcome | None]:
@@ -311,14 +401,21 @@ class PovertyRiskService:
             ]
 
     def _record(
-        self, key: ApiKey, endpoint: str, households: Sequence[HouseholdIn], scores: Sequence[ScoreResponse]
+        self,
+        key: ApiKey,
+        endpoint: str,
+        households: Sequence[HouseholdIn],
+        scores: Sequence[ScoreResponse],
+        reserved: int,
     ) -> None:
+        """Queue the audit records of the households scored (into the room `reserved` for them)."""
         models = self._current()
         name = ";".join(ref.name for ref in models.model_refs)
         version = ";".join(ref.version for ref in models.model_refs)
         records = [
             audit_record(
                 key_id=key.key_id,
+                key_role=key.role,
                 endpoint=endpoint,
                 household_id=household.household_id,
                 village_id=household.village_id,
@@ -329,7 +426,7 @@ class PovertyRiskService:
             )
             for household, score in zip(households, scores, strict=True)
         ]
-        self._audit.submit(records)
+        self._audit.submit(records, reserved=reserved)
         if households and logger.isEnabledFor(logging.INFO):  # one line per request, not per household
             logger.info(
                 "%s by key %s: %s",
@@ -342,24 +439,147 @@ class PovertyRiskService:
                 ),
             )
 
-    def _refuse_village(self, ctx: bentoml.Context, key: ApiKey, household: HouseholdIn) -> JSONResponse:
-        self._log_village_refusal(key, household)
-        return _error(ctx, 403, _village_refusal(key, household))
+    async def _village_refusal(self, key: ApiKey, households: Sequence[HouseholdIn]) -> dict[str, str]:
+        """Households a cadre key may not score, with why (each refusal logged): a village outside the
+        key's, or a household known to live elsewhere than the village the request says (its latest
+        flag, or a county-wide key's audit record: `monitoring.store.known_villages`)."""
+        if key.role != "cadre" or not households:
+            return {}
+        refusals = {
+            household.household_id: self._refuse(key, household, None)
+            for household in households
+            if not key.may_score(household.village_id)
+        }
+        claimed = [household for household in households if household.household_id not in refusals]
+        if claimed:
+            ids = [household.household_id for household in claimed]
+            try:
+                known = await anyio.to_thread.run_sync(known_villages, self._engine, ids)
+            except SQLAlchemyError as error:
+                raise _ResidenceUnknown(
+                    "where the household lives cannot be checked: the database does not answer "
+                    f"({database_error(error)})"
+                ) from error
+            for household in claimed:
+                lives_in = known.get(household.household_id)
+                if lives_in is not None and lives_in != household.village_id:
+                    refusals[household.household_id] = self._refuse(key, household, lives_in)
+        return refusals
 
-    def _log_village_refusal(self, key: ApiKey, household: HouseholdIn) -> None:
+    def _refuse(self, key: ApiKey, household: HouseholdIn, lives_in: str | None) -> str:
+        """Log a village refusal; the answer's message (which never says where the household lives)."""
+        villages = ", ".join(sorted(key.villages))
+        if lives_in is None:
+            logger.warning(
+                "refused household %s of village %s: key %s may score villages %s only",
+                self._ref(household.household_id),
+                printable(household.village_id),
+                key.key_id,
+                villages,
+            )
+            return (
+                f"key {key.key_id} may score households of village(s) {villages} only; "
+                f"household {household.household_id} is in village {household.village_id}"
+            )
         logger.warning(
-            "refused household %s of village %s: key %s may score villages %s only",
-            household_ref(household.household_id, self._salt),
-            household.village_id,
+            "refused household %s: key %s sent village %s, but the household is known to live in village %s",
+            self._ref(household.household_id),
             key.key_id,
-            ", ".join(sorted(key.villages)),
+            printable(household.village_id),
+            printable(lives_in),
         )
+        return (
+            f"household {household.household_id} is not known to live in village {household.village_id}; "
+            f"key {key.key_id} may score households of village(s) {villages} only"
+        )
+
+    def _audit_unavailable(self, ctx: bentoml.Context, key: ApiKey, endpoint: str) -> JSONResponse:
+        """503: no room for the audit records, so nothing is scored (audit state in /readyz)."""
+        state = self._audit.state()
+        behind = "does not answer" if state.database == "unreachable" else "is behind"
+        return self._unavailable(
+            ctx,
+            key,
+            endpoint,
+            f"the audit trail cannot record scores right now (its database {behind}; "
+            f"{state.queued + state.reserved} of {state.capacity} records waiting)",
+        )
+
+    def _unavailable(self, ctx: bentoml.Context, key: ApiKey, endpoint: str, why: str) -> JSONResponse:
+        """503 with Retry-After: nothing was scored."""
+        logger.warning("503 %s by key %s: %s", endpoint, key.key_id, why)
+        ctx.response.status_code = 503
+        ctx.response.metadata["retry-after"] = str(RETRY_AFTER_SECONDS)
+        return JSONResponse(
+            {"error": f"{why}; nothing was scored; try again in {RETRY_AFTER_SECONDS} s"},
+            status_code=503,
+            headers={"retry-after": str(RETRY_AFTER_SECONDS)},
+        )
+
+    def _invalid_entry(self, index: int, household_id: str | None, error: ValidationError) -> str:
+        """One invalid household of a batch, for the log: position, salted hash, field paths and types."""
+        problems = ", ".join(
+            printable(".".join(str(part) for part in problem["loc"]) + " " + problem["type"])
+            for problem in error.errors(include_input=False)
+        )
+        reference = self._ref(household_id) if household_id is not None else "no id"
+        return f"#{index} {reference}: {problems}"
+
+    def _ref(self, household_id: str) -> str:
+        return household_ref(household_id, self._salt)
+
+    def _health(self) -> dict[str, Any]:
+        """What the health endpoints add: the audit writer's state."""
+        return {"audit": self._audit.state().as_dict()}
+
+
+_WORKER_HEALTH: list[Any] = []
+"""The health report of this worker process's service instance (one per process; BentoML builds the
+middleware apart from the instance, so this is how `HealthDetail` reaches it)."""
+
+
+def _worker_health() -> dict[str, Any]:
+    return _WORKER_HEALTH[-1]() if _WORKER_HEALTH else {}
+
+
+def startup_refusal() -> str | None:
+    """Why the service cannot start (keys, policy, settings, models, the flag-store database), or None;
+    credentials in URIs redacted. `povrisk serve` asks before starting the server, and the service's
+    deployment hook asks again under a plain `bentoml serve`."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from serving.keys import KeyFileError
+    from serving.runtime import RuntimeSettingError
+
+    try:
+        service_workers()
+        service_log_level()
+        audit_queue_capacity()
+        load_key_ring()
+        load_models(load_policy())
+    except (KeyFileError, ServiceStartError, RuntimeSettingError, PolicyError) as error:
+        return redact_credentials(str(error))
+    engine = make_engine()
+    try:
+        create_schema(engine)
+    except (SQLAlchemyError, OSError) as error:
+        where = engine.url.render_as_string(hide_password=True)
+        return (
+            f"the flag store's database {where} does not answer ({type(error).__name__}); "
+            "check POVRISK_DB_URL"
+        )
+    finally:
+        engine.dispose()
+    return None
 
 
 _service = cast(Any, PovertyRiskService)  # a bentoml Service at run time
 _service.add_asgi_middleware(ApiKeyAuth)
 _service.add_asgi_middleware(BodyLimit, max_bytes=MAX_REQUEST_BYTES)
+_service.add_asgi_middleware(RefusalLog, salt=log_salt())
 _service.add_asgi_middleware(OpenApiDocs)
+_service.add_asgi_middleware(HealthDetail, report=_worker_health)
+_service.add_asgi_middleware(RelativeRedirects)
 
 
 def _freeze_long_lived() -> None:
@@ -409,11 +629,13 @@ def _caller(ctx: bentoml.Context) -> ApiKey:
     return key
 
 
-def _village_refusal(key: ApiKey, household: HouseholdIn) -> str:
-    return (
-        f"key {key.key_id} may score households of village(s) {', '.join(sorted(key.villages))} only; "
-        f"household {household.household_id} is in village {household.village_id}"
-    )
+class _ResidenceUnknown(RuntimeError):
+    """Where a household lives could not be looked up (the database does not answer)."""
+
+
+def _note_refusal(ctx: bentoml.Context, why: str) -> None:
+    """Tell `RefusalLog` why this request gets 400 from the handler (words, never input values)."""
+    setattr(ctx.request.state, REFUSAL_STATE, why)
 
 
 def _invalid(error: ValidationError) -> ErrorOut:

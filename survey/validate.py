@@ -1,20 +1,24 @@
 """Checking a survey against the canonical schema, reporting every failure at once.
 
 Two kinds of check: the pandera models of `survey.schema` (types, ranges, categories, duplicate keys,
-required columns), run lazily so that all failures are collected, and the checks that span tables
-(a household's village missing from the village register, a member or a verification finding without a
-household row, a household with implausibly many members).
+required columns), run lazily so that all failures are collected, and the checks that span rows or tables
+(no household row at all, a round missing between two present ones, a text value holding a control
+character (`survey.text`), a household's village missing from the village register, a member or a
+verification finding without a household row, a household with implausibly many members).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
 from survey.io import Survey
 from survey.schema import MAX_MEMBERS_PER_HOUSEHOLD, Households, Members, Verification, Villages
+from survey.text import CONTROL_CHARACTERS, printable
 
 FAILURE_COLUMNS = ("table", "column", "check", "row", "value")
 SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
@@ -45,12 +49,22 @@ class ValidationReport:
             ["table", "column", "check"], sort=False, dropna=False
         ):
             first = group.head(examples)
-            shown = ", ".join(
-                f"row {row}: {value!r}" for row, value in zip(first["row"], first["value"], strict=True)
+            examples_shown = (
+                _example(row, value) for row, value in zip(first["row"], first["value"], strict=True)
             )
-            more = ", ..." if len(group) > examples else ""
-            lines.append(f"  {table}.{column} [{check}]: {len(group)} failure(s) - {shown}{more}")
+            shown = ", ".join(example for example in examples_shown if example)
+            details = f" - {shown}{', ...' if len(group) > examples else ''}" if shown else ""
+            lines.append(f"  {table}.{printable(str(column))} [{check}]: {len(group)} failure(s){details}")
         return "\n".join(lines)
+
+
+def _example(row: object, value: object) -> str:
+    """One failing value as the summary shows it: text escaped (`survey.text.printable`), so that a
+    control character in a file can neither hide in nor forge a line of the report."""
+    shown = f"'{printable(value)}'" if isinstance(value, str) else repr(value)
+    if row is None:  # a failure of a table or a column (a missing column, a missing round), not of a row
+        return "" if value is None or (isinstance(value, float) and math.isnan(value)) else shown
+    return f"row {printable(str(row))}: {shown}"
 
 
 class SurveyInvalid(ValueError):
@@ -65,7 +79,11 @@ def validate_survey(survey: Survey) -> ValidationReport:
     """Run the schema checks on every table present and the cross-table checks; never stops early."""
     tables = _present_tables(survey)
     parts = [_schema_failures(name, frame) for name, frame in tables.items()]
+    with_truth = tables if survey.truth is None else {**tables, "truth": survey.truth.reset_index(drop=True)}
+    parts += [_control_characters(name, frame) for name, frame in with_truth.items()]
     parts += [
+        _no_households(tables["households"]),
+        _missing_rounds(tables["households"]),
         _unknown_villages(tables["households"], tables.get("villages")),
         _without_household("members", tables.get("members"), tables["households"]),
         _without_household("verification", tables.get("verification"), tables["households"]),
@@ -147,6 +165,58 @@ def _tidy_pandera_cases(table: str, cases: pd.DataFrame) -> pd.DataFrame:
         columns=list(FAILURE_COLUMNS),
     )
     return tidy.sort_values(["column", "check"], kind="stable", ignore_index=True)
+
+
+def _no_households(households: pd.DataFrame) -> pd.DataFrame:
+    """A households table without a single row: nothing to train on, score or monitor."""
+    if len(households):
+        return _empty_failures()
+    return _failures("households", "household_id", "at_least_one_row", pd.Index([None]), pd.Series([None]))
+
+
+def _missing_rounds(households: pd.DataFrame) -> pd.DataFrame:
+    """Rounds absent between the first and the last round present (rounds 0, 1, 3 lack round 2): the
+    relapse labels and the earlier-round features pair each round with the one before it."""
+    if "round" not in households.columns:
+        return _empty_failures()
+    rounds = pd.to_numeric(households["round"], errors="coerce").dropna().unique()
+    present = {int(value) for value in rounds if float(value).is_integer()}
+    if not present:
+        return _empty_failures()
+    missing = sorted(set(range(min(present), max(present) + 1)) - present)
+    return _failures(
+        "households",
+        "round",
+        "no_round_missing_between_present_rounds",
+        pd.Index([None] * len(missing)),
+        pd.Series(missing, dtype=object),
+    )
+
+
+def _control_characters(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Text values (ids, categories, any extra text column) holding a control character
+    (`survey.text`): PostgreSQL refuses a NUL, and a newline forges lines in a report or a log."""
+    parts = [_empty_failures()]
+    for column in frame.columns:
+        values = frame[column]
+        bad = _holding_control_characters(values)
+        if bad.any():
+            parts.append(
+                _failures(table, str(column), "no_control_characters", frame.index[bad], values[bad])
+            )
+    return pd.concat(parts, ignore_index=True)
+
+
+def _holding_control_characters(values: pd.Series) -> np.ndarray:
+    """Which values are text with a control character; non-text values (numbers, missing) are not."""
+    texts = values.astype(object) if isinstance(values.dtype, pd.CategoricalDtype) else values
+    if not (pd.api.types.is_object_dtype(texts) or pd.api.types.is_string_dtype(texts)):
+        return np.zeros(len(values), dtype=bool)
+    try:
+        found = texts.str.contains(CONTROL_CHARACTERS, na=False)
+    except AttributeError:  # an object column holding no text at all
+        return np.zeros(len(values), dtype=bool)
+    return found.to_numpy(dtype=bool, na_value=False)
 
 
 def _as_key(frame: pd.DataFrame, columns: list[str]) -> pd.MultiIndex | None:

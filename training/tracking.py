@@ -6,18 +6,26 @@ import time; every function resolves the tracking URI when called.
 
 Promotion compares the two models on the challenger's held-out rows (logged with its run as
 `held_out/held_out.parquet`: the model's features, `label`, and `held_out_risk` from a model that did not
-see the row), on the metric and margin of `training/settings.yaml`:
+see the row, indexed by `household_ref`, a keyed hash of the household id (`training.pseudonyms`): no
+household id is logged to MLflow), on the metric and margin of `training/settings.yaml`:
 - champion trained on another survey (different `data_hash`, e.g. fewer rounds): the champion scores
   the challenger's held-out rows, which lie in a round it never saw, and is compared with the
   challenger's held-out probabilities;
 - champion trained on the same survey: it has seen those rows, so scoring them would be in-sample and
-  unfair to the challenger; both are compared on their own logged held-out metric instead, which the same
-  procedure computed on the same rows of the same survey.
+  unfair to the challenger; both models' own held-out risks on the same rows are compared instead, rows
+  matched by their `household_ref`. When the two runs hashed the ids with different keys (tag
+  `household_key`, the key's fingerprint) their rows cannot be matched, and their logged held-out metrics,
+  which the same procedure computed on the same survey, are compared; the decision says so.
 
 A caller may pass `promote` a drift check (the CLI passes `monitoring.training_drift`'s): it compares the
 champion's training data with the challenger's before anything moves, and a drift above the policy
 threshold refuses the promotion unless forced. `log_drift` records such a comparison as its own run,
 tagged with the training run it compares against.
+
+Every run povrisk starts carries its owner (host, pid, process start time: `training.unfinished_runs`),
+and the first time a process opens a store, runs left RUNNING by a povrisk process that provably died
+(killed with SIGKILL, say) are marked FAILED, one line on stderr each (`end_abandoned_runs`). A model is
+registered only once its logged files are complete, and a champion with missing files is refused.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import logging
 import math
 import os
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -38,6 +47,7 @@ from urllib.parse import urlparse
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
@@ -52,8 +62,17 @@ from models.predictor import (
     load_task_model,
 )
 from training.metrics import binary_metrics
+from training.pseudonyms import (
+    HOUSEHOLD_ID,
+    HOUSEHOLD_REF,
+    household_key,
+    key_fingerprint,
+    pseudonymised,
+    pseudonymised_folder,
+)
 from training.settings import TrainingSettings, load_training_settings
 from training.train import HELD_OUT_RISK, LABEL, TrainedTask
+from training.unfinished_runs import RunNotEnded, UnfinishedRun, end_run, review, this_process
 
 EXPERIMENT_NAME = "povrisk"
 CHALLENGER, CHAMPION = "challenger", "champion"
@@ -65,6 +84,15 @@ PYFUNC_LOGGER = "mlflow.pyfunc"
 # MLflow's notice on every `log_model` with a Python object: we log our own `PackagedPredictor` and load
 # only models this package registered, so the notice is noise in the CLI output.
 CLOUDPICKLE_NOTICE = "Passing a Python object as `python_model`"
+HOUSEHOLD_KEY_TAG = "household_key"
+BOOSTER_FILE = "booster.txt"
+# The files of a logged model that loading the predictor needs (`PackagedPredictor.load_context`).
+MODEL_FILES = ("MLmodel", "python_model.pkl", f"artifacts/{BOOSTER_FILE}")
+logger = logging.getLogger(__name__)
+
+
+class IncompleteModel(RuntimeError):
+    """A logged model that was never finished, or whose files are missing or empty."""
 
 
 class _DropMessage(logging.Filter):
@@ -115,10 +143,76 @@ def registered_name(task: str) -> str:
     return f"povrisk-{task}"
 
 
-def _client() -> MlflowClient:
+def key_folder(uri: str) -> Path:
+    """Where the household id key file lives (`training.pseudonyms`): beside a SQLite store's database
+    (with the store it serves), else the working folder."""
+    if urlparse(uri).scheme == "sqlite":
+        return Path(uri.removeprefix("sqlite:///")).parent
+    return Path.cwd()
+
+
+# Stores this process has already looked at for abandoned runs: once per process is enough.
+_SWEPT_STORES: set[str] = set()
+
+
+def _client(sweep: bool = True) -> MlflowClient:
+    """A client of the tracking store. The first time the process opens a store (unless `sweep` is
+    false), runs left RUNNING by a povrisk process that died are ended (`end_abandoned_runs`)."""
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=uri)
+    if uri not in _SWEPT_STORES:
+        _SWEPT_STORES.add(uri)
+        if sweep:
+            _end_abandoned_runs_quietly(client)
+    return client
+
+
+def _end_abandoned_runs_quietly(client: MlflowClient) -> None:
+    """`end_abandoned_runs`, one line on stderr per run ended; never fails the command that opened the
+    store (a store that cannot be searched is that command's problem, with its own error)."""
+    try:
+        ended = end_abandoned_runs(client)
+    except Exception as error:  # MLflow raises many types for an unreachable store
+        logger.debug("could not look for abandoned MLflow runs: %s", error)
+        return
+    for run in ended:
+        print(f"ended MLflow run {run.run_id} ({run.name}): {run.reason}", file=sys.stderr)
+
+
+def end_abandoned_runs(client: MlflowClient) -> list[UnfinishedRun]:
+    """End the RUNNING runs of the povrisk experiment whose owner is provably dead on this host (marked
+    FAILED, with why and when, their pending logged models FAILED); returns them. Runs of other hosts or
+    without owner tags are never ended here (`unfinished_runs` lists them)."""
+    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment is None:
+        return []
+    return [run for run in review(client, str(experiment.experiment_id), end_abandoned=True) if run.ended]
+
+
+def unfinished_runs(end_abandoned: bool = True) -> list[UnfinishedRun]:
+    """Every RUNNING run of the povrisk experiment and what was judged of its owner; with `end_abandoned`,
+    those whose owner is provably dead are ended (`UnfinishedRun.ended`)."""
+    client = _client(sweep=False)
+    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment is None:
+        return []
+    return review(client, str(experiment.experiment_id), end_abandoned)
+
+
+def end_unfinished_run(run_id: str) -> UnfinishedRun:
+    """End a RUNNING povrisk run an analyst has checked (e.g. one of another host). Raises `RunNotEnded`
+    when there is no such run, it is not running, or its owner on this host is still alive."""
+    client = _client(sweep=False)
+    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment is None:
+        raise RunNotEnded(f"the MLflow store at {tracking_uri()} has no {EXPERIMENT_NAME!r} experiment")
+    return end_run(client, str(experiment.experiment_id), run_id)
+
+
+def _owned(tags: Mapping[str, str]) -> dict[str, str]:
+    """A new run's tags with its owner's (this process)."""
+    return dict(tags) | this_process().tags()
 
 
 def _experiment_id(client: MlflowClient) -> str:
@@ -138,15 +232,21 @@ def _input_example(model: TaskModel, held_out: pd.DataFrame) -> pd.DataFrame:
 
 
 def log_and_register(trained: TrainedTask, policy: Policy | None = None) -> dict[str, Any]:
-    """Log params, held-out metrics, tags, figures, the held-out rows and the packaged predictor; register
-    a new version of `povrisk-<task>` and point alias `challenger` at it. Returns what was done."""
+    """Log params, held-out metrics, tags, figures, the held-out rows (household ids replaced by keyed
+    hashes) and the packaged predictor; once the logged model's files are complete, register a new version
+    of `povrisk-<task>` and point alias `challenger` at it. Returns what was done.
+
+    Raises `IncompleteModel` (nothing registered, the run marked FAILED) when they are not."""
     policy = policy or trained.policy or load_policy()
     model = trained.model
     client = _client()
+    key = household_key(key_folder(tracking_uri()))
     with (
         quiet_mlflow(),
         mlflow.start_run(
-            experiment_id=_experiment_id(client), run_name=f"{model.task}-{model.data_hash}"
+            experiment_id=_experiment_id(client),
+            run_name=f"{model.task}-{model.data_hash}",
+            tags=_owned({}),
         ) as run,
         tempfile.TemporaryDirectory() as scratch,
     ):
@@ -171,15 +271,16 @@ def log_and_register(trained: TrainedTask, policy: Policy | None = None) -> dict
                 "data_hash": model.data_hash,
                 "trained_rounds": json.dumps(list(model.trained_rounds)),
                 "policy_version": policy.version,
+                HOUSEHOLD_KEY_TAG: key_fingerprint(key),
             }
         )
         mlflow.log_dict({"feature_names": list(model.feature_names)}, "features.json")
         for name, figure in trained.figures.items():
             mlflow.log_figure(figure, f"figures/{name}")
         held_out_path = Path(scratch) / Path(HELD_OUT_ARTIFACT).name
-        trained.held_out.reset_index().to_parquet(held_out_path, index=False)
+        pseudonymised(trained.held_out, key).reset_index().to_parquet(held_out_path, index=False)
         mlflow.log_artifact(str(held_out_path), artifact_path=str(Path(HELD_OUT_ARTIFACT).parent))
-        booster_path = Path(scratch) / "booster.txt"
+        booster_path = Path(scratch) / BOOSTER_FILE
         booster_path.write_text(model._ready_booster().model_to_string(), encoding="utf-8")
         example = _input_example(model, trained.held_out)
         packaged = PackagedPredictor(model, policy)
@@ -190,6 +291,13 @@ def log_and_register(trained: TrainedTask, policy: Policy | None = None) -> dict
             signature=infer_signature(example, packaged.predict(None, example)),
             input_example=example,
         )
+        booster_size = {f"artifacts/{BOOSTER_FILE}": booster_path.stat().st_size}
+        problems = logged_model_problems(client, info.model_id, booster_size)
+        if problems:
+            raise IncompleteModel(
+                f"the model logged by run {run.info.run_id} ({info.model_id}) is incomplete: "
+                f"{'; '.join(problems)}; nothing was registered"
+            )
         version = mlflow.register_model(info.model_uri, registered_name(model.task))
     client.set_registered_model_alias(registered_name(model.task), CHALLENGER, version.version)
     return {
@@ -203,6 +311,40 @@ def log_and_register(trained: TrainedTask, policy: Policy | None = None) -> dict
         "field_labels": trained.field_labels,
         "verification_labels": trained.verification_labels,
     }
+
+
+def logged_model_problems(
+    client: MlflowClient, model_id: str, expected_sizes: Mapping[str, int] | None = None
+) -> list[str]:
+    """What makes a logged model unfit to register or load: it was never finished (status not READY:
+    its process died while logging it, or logging failed), or a file of `MODEL_FILES` is missing, empty
+    or not of its `expected_sizes`. Empty when it is complete."""
+    problems = []
+    status = client.get_logged_model(model_id).status
+    if status != LoggedModelStatus.READY:
+        problems.append(f"its status is {status}, not READY (it was never finished)")
+    folders = {str(Path(name).parent) for name in MODEL_FILES} - {"."}
+    listed = [*client.list_logged_model_artifacts(model_id)]
+    for folder in sorted(folders):
+        listed += client.list_logged_model_artifacts(model_id, folder)
+    sizes = {file.path: file.file_size for file in listed if not file.is_dir}
+    for name in MODEL_FILES:
+        if name not in sizes:
+            problems.append(f"{name} is missing")
+        elif not sizes[name]:
+            problems.append(f"{name} is empty")
+        elif expected_sizes and name in expected_sizes and sizes[name] != expected_sizes[name]:
+            problems.append(f"{name} holds {sizes[name]} bytes, not {expected_sizes[name]}")
+    return problems
+
+
+def version_problems(client: MlflowClient, version: Any) -> list[str]:
+    """`logged_model_problems` of a registered version's model (none for a version whose source is not a
+    logged model: versions registered before MLflow 3)."""
+    source = str(version.source)
+    if not source.startswith("models:/m-"):
+        return []
+    return logged_model_problems(client, source.removeprefix("models:/"))
 
 
 FIELD_LABELS_PREFIX = "field_labels"
@@ -231,11 +373,13 @@ def _alias_version(client: MlflowClient, task: str, alias: str) -> Any | None:
 
 def held_out_rows(run_id: str) -> pd.DataFrame:
     """A training run's held-out rows (the model's features, `label`, `held_out_risk`), indexed
-    (household_id, round)."""
+    (household_ref, round); (household_id, round) for a run logged before ids were hashed."""
     _client()
     with quiet_mlflow():
         path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HELD_OUT_ARTIFACT)
-    return pd.read_parquet(path).set_index(["household_id", "round"])
+    rows = pd.read_parquet(path)
+    identifier = HOUSEHOLD_REF if HOUSEHOLD_REF in rows.columns else HOUSEHOLD_ID
+    return rows.set_index([identifier, "round"])
 
 
 DriftCheck = Callable[[str, str], Mapping[str, Any]]
@@ -302,11 +446,21 @@ def promote(
     coverage = policy.flag_coverage
     challenger_value = binary_metrics(labels, rows[HELD_OUT_RISK].to_numpy(), coverage)[rule.metric]
     champion_run = client.get_run(champion.run_id)
-    challenger_hash = client.get_run(challenger.run_id).data.tags.get("data_hash")
-    champion_rows = (
-        held_out_rows(champion.run_id) if champion_run.data.tags.get("data_hash") == challenger_hash else None
-    )
-    if champion_rows is not None and rows.index.isin(champion_rows.index).all():
+    challenger_run = client.get_run(challenger.run_id)
+    same_survey = champion_run.data.tags.get("data_hash") == challenger_run.data.tags.get("data_hash")
+    champion_key = champion_run.data.tags.get(HOUSEHOLD_KEY_TAG)
+    same_key = champion_key is not None and champion_key == challenger_run.data.tags.get(HOUSEHOLD_KEY_TAG)
+    champion_rows = held_out_rows(champion.run_id) if same_survey and same_key else None
+    if same_survey and not same_key:
+        # Same survey, but rows that cannot be matched: the champion has seen these rows, so it must not
+        # score them; the metric each run logged, computed by the same procedure on the same survey.
+        comparison = (
+            f"both runs' logged held-out {rule.metric}, since their household ids were hashed with "
+            "different keys (or the champion's run predates hashed ids) and their rows cannot be matched"
+        )
+        challenger_value = float(challenger_run.data.metrics.get(rule.metric, challenger_value))
+        champion_value = float(champion_run.data.metrics.get(rule.metric, math.nan))
+    elif champion_rows is not None and rows.index.isin(champion_rows.index).all():
         # Same survey, same held-out rows: the champion's own held-out risks, scored against the
         # challenger's labels (which may carry field corrections the champion's run did not have).
         comparison = "both models' held-out risks on the same rows, against the challenger's labels"
@@ -363,7 +517,7 @@ def log_drift(
     if current_run_id is not None:
         tags["current_run_id"] = current_run_id
     run = client.create_run(
-        _experiment_id(client), run_name=f"drift-{task}-vs-{reference_run_id[:8]}", tags=tags
+        _experiment_id(client), run_name=f"drift-{task}-vs-{reference_run_id[:8]}", tags=_owned(tags)
     )
     run_id = run.info.run_id
     now = int(time.time() * 1000)
@@ -377,10 +531,18 @@ def log_drift(
 
 def load_champion(task: str) -> TaskModel:
     """The current champion's TaskModel (`models:/povrisk-<task>@champion`), carrying its registered
-    name and version."""
-    _client()
+    name and version. Raises `IncompleteModel` when the champion's logged files are incomplete."""
+    client = _client()
+    name = registered_name(task)
+    version = client.get_model_version_by_alias(name, CHAMPION)
+    problems = version_problems(client, version)
+    if problems:
+        raise IncompleteModel(
+            f"the champion of {name} (version {version.version}) cannot be loaded: {'; '.join(problems)}; "
+            "promote a complete version"
+        )
     with quiet_mlflow():
-        return load_task_model(f"models:/{registered_name(task)}@{CHAMPION}")
+        return load_task_model(f"models:/{name}/{version.version}")
 
 
 def load_champion_predictor(policy: Policy | None = None) -> RiskPredictor:
@@ -450,13 +612,15 @@ def log_evaluation(evaluation: Any, data_hash: str, settings: TrainingSettings |
     parent = client.create_run(
         experiment_id,
         run_name=f"evaluate-{task}-{data_hash}",
-        tags={
-            "task": task,
-            "data_hash": data_hash,
-            "seeds": json.dumps(report["seeds"]),
-            "policy_version": str(report.get("policy_version")),
-            "kind": "evaluation",
-        },
+        tags=_owned(
+            {
+                "task": task,
+                "data_hash": data_hash,
+                "seeds": json.dumps(report["seeds"]),
+                "policy_version": str(report.get("policy_version")),
+                "kind": "evaluation",
+            }
+        ),
     )
     parent_id = parent.info.run_id
     now = int(time.time() * 1000)
@@ -478,7 +642,7 @@ def log_evaluation(evaluation: Any, data_hash: str, settings: TrainingSettings |
         child = client.create_run(
             experiment_id,
             run_name=f"{run['name']}-seed{run['seed']}-fold{run['fold']}",
-            tags={"mlflow.parentRunId": parent_id, "model": run["name"], "task": task},
+            tags=_owned({"mlflow.parentRunId": parent_id, "model": run["name"], "task": task}),
         )
         params = {"model": run["name"], "seed": run["seed"], "fold": run["fold"]} | run["params"]
         client.log_batch(
@@ -494,21 +658,23 @@ def log_evaluation(evaluation: Any, data_hash: str, settings: TrainingSettings |
 
 def log_monitoring(summary: Mapping[str, Any], folder: Path) -> str:
     """Log a `povrisk monitor` comparison as its own run: tags `kind=monitoring` and the two rounds, the
-    summary's counts as metrics, and every file of `folder` (report, tables) as artifacts. Returns the
-    run id."""
+    summary's counts as metrics, and every file of `folder` (report, tables) as artifacts, household ids
+    replaced by keyed hashes (`training.pseudonyms.pseudonymised_folder`). Returns the run id."""
     from mlflow.entities import Metric
 
     client = _client()
+    key = household_key(key_folder(tracking_uri()))
     tags = {
         "kind": "monitoring",
         "previous_round": str(summary["previous_round"]),
         "current_round": str(summary["current_round"]),
         "policy_version": str(summary.get("policy_version")),
+        HOUSEHOLD_KEY_TAG: key_fingerprint(key),
     }
     run = client.create_run(
         _experiment_id(client),
         run_name=f"monitor-{summary['previous_round']}-{summary['current_round']}",
-        tags=tags,
+        tags=_owned(tags),
     )
     run_id = run.info.run_id
     now = int(time.time() * 1000)
@@ -518,8 +684,9 @@ def log_monitoring(summary: Mapping[str, Any], folder: Path) -> str:
         if isinstance(value, int | float) and not key.endswith("_round") and math.isfinite(value)
     }
     client.log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in counts.items()])
-    with quiet_mlflow():
-        client.log_artifacts(run_id, str(folder), artifact_path="monitoring")
+    with quiet_mlflow(), tempfile.TemporaryDirectory() as scratch:
+        pseudonymised_folder(folder, Path(scratch), key)
+        client.log_artifacts(run_id, scratch, artifact_path="monitoring")
     client.set_terminated(run_id)
     return str(run_id)
 

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from survey.io import Survey
+from survey.io import Survey, not_utf8_message
 from survey.schema import Households
 
 ROUND = 0
@@ -226,7 +226,9 @@ def read_costa_rica(path: Path) -> pd.DataFrame:
         raise CostaRicaFormatError(f"{source}: no such file")
     try:
         people = pd.read_csv(source, dtype={column: "str" for column in TEXT_COLUMNS}, low_memory=False)
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+    except UnicodeDecodeError as error:
+        raise CostaRicaFormatError(not_utf8_message(source)) from error
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise CostaRicaFormatError(f"{source} is not a readable CSV file: {error}") from error
     check_columns(people, str(source))
     return people

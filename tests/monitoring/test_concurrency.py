@@ -1,4 +1,5 @@
-"""Concurrent writers on one flag, on a real PostgreSQL server: no change is ever lost.
+"""Concurrent writers on one flag, on a real PostgreSQL server (and racing scorings on SQLite too): no
+change is ever lost.
 
 Each writer is a thread with its own engine (its own connections and transactions). A listener on a
 writer's engine holds its first `UPDATE flags` until the other writers have read the flag too, so the
@@ -10,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -178,7 +180,9 @@ def test_concurrent_create_schema_on_an_empty_database(engines: Callable[[], Eng
     writers = [engines() for _ in range(4)]
     # the `engines` fixture migrated the schema already: start again from an empty one
     with writers[0].begin() as connection:
-        connection.execute(text(f"DROP TABLE flag_history, flags, score_audit, {VERSION_TABLE}"))
+        connection.execute(
+            text(f"DROP TABLE flag_history, flags, score_audit, score_audit_rejected, {VERSION_TABLE}")
+        )
     all_start = threading.Barrier(len(writers))
 
     def migrate(engine: Engine) -> str | None:
@@ -192,3 +196,57 @@ def test_concurrent_create_schema_on_an_empty_database(engines: Callable[[], Eng
     assert revisions == [head_revision()] * len(writers)
     with writers[0].connect() as connection:
         assert connection.execute(text(f"SELECT count(*) FROM {VERSION_TABLE}")).scalar_one() == 1
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def writer_engines(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Engine]]:
+    """`engines`, on a SQLite file as well as on PostgreSQL."""
+    if request.param == "postgresql":
+        yield request.getfixturevalue("engines")
+        return
+    made: list[Engine] = []
+
+    def new_engine() -> Engine:
+        made.append(make_engine(f"sqlite:///{tmp_path / 'flags.db'}"))
+        return made[-1]
+
+    create_schema(new_engine())
+    yield new_engine
+    for engine in made:
+        engine.dispose()
+
+
+def _before_first_flag_insert(engine: Engine, action: Callable[[], None]) -> None:
+    """Run `action` when `engine` is about to send its first INSERT into flags (after its read)."""
+    pending = [action]
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _hold(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if pending and statement.lstrip().upper().startswith("INSERT INTO FLAGS"):
+            pending.pop()()
+
+
+def test_racing_scorings_of_a_new_round_each_insert_or_find_the_flags(
+    writer_engines: Callable[[], Engine],
+) -> None:
+    first = writer_engines()
+    upsert_flags(first, _flags())  # round 2 is known; every writer scores the new round 3
+    new_round = _flags(round=[3, 3, 3])
+    writers = [writer_engines() for _ in range(4)]
+    all_have_read = threading.Barrier(len(writers))
+    for writer in writers:  # every writer has found no flag of round 3 before any of them inserts
+        _before_first_flag_insert(writer, lambda: all_have_read.wait(timeout=WAIT_SECONDS))
+
+    with ThreadPoolExecutor(max_workers=len(writers)) as pool:
+        futures = [pool.submit(upsert_flags, writer, new_round) for writer in writers]
+        results = [future.result(timeout=2 * WAIT_SECONDS) for future in futures]
+
+    assert sorted(results, key=lambda result: -result.inserted) == [
+        UpsertResult(inserted=3, updated=0, unchanged=0),
+        *[UpsertResult(inserted=0, updated=0, unchanged=3)] * (len(writers) - 1),
+    ]
+    flags = list_flags(first, round=3)
+    assert sorted(flags["household_id"]) == ["h1", "h2", "h3"]
+    assert set(flags["version"]) == {1}
+    created = flag_history(first).query("from_status.isna()", engine="python")
+    assert sorted(created["flag_id"]) == sorted(list_flags(first)["id"])  # one creation row per flag

@@ -45,13 +45,14 @@ def _as_revision_0001(engine: Engine) -> None:
     with engine.begin() as connection:
         connection.execute(text("ALTER TABLE flags DROP COLUMN main_cause"))
         connection.execute(text("DROP TABLE score_audit"))
+        connection.execute(text("DROP TABLE score_audit_rejected"))
 
 
 def test_migrations_ship_inside_the_package() -> None:
     assert MIGRATIONS_DIR.parent == Path(__file__).resolve().parents[2] / "monitoring"
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "versions" / "0001_flag_store.py").is_file()
-    assert head_revision() == "0003"
+    assert head_revision() == "0004"
 
 
 def test_migrated_schema_matches_the_models(empty_engine: Engine) -> None:

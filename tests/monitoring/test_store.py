@@ -13,7 +13,11 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateTable
 
 from monitoring.store import (
+    ACTOR_MAX_LENGTH,
+    LARGEST_FLAG_ID,
+    NOTE_MAX_LENGTH,
     Base,
+    FlagHistory,
     FlagNotFound,
     IllegalTransition,
     UpsertResult,
@@ -269,3 +273,53 @@ def test_a_flag_list_without_main_cause_keeps_the_stored_causes(engine: Engine) 
     assert upsert_flags(engine, recaused).updated == 1  # h2 only: h1 unchanged, h3 decided
     causes = list_flags(engine).set_index("household_id")["main_cause"]
     assert causes.to_dict() == {"h1": "illness", "h2": "disability", "h3": "disaster"}
+
+
+@pytest.mark.parametrize(
+    ("flag_id", "by", "note", "error"),
+    [
+        (
+            99999999999999999999,
+            "cadre Li",
+            None,
+            r"flag id 99999999999999999999 is out of range: .* 1 to 2147483647",
+        ),
+        (0, "cadre Li", None, "flag id 0 is out of range"),
+        (None, "", None, r"by \(who made the decision\) is empty"),
+        (None, "x" * (ACTOR_MAX_LENGTH + 1), None, "201 characters long; at most 200 are allowed"),
+        (None, "cadre\x00Li", None, r"by \(who made the decision\) holds control character\(s\) U\+0000"),
+        (None, "cadre Li", "n" * (NOTE_MAX_LENGTH + 1), "the note is 2,001 characters long; at most 2,000"),
+        (
+            None,
+            "cadre Li",
+            "visited\r\nforged line",
+            r"the note holds control character\(s\) U\+000D, U\+000A",
+        ),
+    ],
+)
+def test_a_status_change_the_store_cannot_keep_is_refused_before_writing(
+    engine: Engine, flag_id: int | None, by: str, note: str | None, error: str
+) -> None:
+    upsert_flags(engine, _flags())
+    history_before = flag_history(engine)
+    with pytest.raises(ValueError, match=error):
+        set_status(engine, _id_of(engine, "h1") if flag_id is None else flag_id, "verified", by=by, note=note)
+    pd.testing.assert_frame_equal(flag_history(engine), history_before)
+    assert set(list_flags(engine)["status"]) == {"flagged"}
+
+
+def test_an_actor_and_a_note_at_their_limits_are_kept(engine: Engine) -> None:
+    upsert_flags(engine, _flags())
+    by, note = "李" * ACTOR_MAX_LENGTH, "查" * NOTE_MAX_LENGTH
+    set_status(engine, _id_of(engine, "h1"), "verified", by=by, note=note)
+    last = flag_history(engine).iloc[-1]
+    assert (last["by"], last["note"]) == (by, note)
+
+
+def test_the_actor_limit_is_the_history_column_length() -> None:
+    assert FlagHistory.__table__.c.by.type.length == ACTOR_MAX_LENGTH
+
+
+def test_the_largest_flag_id_is_one_the_database_can_look_up(engine: Engine) -> None:
+    with pytest.raises(FlagNotFound, match=str(LARGEST_FLAG_ID)):
+        set_status(engine, LARGEST_FLAG_ID, "verified", by="cadre Li")

@@ -84,3 +84,36 @@ def test_keys_come_from_the_variable_or_the_file(tmp_path: Path) -> None:
         load_key_ring({})
     with pytest.raises(KeyFileError, match="cannot read"):
         load_key_ring({"POVRISK_API_KEYS_FILE": str(tmp_path / "absent.yaml")})
+
+
+def test_keys_given_both_inline_and_as_a_file_are_refused(tmp_path: Path) -> None:
+    """The inline variable silently won: keys of the file got 401, a key revoked from the file kept
+    working."""
+    path = tmp_path / "keys.yaml"
+    add_key(path, "b", "analyst")
+    inline = json.dumps({"keys": [_entry("a", "monitor", "k")]})
+    with pytest.raises(KeyFileError, match="API keys given twice"):
+        load_key_ring({"POVRISK_API_KEYS": inline, "POVRISK_API_KEYS_FILE": str(path)})
+
+
+@pytest.mark.parametrize(
+    ("villages", "message"),
+    [("V0003", "villages must be a list"), (["V1", ""], "a village id is not empty"), (["V\n1"], "control")],
+)
+def test_villages_that_are_not_a_list_of_ids_are_refused(villages: object, message: str) -> None:
+    """`villages: V0003` was read as the villages {V, 0, 3}."""
+    entry = _entry("li", "cadre", "k") | {"villages": villages}
+    with pytest.raises(KeyFileError, match=message):
+        parse_key_ring({"keys": [entry]}, "test")
+
+
+def test_two_ids_sharing_one_hash_are_refused() -> None:
+    """The last entry won: one key acted as another holder."""
+    with pytest.raises(KeyFileError, match="key ids a and b have the same sha256"):
+        parse_key_ring({"keys": [_entry("a", "monitor", "same"), _entry("b", "analyst", "same")]}, "test")
+
+
+@pytest.mark.parametrize("key_id", ["", "x" * 65, "li\nforged"])
+def test_a_key_id_the_log_and_audit_cannot_hold_is_refused(key_id: str) -> None:
+    with pytest.raises(KeyFileError, match="without control characters"):
+        parse_key_ring({"keys": [_entry(key_id, "monitor", "k")]}, "test")

@@ -1,6 +1,6 @@
 """Household references in logs: a salted hash, stable for one salt, different across salts."""
 
-from serving.privacy import household_ref, log_salt
+from serving.privacy import household_ref, log_salt, process_salt
 
 
 def test_the_reference_hides_the_id_and_depends_on_the_salt(monkeypatch) -> None:
@@ -12,4 +12,7 @@ def test_the_reference_hides_the_id_and_depends_on_the_salt(monkeypatch) -> None
     monkeypatch.setenv("POVRISK_LOG_SALT", "shared")
     assert log_salt() == b"shared"
     monkeypatch.delenv("POVRISK_LOG_SALT")
-    assert log_salt() != log_salt()  # a random salt per process
+    first_process = log_salt()
+    assert log_salt() == first_process  # one random salt per process, for every line it logs
+    process_salt.cache_clear()  # as a new process would draw
+    assert log_salt() != first_process

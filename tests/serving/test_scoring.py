@@ -14,7 +14,7 @@ from pydantic.fields import FieldInfo
 from features.policy import PolicyError
 from models.predictor import RiskPredictor
 from monitoring.categories import CATEGORIES
-from serving.schemas import HouseholdIn, MemberIn, WhatIfChanges
+from serving.schemas import NO_CONTROL_CHARACTERS, HouseholdIn, MemberIn, WhatIfChanges
 from serving.scoring import (
     LoadedModels,
     WhatIfError,
@@ -236,8 +236,8 @@ def _value_strategy(name: str, field: FieldInfo) -> st.SearchStrategy[Any]:
         choice: st.SearchStrategy[Any] = st.sampled_from(typing.get_args(literal))
     elif levels[0] is bool:
         choice = st.booleans()
-    elif levels[0] is str:  # personal fields: dropped before scoring
-        choice = st.text(max_size=10)
+    elif levels[0] is str:  # personal fields: dropped before scoring (never with control characters)
+        choice = st.from_regex(NO_CONTROL_CHARACTERS, fullmatch=True).filter(lambda text: len(text) <= 10)
     else:
         low, high = _bounds(field)
         choice = st.floats(low, high, allow_nan=False)

@@ -4,6 +4,7 @@ by a test client, against the temporary registry of conftest.py, a key file and 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from starlette.testclient import TestClient
 
 from monitoring.audit import household_audit
 from monitoring.store import make_engine
-from serving.schemas import MAX_BATCH_HOUSEHOLDS
+from serving.schemas import MAX_BATCH_HOUSEHOLDS, MAX_REQUEST_BYTES
 from serving.service import PovertyRiskService
 
 from .conftest import service_variables
@@ -67,7 +68,7 @@ def test_ready_and_scoring_with_a_cadre_key(client: TestClient, api_keys: dict, 
 def test_keys_and_villages_decide_who_may_ask(
     client: TestClient, api_keys: dict, household_body: dict, caplog: pytest.LogCaptureFixture
 ) -> None:
-    elsewhere = {**household_body, "village_id": "V0999"}
+    elsewhere = {**household_body, "household_id": "H-v0999", "village_id": "V0999"}
     with caplog.at_level(logging.WARNING):
         assert _score(client, household_body, None).status_code == 401
         assert _score(client, household_body, "pvk_wrong").status_code == 401
@@ -237,7 +238,7 @@ def test_bodies_that_are_not_json_too_large_or_too_many_get_a_4xx(
 ) -> None:
     headers = _headers(api_keys, "cadre") | {"content-type": "application/json"}
     assert 400 <= client.post("/score", content=b"{not json", headers=headers).status_code < 500
-    assert client.post("/score", content=b" " * 1_000_001, headers=headers).status_code == 413
+    assert client.post("/score", content=b" " * (MAX_REQUEST_BYTES + 1), headers=headers).status_code == 413
     too_many = {"request": {"households": [household_body] * (MAX_BATCH_HOUSEHOLDS + 1)}}
     response = client.post("/score_batch", json=too_many, headers=_headers(api_keys, "cadre"))
     assert response.status_code == 400 and "households" in response.text
@@ -298,3 +299,244 @@ def test_alone_or_merged_with_others_a_household_gets_the_same_answer(
         thread.join()
     assert together == alone
     assert len({answer["poverty_risk"] for answer in alone}) > 1  # the households differ
+
+
+def _service_instance() -> Any:
+    """The service instance behind the module's test client (its health report is bound to it)."""
+    from serving.service import _WORKER_HEALTH
+
+    return _WORKER_HEALTH[-1].__self__
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("household_id", "H\u0000X"), ("village_id", "V-test\nforged line"), ("head_name", "王\u2028")],
+)
+def test_control_characters_get_400_naming_the_field(
+    client: TestClient,
+    api_keys: dict,
+    household_body: dict,
+    field: str,
+    value: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A NUL byte in a household id got 200 and then stopped the audit trail on PostgreSQL."""
+    with caplog.at_level(logging.DEBUG):
+        response = _score(client, {**household_body, field: value}, api_keys["monitor"])
+    assert "forged line" not in caplog.text  # the log names the field, never quotes the value
+    assert response.status_code == 400, response.text
+    assert field in response.text and "control characters" in response.text
+    batch = client.post(
+        "/score_batch",
+        json={"request": {"households": [household_body, {**household_body, field: value}]}},
+        headers=_headers(api_keys, "monitor"),
+    )
+    results = batch.json()["results"]
+    assert results[0]["score"] and results[1]["error"]["status"] == 400
+    assert field in results[1]["error"]["fields"]
+
+
+SECRETS = {"name": "李秀英", "id_card_number": "530102198203154321", "phone": "13912345678"}
+
+
+def test_a_400_is_logged_as_one_line_without_any_input_value(
+    client: TestClient, api_keys: dict, household_body: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A probe found every invalid request logged as a traceback quoting the input (names, ID numbers,
+    phone numbers): 929 of 940 refusals of a fuzz run."""
+    household = copy.deepcopy(household_body) | {"household_id": "H-private", "phone": SECRETS["phone"]}
+    household["head_name"] = SECRETS["name"]
+    household["members"][0] |= {"age": -3, "id_card_number": SECRETS["id_card_number"]}
+    with caplog.at_level(logging.DEBUG):
+        single = _score(client, household, api_keys["cadre"])
+        batch = client.post(
+            "/score_batch", json={"request": {"households": [household]}}, headers=_headers(api_keys, "cadre")
+        )
+        not_json = client.post(
+            "/score",
+            content=f'{{"request": {{"household": "{SECRETS["name"]}'.encode(),
+            headers=_headers(api_keys, "cadre") | {"content-type": "application/json"},
+        )
+    assert single.status_code == not_json.status_code == 400 and batch.status_code == 200
+    for secret in [*SECRETS.values(), "H-private"]:
+        assert secret not in caplog.text, secret
+    assert "Traceback" not in caplog.text and "input_value" not in caplog.text
+    lines = [record.getMessage() for record in caplog.records]
+    refused = [line for line in lines if line.startswith("400 /score by key cadre-li household hh-")]
+    assert len(refused) == 1
+    assert "members.0.age greater_than_equal" in refused[0] and "phone extra_forbidden" in refused[0]
+    assert any(
+        line.startswith("/score_batch by key cadre-li: 1 household(s) invalid: #0 hh-") for line in lines
+    )
+    assert any(line == "400 /score by key cadre-li: the body is not JSON" for line in lines)
+
+
+def test_a_cadre_is_checked_against_where_the_household_lives(
+    client: TestClient,
+    api_keys: dict,
+    household_body: dict,
+    environment: dict,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A cadre of V-test could score a household of another village by sending her own village id."""
+    import pandas as pd
+
+    from monitoring.store import known_villages, upsert_flags
+
+    engine = make_engine(environment["POVRISK_DB_URL"])
+    flag = {
+        "household_id": "H-elsewhere",
+        "village_id": "V0007",
+        "round": 2,
+        "category": "poor",
+        "category_rule": "r",
+        "poverty_risk": 0.9,
+        "relapse_risk": 0.1,
+        "risk_tier": "high",
+        "reasons_json": "[]",
+        "model_name": "m",
+        "model_version": "1",
+    }
+    upsert_flags(engine, pd.DataFrame([flag]))
+    claimed = {**household_body, "household_id": "H-elsewhere", "village_id": "V-test"}
+    with caplog.at_level(logging.WARNING):
+        refused = _score(client, claimed, api_keys["cadre"])
+    assert refused.status_code == 403 and "not known to live in village V-test" in refused.text
+    assert "V0007" not in refused.text  # the answer does not say where the household lives
+    assert "sent village V-test, but the household is known to live in village V0007" in caplog.text
+    assert _score(client, {**claimed, "village_id": "V0007"}, api_keys["monitor"]).status_code == 200
+
+    # a county-wide key's score says where a household lives; a cadre's own never does
+    seen = {**household_body, "household_id": "H-seen", "village_id": "V0002"}
+    assert _score(client, seen, api_keys["analyst"]).status_code == 200
+    mine = {**household_body, "household_id": "H-mine", "village_id": "V0001"}
+    assert _score(client, mine, api_keys["cadre"]).status_code == 200
+    _wait_for_audit(engine, "H-seen", rows=1)
+    _wait_for_audit(engine, "H-mine", rows=1)
+    assert known_villages(engine, ["H-seen", "H-mine", "H-elsewhere"]) == {
+        "H-seen": "V0002",
+        "H-elsewhere": "V0007",
+    }
+    batch = client.post(
+        "/score_batch",
+        json={"request": {"households": [{**seen, "village_id": "V-test"}, mine, claimed]}},
+        headers=_headers(api_keys, "cadre"),
+    )
+    statuses = [item["error"]["status"] if item["error"] else 200 for item in batch.json()["results"]]
+    assert statuses == [403, 200, 403]
+    trail = household_audit(engine, "H-elsewhere")
+    assert set(trail["village_id"]) == {"V0007"} and set(trail["key_role"]) == {"monitor"}
+
+
+def test_no_room_in_the_audit_trail_gets_503_and_readyz_says_why(
+    client: TestClient, api_keys: dict, household_body: dict
+) -> None:
+    """Records are never dropped and a request never blocks: when the audit queue is full, scoring
+    requests get 503 (nothing scored) and /readyz reports the audit writer's state."""
+    audit = _service_instance()._audit
+    room = audit.state().capacity - audit.state().queued
+    assert audit.reserve(room)
+    try:
+        refused = _score(client, household_body, api_keys["monitor"])
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+        assert "nothing was scored" in refused.json()["error"]
+        batch = client.post(
+            "/score_batch",
+            json={"request": {"households": [household_body]}},
+            headers=_headers(api_keys, "monitor"),
+        )
+        assert batch.status_code == 503
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "not ready" and ready.json()["audit"]["accepting"] is False
+        alive = client.get("/livez")
+        assert alive.status_code == 200 and alive.json()["audit"]["writer_alive"] is True
+    finally:
+        audit.release(room)
+    assert _score(client, household_body, api_keys["monitor"]).status_code == 200
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["audit"]["database"] == "reachable"
+
+
+def test_no_redirect_is_built_from_the_host_header(client: TestClient, api_keys: dict) -> None:
+    response = client.get(
+        "/model/", headers=_headers(api_keys, "analyst") | {"host": "evil.example"}, follow_redirects=False
+    )
+    assert response.status_code == 307 and response.headers["location"] == "/model"
+
+
+def _longest(model: Any) -> dict[str, Any]:
+    """Every field of a request model filled with its longest valid value."""
+    import typing
+
+    values: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if name == "members":
+            continue
+        literal = [
+            arg for arg in typing.get_args(field.annotation) if typing.get_origin(arg) is typing.Literal
+        ]
+        described = str(field.annotation)
+        if literal:
+            values[name] = max(typing.get_args(literal[0]), key=len)
+        elif "YesNo" in described or "bool" in described:
+            values[name] = False
+        elif name in ("household_id", "village_id"):
+            values[name] = name[0].upper() * 64
+        elif "str" in described:
+            values[name] = "王" * 64
+        elif name == "round":
+            values[name] = 100
+        elif name == "survey_year":
+            values[name] = 2018
+        else:
+            values[name] = 1.0000000000000002
+    return values
+
+
+def test_the_largest_valid_batch_fits_the_body_limit(client: TestClient, api_keys: dict) -> None:
+    """200 households of 30 members each got 413 while the README promised 200 households."""
+    from serving.schemas import MAX_MEMBERS_PER_HOUSEHOLD, HouseholdIn, MemberIn
+
+    household = _longest(HouseholdIn) | {"survey_year": 2016, "round": 2}
+    household["members"] = [
+        _longest(MemberIn) | {"member_id": f"{number:064d}", "age": 40.0}
+        for number in range(MAX_MEMBERS_PER_HOUSEHOLD)
+    ]
+    households = [{**household, "household_id": f"{number:064d}"} for number in range(MAX_BATCH_HOUSEHOLDS)]
+    body = json.dumps({"request": {"households": households}}).encode()  # every non-ASCII escaped: longest
+    assert len(body) <= MAX_REQUEST_BYTES
+    headers = _headers(api_keys, "monitor") | {"content-type": "application/json"}
+    response = client.post("/score_batch", content=body, headers=headers)
+    assert response.status_code == 200, response.text[:500]
+    assert response.json()["failed"] == 0
+
+
+def test_a_password_in_the_tracking_uri_never_reaches_an_answer_or_the_log(
+    client: TestClient,
+    api_keys: dict,
+    trained: dict,
+    policy: Any,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """It appeared in the start-up refusal, the log, /admin/reload's 400 and GET /model."""
+    from serving.scoring import model_card
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://svc:pw-s3cret@127.0.0.1:9")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    monkeypatch.setenv("POVRISK_MODEL_CACHE", str(tmp_path / "no-copy"))
+    with caplog.at_level(logging.DEBUG):
+        refused = client.post("/admin/reload", json={}, headers=_headers(api_keys, "analyst"))
+    assert refused.status_code == 400 and "reload failed" in refused.text
+    assert "pw-s3cret" not in refused.text + caplog.text and "svc:***@127.0.0.1" in refused.text
+    card = model_card(
+        {task: trained[task].model for task in trained},
+        {},
+        policy,
+        "registry",
+        "postgresql://svc:pw-s3cret@db/x",
+    )
+    assert card.tracking_uri == "postgresql://svc:***@db/x"

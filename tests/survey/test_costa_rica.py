@@ -393,6 +393,17 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         import_costa_rica(tmp_path / "absent.csv")
 
 
+def test_a_gbk_file_is_refused_with_the_command_that_converts_it(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    path.write_bytes("Id,idhogar,parentesco1,Target,备注\nID_1,h1,1,4,户主\n".encode("gbk"))
+    with pytest.raises(CostaRicaFormatError) as raised:
+        import_costa_rica(path)
+    message = str(raised.value)
+    assert len(message.splitlines()) == 1
+    assert message.startswith(f"{path} is not UTF-8")
+    assert "looks like GBK/GB18030" in message and "iconv -f GB18030 -t UTF-8" in message
+
+
 def test_a_csv_without_the_household_key_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "other.csv"
     pd.DataFrame(ROWS).drop(columns=["idhogar", "Target"]).to_csv(path, index=False)

@@ -115,3 +115,49 @@ def test_hash_follows_the_verification_findings(small_survey: Survey) -> None:
     flipped = small_survey.verification.assign(poor=1.0 - small_survey.verification["poor"])
     assert survey_hash(replace(small_survey, verification=flipped)) != survey_hash(small_survey)
     assert survey_hash(replace(small_survey, verification=None)) != survey_hash(small_survey)
+
+
+CHINESE_HOUSEHOLDS = "household_id,village_id,round,户主姓名\nH1,V1,0,张三\nH2,V1,0,李四\n"
+
+
+def test_a_gbk_csv_is_refused_with_the_command_that_converts_it(tmp_path: Path) -> None:
+    (tmp_path / "households.csv").write_bytes(CHINESE_HOUSEHOLDS.encode("gbk"))
+    with pytest.raises(SurveyReadError) as raised:
+        read_survey(tmp_path)
+    message = str(raised.value)
+    assert len(message.splitlines()) == 1
+    assert message.startswith(
+        f"{tmp_path / 'households.csv'} is not UTF-8 (its first bad byte, 0xBB, is on line 1)"
+    )
+    assert "looks like GBK/GB18030" in message
+    assert f"iconv -f GB18030 -t UTF-8 {tmp_path / 'households.csv'} > " in message
+
+
+def test_a_gbk_members_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "households.csv").write_text("household_id,village_id,round\nH1,V1,0\n", encoding="utf-8")
+    members = "household_id,member_id,round,relation\nH1,H1-01,0,head\nH1,H1-02,0,配偶\n"
+    (tmp_path / "members.csv").write_bytes(members.encode("gbk"))
+    with pytest.raises(SurveyReadError, match=r"members\.csv is not UTF-8 .* on line 3\).*GBK/GB18030"):
+        read_survey(tmp_path)
+
+
+def test_a_latin1_csv_is_refused_without_a_gbk_hint(tmp_path: Path) -> None:
+    households = "household_id,village_id,round,nombre\nH1,V1,0,Año Peñas\n"  # decodes as GB18030 too
+    (tmp_path / "households.csv").write_bytes(households.encode("latin-1"))
+    with pytest.raises(SurveyReadError) as raised:
+        read_survey(tmp_path)
+    assert "households.csv is not UTF-8" in str(raised.value)
+    assert "GB18030" not in str(raised.value)
+
+
+def test_a_utf16_csv_is_named_as_such(tmp_path: Path) -> None:
+    (tmp_path / "households.csv").write_bytes(CHINESE_HOUSEHOLDS.encode("utf-16"))
+    with pytest.raises(
+        SurveyReadError, match="UTF-16 byte-order mark: convert it with iconv -f UTF-16 -t UTF-8"
+    ):
+        read_survey(tmp_path)
+
+
+def test_utf8_with_chinese_text_is_read(tmp_path: Path) -> None:
+    (tmp_path / "households.csv").write_text(CHINESE_HOUSEHOLDS, encoding="utf-8")
+    assert read_survey(tmp_path).households["户主姓名"].tolist() == ["张三", "李四"]

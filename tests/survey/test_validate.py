@@ -172,3 +172,90 @@ def test_a_duplicated_index_is_still_checked_and_rows_are_file_positions() -> No
     duplicates = report.failures[report.failures["table"] == "households"]
     assert not report.ok
     assert set(duplicates["row"]) == {0, 2}
+
+
+def _no_rows() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "household_id": pd.Series(dtype=str),
+            "village_id": pd.Series(dtype=str),
+            "round": pd.Series(dtype=int),
+        }
+    )
+
+
+def _with_round_3(survey: Survey) -> Survey:
+    """Rounds 0, 1 and 3: round 2 is missing between present rounds."""
+    round_3 = survey.households[survey.households["round"] == 1].assign(round=3)
+    return replace(survey, households=pd.concat([survey.households, round_3], ignore_index=True))
+
+
+def test_a_survey_without_household_rows_is_reported() -> None:
+    report = validate_survey(Survey(households=_no_rows()))
+    assert report.failures[["table", "column", "check", "row", "value"]].values.tolist() == [
+        ["households", "household_id", "at_least_one_row", None, None]
+    ]
+    assert "  households.household_id [at_least_one_row]: 1 failure(s)" in report.summary().splitlines()
+
+
+def test_a_round_missing_between_present_rounds_is_reported(small_survey: Survey) -> None:
+    report = validate_survey(_with_round_3(small_survey))
+    assert report.failures[["table", "column", "check", "row", "value"]].values.tolist() == [
+        ["households", "round", "no_round_missing_between_present_rounds", None, 2]
+    ]
+    assert "households.round [no_round_missing_between_present_rounds]: 1 failure(s) - 2" in report.summary()
+
+
+def test_rounds_need_not_start_at_zero(small_survey: Survey) -> None:
+    later = replace(
+        small_survey,
+        households=small_survey.households.assign(round=small_survey.households["round"] + 4),
+        members=small_survey.members.assign(round=small_survey.members["round"] + 4),
+        verification=None,
+    )
+    assert validate_survey(later).ok
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "row", "bad"),
+    [
+        ("households", "household_id", 1, "H002\x00"),
+        ("households", "village_id", 4, "V01\n"),
+        ("households", "housing_structure", 0, "brick_wood\r"),
+        ("households", "head_name", 2, "Li\u2028Wei"),  # an extra column: every text column is checked
+        ("members", "member_id", 3, "H003-01\x1b[2J"),
+        ("members", "household_id", 0, "H001\t"),
+        ("villages", "township_id", 1, "T01\x85"),
+        ("verification", "household_id", 0, "H002\x7f"),
+        ("truth", "household_id", 2, "H003\x00"),
+    ],
+)
+def test_control_characters_in_any_text_column_are_reported_escaped(
+    small_survey: Survey, table: str, column: str, row: int, bad: str
+) -> None:
+    frame = getattr(small_survey, table).copy()
+    if column not in frame.columns:
+        frame[column] = "x"
+    frame.loc[row, column] = bad
+    report = validate_survey(replace(small_survey, **{table: frame}))
+
+    found = report.failures[report.failures["check"] == "no_control_characters"]
+    assert found[["table", "column", "row", "value"]].values.tolist() == [[table, column, row, bad]]
+    summary = report.summary()
+    escaped = bad.encode("unicode_escape").decode("ascii")
+    assert f"{table}.{column} [no_control_characters]: 1 failure(s) - row {row}: '{escaped}'" in summary
+    assert bad not in summary and "\x00" not in summary
+
+
+@pytest.mark.parametrize("kind", ["no household rows", "a missing round", "a NUL in an id"])
+def test_conform_refuses_what_validate_reports(small_survey: Survey, kind: str) -> None:
+    bad = {
+        "no household rows": Survey(households=_no_rows()),
+        "a missing round": _with_round_3(small_survey),
+        "a NUL in an id": replace(
+            small_survey, members=small_survey.members.assign(member_id=lambda m: m["member_id"] + "\x00")
+        ),
+    }[kind]
+    with pytest.raises(SurveyInvalid) as raised:
+        conform(bad)
+    assert not raised.value.report.ok
