@@ -7,6 +7,7 @@ import copy
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -428,13 +429,23 @@ def test_a_cadre_is_checked_against_where_the_household_lives(
     assert set(trail["village_id"]) == {"V0007"} and set(trail["key_role"]) == {"monitor"}
 
 
+def _wait_until_written(audit: Any, timeout: float = 30.0) -> None:
+    """Wait until earlier tests' records are written, so the room counted below stays the room
+    there is (a record written meanwhile would free a place)."""
+    deadline = time.monotonic() + timeout
+    while audit.state().queued and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert audit.state().queued == 0, audit.state()
+
+
 def test_no_room_in_the_audit_trail_gets_503_and_readyz_says_why(
     client: TestClient, api_keys: dict, household_body: dict
 ) -> None:
     """Records are never dropped and a request never blocks: when the audit queue is full, scoring
     requests get 503 (nothing scored) and /readyz reports the audit writer's state."""
     audit = _service_instance()._audit
-    room = audit.state().capacity - audit.state().queued
+    _wait_until_written(audit)
+    room = audit.state().capacity - audit.state().reserved
     assert audit.reserve(room)
     try:
         refused = _score(client, household_body, api_keys["monitor"])
