@@ -200,6 +200,19 @@ class PovertyRiskService:
         self._parent_watchdog.stop()
         self._audit.close()
 
+    async def _admit_one(self, ctx: bentoml.Context, key: ApiKey, household: Any, endpoint: str) -> Any:
+        """The refusal for one household (403 outside the key's villages, 503 when its residence or the
+        audit trail cannot be checked), or None with room for its audit record reserved."""
+        try:
+            refusal = await self._village_refusal(key, [household])
+        except _ResidenceUnknown as error:
+            return self._unavailable(ctx, key, ctx.request.url.path, str(error))
+        if refusal:
+            return _error(ctx, 403, refusal[household.household_id])
+        if not self._audit.reserve(1):
+            return self._audit_unavailable(ctx, key, endpoint)
+        return None
+
     # ------------------------------------------------------------------------------------ endpoints
 
     @bentoml.api(route="/score")
@@ -208,14 +221,9 @@ class PovertyRiskService:
         causes of poverty and up to three fitting assistance measures."""
         key = _caller(ctx)
         household = request.household
-        try:
-            refusal = await self._village_refusal(key, [household])
-        except _ResidenceUnknown as error:
-            return self._unavailable(ctx, key, ctx.request.url.path, str(error))  # type: ignore[return-value]
-        if refusal:
-            return _error(ctx, 403, refusal[household.household_id])  # type: ignore[return-value]
-        if not self._audit.reserve(1):
-            return self._audit_unavailable(ctx, key, "/score")  # type: ignore[return-value]
+        turned_away = await self._admit_one(ctx, key, household, "/score")
+        if turned_away is not None:
+            return turned_away  # type: ignore[return-value]
         (outcome,) = await self._score(key, "/score", [household], request.lang, reserved=1)
         if isinstance(outcome, ErrorOut):
             _note_refusal(ctx, "the household cannot be scored")
@@ -280,14 +288,9 @@ class PovertyRiskService:
         insurance enrolled, a loan received): both scores and the reasons that changed."""
         key = _caller(ctx)
         household = request.household
-        try:
-            refusal = await self._village_refusal(key, [household])
-        except _ResidenceUnknown as error:
-            return self._unavailable(ctx, key, ctx.request.url.path, str(error))  # type: ignore[return-value]
-        if refusal:
-            return _error(ctx, 403, refusal[household.household_id])  # type: ignore[return-value]
-        if not self._audit.reserve(1):
-            return self._audit_unavailable(ctx, key, "/whatif")  # type: ignore[return-value]
+        turned_away = await self._admit_one(ctx, key, household, "/whatif")
+        if turned_away is not None:
+            return turned_away  # type: ignore[return-value]
         models = self._current()
         try:
             answer = await anyio.to_thread.run_sync(what_if, models, household, request.changes, request.lang)
