@@ -22,7 +22,7 @@ from sqlalchemy import Engine, create_engine, make_url, text
 
 from monitoring.audit import audit_record, record_scores
 from monitoring.retention import apply_retention, load_retention
-from monitoring.store import create_schema, make_engine
+from store.database import create_schema, make_engine
 
 SCORES_PER_DAY = 5
 SERVICE_HOUSEHOLDS_PER_S = 6_000

@@ -19,9 +19,10 @@ from _common import emit, peak_rss_mb, seconds
 
 from features.policy import load_policy
 from models.predictor import RiskPredictor
-from monitoring.store import create_schema, make_engine, upsert_flags
 from serving.batch import score_round
 from serving.monitor import monitor_rounds
+from store.cases import upsert_flags
+from store.database import create_schema, make_engine
 from survey.simulate import CountySettings, simulate_county
 from survey.validate import conform
 from training.train import train_task

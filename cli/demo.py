@@ -14,20 +14,27 @@ from rich.console import Console
 from serving.keys import KEYS_FILE_VARIABLE, add_key
 from serving.launch import running_service
 
+DEMO_COUNTY = "示范县"
+"""The demo county's id in the household register."""
 
-def run_demo(out: Path, *, households: int, console: Console) -> None:
+
+def run_demo(out: Path, *, households: int, console: Console, policy_file: Path | None = None) -> None:
+    """The demo under the policy in `policy_file` (default: POVRISK_POLICY, else the shipped one), the
+    service it starts included."""
     from cli.output import write_frame
-    from features.policy import load_policy
-    from monitoring.store import create_schema, db_url, make_engine, upsert_flags
+    from features.policy import POLICY_VARIABLE, load_policy, policy_path
     from serving.batch import score_round
-    from serving.schemas import household_from_survey
+    from store.cases import upsert_flags
+    from store.database import create_schema, db_url, make_engine
+    from store.register import ingest_survey, read_register
     from survey.io import write_survey
     from survey.simulate import CountySettings, simulate_county
     from survey.validate import conform
     from training.tracking import load_champion_predictor, log_and_register, promote, tracking_uri
     from training.train import train_task
 
-    policy = load_policy()
+    policy_file = policy_path(policy_file).resolve()
+    policy = load_policy(policy_file)
     console.rule("1. simulate a county")
     county = conform(
         simulate_county(
@@ -43,6 +50,15 @@ def run_demo(out: Path, *, households: int, console: Console) -> None:
     write_survey(county, out / "county")
     latest_round = int(county.households["round"].max())
     console.print(f"{households:,} households, 5 rounds -> {out / 'county'}")
+    engine = make_engine(db_url())
+    create_schema(engine)
+    ingested = ingest_survey(  # a rerun stores nothing new; an older demo county is kept as a version
+        engine, county, DEMO_COUNTY, source=str((out / "county").resolve()), by="povrisk demo", replace=True
+    )
+    outcomes = ", ".join(f"round {summary.round} {summary.outcome}" for summary in ingested.rounds)
+    where = engine.url.render_as_string(hide_password=True)
+    console.print(f"household register {where}: county {DEMO_COUNTY}, {outcomes}")
+    county = conform(read_register(engine, DEMO_COUNTY))  # everything below reads the register
 
     for task in ("poverty", "relapse"):
         console.rule(f"2. train and promote the {task} model")
@@ -56,30 +72,46 @@ def run_demo(out: Path, *, households: int, console: Console) -> None:
         )
 
     console.rule(f"3. score round {latest_round}")
-    flags = score_round(load_champion_predictor(), county, latest_round, lang="en")
+    flags = score_round(load_champion_predictor(policy), county, latest_round, lang="en")
     for suffix in (".csv", ".parquet"):
         write_frame(flags, out / f"flags-round-{latest_round}{suffix}")
-    engine = make_engine(db_url())
-    create_schema(engine)
-    stored = upsert_flags(engine, flags)
+    stored = upsert_flags(engine, flags.assign(county_id=DEMO_COUNTY))
     console.print(
         f"{len(flags):,} households flagged -> {out}/flags-round-{latest_round}.csv; flag store: {stored}"
     )
 
-    console.rule("4. serve one household over HTTP")
+    console.rule("4. one household by reference over HTTP, as the register holds it")
     household_id = (
         str(flags.iloc[0]["household_id"]) if len(flags) else str(county.households.iloc[0]["household_id"])
     )
-    household = household_from_survey(county, household_id, latest_round)
-    payload = {"request": {"household": household.model_dump(mode="json", exclude_none=True), "lang": "en"}}
+    payload = {
+        "request": {
+            "county_id": DEMO_COUNTY,
+            "household_id": household_id,
+            "round": latest_round,
+            "lang": "en",
+        }
+    }
     keys_file = out / "api-keys.yaml"
     keys_file.unlink(missing_ok=True)
     key = add_key(keys_file, "demo-monitor", "monitor")
     console.print(f"API key file {keys_file}; its monitor key (make more: `povrisk keys add`): {key}")
     response = score_over_http(
-        payload, tracking=tracking_uri(), log=out / "service.log", console=console, keys=(keys_file, key)
+        payload,
+        tracking=tracking_uri(),
+        log=out / "service.log",
+        console=console,
+        keys=(keys_file, key),
+        environment={POLICY_VARIABLE: str(policy_file)},
     )
     console.print_json(json.dumps(response, ensure_ascii=False))
+    if len(flags):
+        row = flags.iloc[0]
+        console.print(
+            f"the flag list's row of {household_id}: poverty risk {row['poverty_risk']:.12f}, relapse risk "
+            f"{row['relapse_risk']:.12f}, {row['category']}; over HTTP: {response['poverty_risk']:.12f}, "
+            f"{response['relapse_risk']:.12f}, {response['category']} (basis: {response['basis']})"
+        )
 
     console.rule("5. households to visit first")
     print_top_flags(flags, per_category=3, console=console)
@@ -94,13 +126,21 @@ def run_demo(out: Path, *, households: int, console: Console) -> None:
 
 
 def score_over_http(
-    payload: dict[str, Any], *, tracking: str, log: Path, console: Console, keys: tuple[Path, str]
+    payload: dict[str, Any],
+    *,
+    tracking: str,
+    log: Path,
+    console: Console,
+    keys: tuple[Path, str],
+    environment: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """POST one household to a real `bentoml serve` of the champions, started and stopped here, with the
-    key `keys[1]` of the key file `keys[0]`."""
-    environment = {KEYS_FILE_VARIABLE: str(keys[0])}
+    key `keys[1]` of the key file `keys[0]` (and the variables of `environment`, e.g. POVRISK_POLICY)."""
+    environment = {**(environment or {}), KEYS_FILE_VARIABLE: str(keys[0])}
     with running_service(tracking_uri=tracking, log=log, environment=environment) as base_url:
-        household_id = payload["request"]["household"]["household_id"]
+        household_id = (
+            payload["request"].get("household_id") or payload["request"]["household"]["household_id"]
+        )
         console.print(f"service ready at {base_url}; POST /score for household {household_id}")
         response = httpx.post(f"{base_url}/score", json=payload, headers={"X-API-Key": keys[1]}, timeout=30)
         response.raise_for_status()

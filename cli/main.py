@@ -81,17 +81,83 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _read_conformed_survey(data: Path):  # type: ignore[no-untyped-def]
+DataFolder = Annotated[
+    Path | None, typer.Option("--data", help="Survey folder in the canonical schema (or --county).")
+]
+CountyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--county", help="Read the county's rounds from the household register (POVRISK_DB_URL), not --data."
+    ),
+]
+
+
+def _read_conformed_survey(data: Path | None, county: str | None = None):  # type: ignore[no-untyped-def]
+    """The survey of `--data DIR` or of `--county C` in the register (exactly one), conformed to the
+    schema's types the same way, so that both give the same feature frames."""
     from survey.io import SurveyReadError, read_survey
     from survey.validate import SurveyInvalid, conform
 
+    if (data is None) == (county is None):
+        raise _fail("give the survey as --data DIR or as --county C (the household register), one of them")
     try:
-        return conform(read_survey(data))
+        return conform(read_survey(data) if data is not None else _registered_survey(county))
     except SurveyReadError as error:
         raise _fail(str(error)) from error
     except SurveyInvalid as error:
         console.print(error.report.summary(), markup=False, soft_wrap=True)
-        raise _fail(f"{data} does not match the canonical schema; run `povrisk validate {data}`") from error
+        raise _fail(f"{_source_name(data, county)} does not match the canonical schema") from error
+
+
+def _registered_survey(county: str | None):  # type: ignore[no-untyped-def]
+    from store.database import create_schema, db_url, make_engine
+    from store.register import RegisterError, read_register
+
+    engine = make_engine(db_url())
+    create_schema(engine)
+    try:
+        return read_register(engine, str(county))
+    except RegisterError as error:
+        raise _fail(str(error)) from error
+
+
+def _source_name(data: Path | None, county: str | None) -> str:
+    return str(data) if data is not None else f"county {county} in the register"
+
+
+PolicyFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--policy",
+        help="Policy file (currency, poverty lines, money bounds, ages, thresholds); default: the file "
+        "named by POVRISK_POLICY, else the shipped features/policy.yaml.",
+    ),
+]
+
+
+def _policy(option: Path | None):  # type: ignore[no-untyped-def]
+    """The policy in force and the file it was read from (`--policy`, else POVRISK_POLICY, else the
+    shipped file: `features.policy.policy_path`); a file that cannot be read or holds an invalid policy
+    stops the command with one line naming the file and every bad field."""
+    from features.policy import PolicyError, load_policy, policy_path
+
+    path = policy_path(option)
+    try:
+        return load_policy(path), path
+    except PolicyError as error:
+        raise _fail("; ".join(line.strip() for line in str(error).splitlines())) from error
+
+
+def _check_fits_policy(survey: Any, data: Path | str, policy: Any, policy_file: Path) -> None:
+    """Stop with one line when a survey does not fit the policy in force: a survey year without a poverty
+    line, a money amount beyond the policy's bounds (`features.policy_checks`)."""
+    from features.policy_checks import check_against_policy, one_line
+
+    report = check_against_policy(survey.households, policy, str(policy_file))
+    if not report.ok:
+        raise _fail(
+            f"{data} does not fit the policy: {one_line(report)}; `povrisk validate` lists every failure"
+        )
 
 
 def _parse_seeds(seeds: str) -> tuple[int, ...]:
@@ -106,13 +172,29 @@ def _parse_seeds(seeds: str) -> tuple[int, ...]:
 
 @app.command()
 def simulate(
+    context: typer.Context,
     out: Annotated[
-        Path, typer.Option(help="Folder to write the county's survey panel and ground truth into.")
-    ],
+        Path | None, typer.Option(help="Folder to write the county's survey panel and ground truth into.")
+    ] = None,
+    continue_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--continue",
+            help="Folder written earlier by `simulate --out`: append --rounds more rounds of the same "
+            "county (settings from its simulation.json; the folder must be unchanged).",
+        ),
+    ] = None,
     households: Annotated[
         int, typer.Option(min=10, help="Households in the county (the seed county: 155,000).")
     ] = 155_000,
-    rounds: Annotated[int, typer.Option(min=2, max=20, help="Survey rounds (one a year).")] = 5,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=20,
+            help="Survey rounds (one a year, at least 2); with --continue, rounds to append (default 1).",
+        ),
+    ] = 5,
     villages: Annotated[
         int, typer.Option(min=1, help="Administrative villages (the seed county: 631).")
     ] = 631,
@@ -125,10 +207,22 @@ def simulate(
         int, typer.Option(min=10, help="Monte Carlo draws for the true next-round poverty probability.")
     ] = 200,
 ) -> None:
-    """Simulate a county: households and members every round, plus the simulator's ground truth."""
+    """Simulate a county: households and members every round, plus the simulator's ground truth.
+
+    The folder also gets simulation.json, the settings it was made with, so that `--continue DIR --rounds
+    K` can append K rounds to the same households later (the next turn of the round cycle)."""
+    from survey.continuation import MANIFEST_FILE, manifest_for
     from survey.io import write_survey
     from survey.simulate import CountySettings, simulate_county
 
+    if (out is None) == (continue_from is None):
+        raise _fail("give --out DIR (a new county) or --continue DIR (more rounds of one), one of them")
+    if continue_from is not None:
+        _continue_simulation(context, continue_from, rounds)
+        return
+    assert out is not None
+    if rounds < 2:
+        raise _fail(f"a simulated county needs at least 2 rounds, got --rounds {rounds}")
     settings = CountySettings(
         households=households,
         villages=min(villages, households),
@@ -139,25 +233,67 @@ def simulate(
         monte_carlo_draws=draws,
     )
     county = simulate_county(settings)
-    write_survey(county, out)
+    write_survey(county, out, extra_files={MANIFEST_FILE: manifest_for(settings).to_json()})
     console.print(
         f"wrote {len(county.households):,} household rows "
         f"({households:,} households x {rounds} rounds) to {out}"
     )
 
 
+def _continue_simulation(context: typer.Context, folder: Path, more_rounds: int) -> None:
+    """`simulate --continue`: only --rounds may be given, every other setting comes from the manifest."""
+    from survey.continuation import (
+        MANIFEST_FILE,
+        ContinuationError,
+        continue_county,
+        read_simulated_county,
+    )
+    from survey.io import write_survey
+
+    def given(name: str) -> bool:
+        source = context.get_parameter_source(name)  # typer's own click: compare by name
+        return source is not None and source.name != "DEFAULT"
+
+    settings_options = ("households", "villages", "seed", "survey_noise", "first_year", "draws")
+    refused = ["--" + name.replace("_", "-") for name in settings_options if given(name)]
+    if refused:
+        raise _fail(
+            f"{', '.join(refused)} cannot be given with --continue: the county's settings come from "
+            f"{folder / MANIFEST_FILE}; give only --rounds"
+        )
+    if not given("rounds"):
+        more_rounds = 1
+    try:
+        stored, manifest = read_simulated_county(folder)
+        county, longer = continue_county(stored, manifest, more_rounds)
+    except ContinuationError as error:
+        raise _fail(f"cannot continue {folder}: {error}; nothing was written") from error
+    del stored
+    write_survey(county, folder, extra_files={MANIFEST_FILE: longer.to_json()})
+    total = longer.settings.rounds
+    added = f"round {total - 1}" if more_rounds == 1 else f"rounds {total - more_rounds}-{total - 1}"
+    console.print(f"appended {added} to {folder}: {longer.settings.households:,} households x {total} rounds")
+
+
 @app.command()
 def validate(
     data: Annotated[Path, typer.Argument(help="Survey folder (households, members, villages).")],
+    policy_option: PolicyFile = None,
 ) -> None:
-    """Check a survey against the canonical schema; exit 1 with every bad column and row when it fails."""
+    """Check a survey against the canonical schema and the policy (every survey year has a poverty line,
+    money within the policy's bounds); exit 1 with every bad column and row when it fails."""
+    from features.policy_checks import check_against_policy, combined
     from survey.io import SurveyReadError, read_survey
     from survey.validate import validate_survey
 
+    policy, policy_file = _policy(policy_option)
     try:
-        report = validate_survey(read_survey(data))
+        survey = read_survey(data)
     except SurveyReadError as error:
         raise _fail(str(error)) from error
+    report = combined(
+        validate_survey(survey), check_against_policy(survey.households, policy, str(policy_file))
+    )
     if not report.ok:
         print(report.summary())
         raise typer.Exit(code=1)
@@ -166,7 +302,6 @@ def validate(
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Option(help="Survey folder in the canonical schema.")],
     task: Annotated[
         Task, typer.Option(help="poverty: poor now; relapse: falls (back) into poverty next round.")
     ],
@@ -178,16 +313,23 @@ def train(
             "when it holds any."
         ),
     ] = True,
+    data: DataFolder = None,
+    county: CountyOption = None,
+    policy_option: PolicyFile = None,
 ) -> None:
     """Train a model, log it to MLflow and register it as the `challenger`; print its metrics as JSON last."""
-    from features.policy import load_policy
+    from features.policy import PolicyError
     from training.tracking import log_and_register
     from training.train import train_task
 
-    policy = load_policy()
-    survey = _read_conformed_survey(data)
+    policy, policy_file = _policy(policy_option)
+    survey = _read_conformed_survey(data, county)
+    _check_fits_policy(survey, _source_name(data, county), policy, policy_file)
     decisions = _stored_field_decisions() if field_labels else None
-    trained = train_task(survey, task.value, policy, seed=seed, field_decisions=decisions)
+    try:
+        trained = train_task(survey, task.value, policy, seed=seed, field_decisions=decisions)
+    except PolicyError as error:
+        raise _fail(str(error)) from error
     console.print(_field_labels_summary(trained.field_labels, asked=field_labels))
     registered = log_and_register(trained, policy)
     _print_json_line({"task": task.value, **registered, **trained.metrics})
@@ -211,7 +353,8 @@ def _stored_field_decisions():  # type: ignore[no-untyped-def]
     """The flag store's field decisions, or None when it has none (a SQLite file not there is not made)."""
     from sqlalchemy import make_url
 
-    from monitoring.store import db_url, field_decisions, make_engine
+    from store.cases import field_decisions
+    from store.database import db_url, make_engine
 
     url = db_url()
     database = make_url(url).database
@@ -223,18 +366,26 @@ def _stored_field_decisions():  # type: ignore[no-untyped-def]
 
 @app.command()
 def evaluate(
-    data: Annotated[Path, typer.Option(help="Survey folder in the canonical schema.")],
     task: Annotated[Task, typer.Option(help="Which model to evaluate.")],
     json_path: Annotated[Path, typer.Option("--json", help="Where to write the evaluation JSON.")],
     seed: Annotated[str, typer.Option(help="One seed or several separated by commas (averaged).")] = "0",
+    data: DataFolder = None,
+    county: CountyOption = None,
+    policy_option: PolicyFile = None,
 ) -> None:
     """Honest evaluation of the model and every baseline (and the oracle on a simulated county)."""
     from cli.output import write_json
-    from features.policy import load_policy
+    from features.policy import PolicyError
     from training.evaluate import evaluate_task
 
     seeds = _parse_seeds(seed)
-    result = evaluate_task(_read_conformed_survey(data), task.value, load_policy(), seeds=seeds)
+    policy, policy_file = _policy(policy_option)
+    survey = _read_conformed_survey(data, county)
+    _check_fits_policy(survey, _source_name(data, county), policy, policy_file)
+    try:
+        result = evaluate_task(survey, task.value, policy, seeds=seeds)
+    except PolicyError as error:
+        raise _fail(str(error)) from error
     write_json(_json_safe(result), json_path)
     headline = {"task": task.value, "model": result["model"]}
     if "vs_oracle" in result:
@@ -248,6 +399,7 @@ def promote(
     force: Annotated[
         bool, typer.Option(help="Promote even when the training data drifted beyond the policy threshold.")
     ] = False,
+    policy_option: PolicyFile = None,
 ) -> None:
     """Move `champion` to the challenger only if it wins on held-out data.
 
@@ -256,11 +408,10 @@ def promote(
     """
     from functools import partial
 
-    from features.policy import load_policy
     from monitoring.training_drift import training_data_drift
     from training.tracking import promote as promote_challenger
 
-    policy = load_policy()
+    policy, _ = _policy(policy_option)
     drift_check = partial(training_data_drift, task.value, policy=policy)
     decision = promote_challenger(task.value, policy, drift_check=drift_check, force=force)
     if decision.get("refused_by") == "drift":
@@ -273,21 +424,25 @@ def promote(
 
 @app.command()
 def score(
-    data: Annotated[Path, typer.Option(help="Survey folder in the canonical schema.")],
     round_: Annotated[int, typer.Option("--round", help="Survey round to score.")],
     out: Annotated[
         Path, typer.Option(help="Flag list file (.csv or .parquet); the other format is written beside.")
     ],
     lang: Annotated[Language, typer.Option(help="Language of the reasons.")] = Language.zh,
     store: Annotated[bool, typer.Option(help="Record the flags in the flag store (POVRISK_DB_URL).")] = True,
+    data: DataFolder = None,
+    county: CountyOption = None,
+    policy_option: PolicyFile = None,
 ) -> None:
     """Score a round with the champions; write the flag list by village and record it in the flag store.
 
     All or nothing: both files are written beside their places first, the flags are recorded in the
     store (one transaction), and only then are the files moved into place; when the store refuses the
-    flags, no file is written.
+    flags, no file is written. The champions must have been trained under the policy in force (its
+    version), as the service requires (`training.tracking.load_champion_predictor`).
     """
     from cli.output import check_frame_path, staged_frame
+    from features.policy import PolicyError
     from serving.batch import score_round
     from training.tracking import load_champion_predictor
 
@@ -297,14 +452,22 @@ def score(
             check_frame_path(path)
     except ValueError as error:
         raise _fail(str(error)) from error
-    survey = _read_conformed_survey(data)
+    policy, policy_file = _policy(policy_option)
+    survey = _read_conformed_survey(data, county)
+    source = _source_name(data, county)
     if round_ not in set(survey.households["round"]):
         raise _fail(
-            f"{data} has no round {round_}; rounds present: {sorted(set(survey.households['round']))}"
+            f"{source} has no round {round_}; rounds present: {sorted(set(survey.households['round']))}"
         )
-    flags = score_round(load_champion_predictor(), survey, round_, lang=lang.value)
+    _check_fits_policy(survey, source, policy, policy_file)
+    try:
+        flags = score_round(load_champion_predictor(policy), survey, round_, lang=lang.value)
+    except PolicyError as error:
+        raise _fail(str(error)) from error
     with staged_frame(flags, outputs):  # moved into place only when the block below succeeds
-        recorded = _record_flags(flags) if store else None
+        recorded = (
+            _record_flags(flags if county is None else flags.assign(county_id=county)) if store else None
+        )
     console.print(
         f"{len(flags):,} households flagged in round {round_}; "
         f"written to {out.with_suffix('.csv')} and .parquet"
@@ -318,7 +481,8 @@ def _record_flags(flags: Any) -> str:
     them stops the command with one line naming the store (its password hidden)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from monitoring.store import SchemaMismatch, create_schema, db_url, make_engine, upsert_flags
+    from store.cases import upsert_flags
+    from store.database import SchemaMismatch, create_schema, db_url, make_engine
 
     engine = make_engine(db_url())
     where = engine.url.render_as_string(hide_password=True)
@@ -337,7 +501,6 @@ def _record_flags(flags: Any) -> str:
 
 @app.command()
 def monitor(
-    data: Annotated[Path, typer.Option(help="Survey folder in the canonical schema.")],
     previous: Annotated[int, typer.Option(help="The earlier survey round.")],
     current: Annotated[int, typer.Option(help="The later survey round.")],
     out: Annotated[Path, typer.Option(help="Folder for report.html and the tables (CSV).")] = Path(
@@ -345,13 +508,18 @@ def monitor(
     ),
     lang: Annotated[Language, typer.Option(help="Language of the reasons.")] = Language.zh,
     track: Annotated[bool, typer.Option(help="Log the report and tables to MLflow.")] = True,
+    data: DataFolder = None,
+    county: CountyOption = None,
+    policy_option: PolicyFile = None,
 ) -> None:
     """Transitions between two rounds (by village and county), category movements, drift, HTML report."""
     from cli.output import write_atomically, write_frame
     from serving.monitor import monitor_rounds
     from training.tracking import load_champion_predictor, log_monitoring
 
-    survey = _read_conformed_survey(data)
+    policy, policy_file = _policy(policy_option)
+    survey = _read_conformed_survey(data, county)
+    _check_fits_policy(survey, _source_name(data, county), policy, policy_file)
     rounds = sorted(set(survey.households["round"]))
     absent = [
         name for name, value in (("--previous", previous), ("--current", current)) if value not in rounds
@@ -359,8 +527,8 @@ def monitor(
     if absent:
         raise _fail(f"{data} has no round for {', '.join(absent)}; rounds present: {rounds}")
     try:
-        result = monitor_rounds(load_champion_predictor(), survey, previous, current, lang.value)
-    except ValueError as error:
+        result = monitor_rounds(load_champion_predictor(policy), survey, previous, current, lang.value)
+    except ValueError as error:  # a PolicyError among them
         raise _fail(str(error)) from error
     report = result.report_html()  # built before anything is written: a failure leaves the folder as it was
     write_frame(result.counts.reset_index(), out / "transitions-by-village.csv")
@@ -392,11 +560,15 @@ def serve(
         int | None,
         typer.Option(help="Worker processes (one per core for throughput); default: POVRISK_WORKERS or 1."),
     ] = None,
+    policy_option: PolicyFile = None,
 ) -> None:
     """Start the BentoML service with the champion models of the MLflow registry (or the local copy of
-    the last champions). Refuses to start, before the server does, without keys or models."""
+    the last champions). Refuses to start, before the server does, without keys or models, or with
+    champions trained under another policy than the one in force (--policy is handed to the server
+    process as POVRISK_POLICY, which the service reads)."""
     import os
 
+    from features.policy import POLICY_VARIABLE
     from serving.keys import KEYS_FILE_VARIABLE
     from serving.launch import SERVICE
     from serving.runtime import WORKERS_VARIABLE, RuntimeSettingError, service_workers
@@ -405,6 +577,8 @@ def serve(
         os.environ[KEYS_FILE_VARIABLE] = str(keys)
     if workers is not None:
         os.environ[WORKERS_VARIABLE] = str(workers)
+    _, policy_file = _policy(policy_option)
+    os.environ[POLICY_VARIABLE] = str(policy_file.resolve())
     try:
         service_workers()  # before importing the service, whose decorator reads it
     except RuntimeSettingError as error:
@@ -424,14 +598,16 @@ def package(
     build: Annotated[
         bool, typer.Option(help="Run `bentoml build` after packaging the champions (--no-build: only them).")
     ] = True,
+    policy_option: PolicyFile = None,
 ) -> None:
     """Pull both champions from the MLflow registry into the BentoML model store and build the Bento
-    (bentofile.yaml: service, models, pinned packages, libgomp1)."""
-    from features.policy import load_policy
+    (bentofile.yaml: service, models, pinned packages, libgomp1); the Bento is labelled with the version
+    of the policy in force."""
     from serving.bento import PackagingError, build_bento, package_champions
 
+    policy, _ = _policy(policy_option)
     try:
-        packaged = package_champions(load_policy())
+        packaged = package_champions(policy)
         console.print(f"packaged the champions as BentoML model {packaged.model_tag}")
         bento = build_bento() if build else None
     except PackagingError as error:
@@ -481,7 +657,8 @@ def flags_list(
     limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50,
 ) -> None:
     """List flags from the flag store."""
-    from monitoring.store import create_schema, db_url, list_flags, make_engine
+    from store.cases import list_flags
+    from store.database import create_schema, db_url, make_engine
 
     engine = make_engine(db_url())
     create_schema(engine)
@@ -498,7 +675,8 @@ def flags_set(
     note: Annotated[str, typer.Option(help="What was found or done (at most 2,000 characters).")] = "",
 ) -> None:
     """Record a field decision on a flag (the history keeps every change)."""
-    from monitoring.store import FlagConflict, create_schema, db_url, make_engine, set_status
+    from store.cases import FlagConflict, set_status
+    from store.database import create_schema, db_url, make_engine
 
     engine = make_engine(db_url())
     create_schema(engine)  # a fresh database gets the flag store's tables, and then has no such flag
@@ -522,7 +700,8 @@ def flags_notice(
     (never names, ID-card numbers, scores or field notes; rejected flags only with --status rejected)."""
     from cli.output import write_atomically
     from monitoring.notice import public_notice
-    from monitoring.store import create_schema, db_url, list_flags, make_engine
+    from store.cases import list_flags
+    from store.database import create_schema, db_url, make_engine
 
     engine = make_engine(db_url())
     create_schema(engine)
@@ -567,14 +746,136 @@ def import_costa_rica_survey(
 
 
 @app.command()
+def ingest(
+    data: Annotated[Path, typer.Argument(help="Survey folder (households, members, villages).")],
+    county: Annotated[str, typer.Option(help="County the rounds belong to (the register's key).")],
+    replace: Annotated[
+        bool, typer.Option(help="Store rounds that differ from the register's as new versions (old kept).")
+    ] = False,
+    by: Annotated[str | None, typer.Option(help="Who ingests (default: the system user).")] = None,
+) -> None:
+    """Validate a survey and append its rounds to the household register, all or nothing."""
+    import getpass
+
+    from store.database import create_schema, db_url, make_engine
+    from store.register import RegisterError, ingest_survey
+    from survey.io import SurveyReadError, read_survey, survey_hash
+    from survey.validate import SurveyInvalid
+
+    try:
+        survey = read_survey(data)
+    except SurveyReadError as error:
+        raise _fail(str(error)) from error
+    engine = make_engine(db_url())
+    create_schema(engine)
+    try:
+        result = ingest_survey(
+            engine,
+            survey,
+            county,
+            source=f"{data.resolve()} ({survey_hash(survey)})",
+            by=by or getpass.getuser(),
+            replace=replace,
+        )
+    except SurveyInvalid as error:
+        print(error.report.summary())
+        raise _fail(f"{data}: the survey is invalid; nothing was written to the register") from error
+    except RegisterError as error:
+        raise _fail(str(error)) from error
+    for summary in result.rounds:
+        print(_round_summary_line(county, summary))
+    if not result.changed_anything:
+        print(f"county {county}: the register already holds exactly these rounds; nothing changed")
+
+
+def _round_summary_line(county: str, summary: Any) -> str:
+    moved = (
+        ""
+        if summary.new_households is None
+        else (
+            f"; since round {summary.round - 1}: {summary.new_households:,} new, "
+            f"{summary.missing_households:,} missing, {summary.changed_village:,} changed village, "
+            f"{_count_or_dash(summary.changed_size)} changed size, "
+            f"{_count_or_dash(summary.changed_status)} changed register status"
+        )
+    )
+    missing = ", ".join(f"{block} {share:.1%}" for block, share in summary.missing_share.items())
+    return (
+        f"county {county} round {summary.round}: {summary.outcome}; {summary.households:,} households, "
+        f"{summary.members:,} members{moved}; missing answers: {missing or 'none'}"
+    )
+
+
+def _count_or_dash(count: int | None) -> str:
+    return "-" if count is None else f"{count:,}"
+
+
+@app.command()
+def rounds(
+    county: Annotated[str | None, typer.Option(help="Only this county.")] = None,
+    history: Annotated[bool, typer.Option(help="Every version, replaced ones included.")] = False,
+) -> None:
+    """What the household register holds: rounds, counts, when and by whom ingested, from which file."""
+    from store.database import create_schema, db_url, make_engine
+    from store.register import register_rounds
+
+    engine = make_engine(db_url())
+    create_schema(engine)
+    held = register_rounds(engine, county, history=history)
+    if held.empty:
+        print("the register holds no rounds" + (f" of county {county}" if county else ""))
+        return
+    for row in held.itertuples(index=False):
+        state = "" if row.current else f" (replaced {row.replaced_at:%Y-%m-%d %H:%M})"
+        print(
+            f"{row.county_id}\tround {row.round}\tversion {row.version}{state}\t"
+            f"{row.households:,} households\t"
+            f"{row.members:,} members\tingested {row.ingested_at:%Y-%m-%d %H:%M} by {row.ingested_by}\t"
+            f"from {row.source}"
+        )
+
+
+@app.command()
+def export(
+    county: Annotated[str, typer.Option(help="County to export.")],
+    out: Annotated[
+        Path, typer.Option(help="Folder to write the canonical survey into (replaced atomically).")
+    ],
+    round_: Annotated[
+        list[int] | None, typer.Option("--round", help="Only these rounds (repeat the option); default all.")
+    ] = None,
+) -> None:
+    """Write a county's current rounds from the register as a canonical survey folder."""
+    from store.database import create_schema, db_url, make_engine
+    from store.register import RegisterError, read_register
+    from survey.io import write_survey
+
+    engine = make_engine(db_url())
+    create_schema(engine)
+    try:
+        survey = read_register(engine, county, round_ or None)
+    except RegisterError as error:
+        raise _fail(str(error)) from error
+    write_survey(survey, out)
+    print(f"wrote county {county}: {len(survey.households):,} household rows to {out}")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo county and flag lists.")] = Path("demo"),
     households: Annotated[int, typer.Option(min=200, help="Households in the demo county.")] = 5_000,
+    policy_option: PolicyFile = None,
 ) -> None:
-    """The main job end to end on the embedded defaults (see README)."""
+    """The main job end to end on the embedded defaults (see README); the simulated county is Chinese
+    (yuan, rounds from 2014), so another policy must fit it."""
     from cli.demo import run_demo
+    from features.policy import PolicyError
 
-    run_demo(out, households=households, console=console)
+    _, policy_file = _policy(policy_option)
+    try:
+        run_demo(out, households=households, console=console, policy_file=policy_file)
+    except PolicyError as error:
+        raise _fail(str(error)) from error
 
 
 def main() -> None:
@@ -656,7 +957,7 @@ def audit(
     if household is None:
         raise _fail("give --household H (the household whose recorded scores to show), or `audit retain`")
     from monitoring.audit import household_audit
-    from monitoring.store import create_schema, db_url, make_engine
+    from store.database import create_schema, db_url, make_engine
 
     engine = make_engine(db_url())
     create_schema(engine)
@@ -681,7 +982,7 @@ def audit_retain(
     ones compacted to one row per household and day, compacted rows deleted after delete_after_days
     (when set). One transaction; prints what it did as JSON last."""
     from monitoring.retention import RetentionError, apply_retention, load_retention
-    from monitoring.store import create_schema, db_url, make_engine
+    from store.database import create_schema, db_url, make_engine
 
     try:
         policy = load_retention(retention)

@@ -25,6 +25,7 @@ from features.indicators import column_values
 from features.members import KEY, aggregate_members, key_index
 from features.policy import Policy
 from features.registry import INDICATORS
+from survey.village_context import shock_answers
 
 FEATURE_NAMES: tuple[str, ...] = tuple(indicator.name for indicator in INDICATORS)
 """Every indicator name, in registry order: the columns of ``build_features``."""
@@ -110,11 +111,11 @@ def _lines(years: np.ndarray, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _member_columns(
-    members: pd.DataFrame, household_id: pd.Series, rounds: np.ndarray
+    members: pd.DataFrame, household_id: pd.Series, rounds: np.ndarray, policy: Policy
 ) -> dict[str, np.ndarray]:
-    """Member aggregates in the row order of the household table (NaN for a household without members).
-    Aggregates whose member columns are absent stay absent."""
-    group_households, group_rounds, aggregates = aggregate_members(members)
+    """Member aggregates (ages of ``policy.ages``) in the row order of the household table (NaN for a
+    household without members). Aggregates whose member columns are absent stay absent."""
+    group_households, group_rounds, aggregates = aggregate_members(members, policy.ages)
     both = pd.concat([household_id, group_households], ignore_index=True)
     codes, _ = pd.factorize(both)
     span = int(max(rounds.max(initial=0), group_rounds.max(initial=0))) + 1
@@ -149,15 +150,43 @@ def _base_columns(
     rounds = _rounds(table)
     _check_unique(table["household_id"], rounds)
     arrays: dict[str, np.ndarray] = {"round": rounds}
-    member_columns = _member_columns(members, table["household_id"], rounds) if members is not None else {}
+    member_columns = (
+        _member_columns(members, table["household_id"], rounds, policy) if members is not None else {}
+    )
     arrays.update(member_columns)
     size = _household_size(table, member_columns.get("household_size"))
     if size is not None:
         arrays["household_size"] = size
     arrays["poverty_line"], arrays["monitoring_line"] = _lines(survey_years(table, rounds, policy), policy)
+    arrays.update(_village_others(table, rounds))
     columns = {str(name): column_values(values) for name, values in table.items() if name not in arrays}
     columns.update(arrays)
     return columns, table["household_id"]
+
+
+VILLAGE_CONTEXT = ("village_others_answering_shocks", "village_others_with_shocks")
+"""Base columns of the household's village in its round, the household itself left out: how many other
+households answered a shock question, and how many of them reported a shock."""
+
+
+def _village_others(table: pd.DataFrame, rounds: np.ndarray) -> dict[str, np.ndarray]:
+    """VILLAGE_CONTEXT per row: given in the table (the register's village context, for a household
+    scored alone) where known, else counted over the table's rows of the same village and round."""
+    answered, reported = shock_answers(table)
+    villages = table["village_id"] if "village_id" in table.columns else pd.Series([None] * len(table))
+    village_codes, _ = pd.factorize(villages.to_numpy(dtype=object))
+    span = int(rounds.max(initial=0)) + 1
+    groups, _ = pd.factorize(np.where(village_codes >= 0, village_codes * span + rounds, -1))
+    size = int(groups.max(initial=-1)) + 1
+    counted = {}
+    for name, own in zip(VILLAGE_CONTEXT, (answered, reported), strict=True):
+        in_group = np.bincount(groups, weights=own, minlength=size)
+        counted[name] = np.where(village_codes >= 0, in_group[groups] - own, np.nan)
+    for name in VILLAGE_CONTEXT:
+        if name in table.columns:
+            given = pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=np.float64)
+            counted[name] = np.where(np.isnan(given), counted[name], given)
+    return counted
 
 
 def base_frame(

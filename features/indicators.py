@@ -4,7 +4,9 @@ Each function is named after the column it produces and its parameters are named
 reads: raw household columns (survey/schema.py), member aggregates (features/members.py), the round's
 ``poverty_line`` / ``monitoring_line`` (yuan per person per year), ``policy``, or earlier indicators.
 ``features/frame.py`` resolves the parameters by name. A parameter with a ``None`` default is an
-optional block: the indicator is computed from whichever of those blocks the survey has.
+optional block: the indicator is computed from whichever of those blocks the survey has. The ages in
+the docstrings below (16, 65, 7-15) are the shipped policy's ``ages`` (the member aggregates follow the
+policy in force), and "yuan" is its currency (money is in the policy's ``currency``).
 
 Conventions: inputs and outputs are one-dimensional numpy arrays, one value per household row in the
 frame's row order: numbers as float64 (NaN for unknown), answers from a list of levels as objects (None
@@ -682,24 +684,16 @@ def past_disaster_share(
     return _nan_reduce(earlier, "nanmean")
 
 
-def village_shock_share(shock_count: np.ndarray, village_id: np.ndarray, round: np.ndarray) -> np.ndarray:
+def village_shock_share(
+    village_others_answering_shocks: np.ndarray, village_others_with_shocks: np.ndarray
+) -> np.ndarray:
     """Share of the *other* households of the same village and round (among those that answered the
     shock questions) that report at least one shock this round: a village-wide shock (disaster,
-    epidemic, a factory closing) shows as a high share. NaN when fewer than MIN_VILLAGE_NEIGHBOURS other
-    households of the village are in the same table (e.g. one household scored alone)."""
-    shocks = _values(shock_count)
-    answered = ~np.isnan(shocks)
-    hit = answered & (shocks > 0)
-    village_codes, _ = pd.factorize(np.asarray(village_id, dtype=object))
-    rounds = np.asarray(round, dtype=np.int64)
-    span = int(rounds.max(initial=0)) + 1
-    groups, _ = pd.factorize(np.where(village_codes >= 0, village_codes * span + rounds, -1))
-    size = int(groups.max(initial=-1)) + 1
-    answered_in_group = np.bincount(groups, weights=answered, minlength=size)
-    hit_in_group = np.bincount(groups, weights=hit, minlength=size)
-    neighbours = answered_in_group[groups] - answered
-    share = np.full(len(shocks), np.nan)
-    known_village = village_codes >= 0
-    enough = known_village & (neighbours >= MIN_VILLAGE_NEIGHBOURS)
-    np.divide(hit_in_group[groups] - hit, neighbours, out=share, where=enough)
+    epidemic, a factory closing) shows as a high share. The counts come from the register's village
+    context, or from the round's rows in the same table (`features.frame`); NaN when fewer than
+    MIN_VILLAGE_NEIGHBOURS other households answered (e.g. one household scored alone, unregistered)."""
+    others = _values(village_others_answering_shocks)
+    share = np.full(len(others), np.nan)
+    enough = ~np.isnan(others) & (others >= MIN_VILLAGE_NEIGHBOURS)
+    np.divide(_values(village_others_with_shocks), others, out=share, where=enough)
     return share

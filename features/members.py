@@ -1,6 +1,8 @@
 """Household aggregates of the member table: size, labour, age structure, education, health.
 
-Each aggregate counts or summarises members of one household in one round. An optional member column
+Each aggregate counts or summarises members of one household in one round. The ages that make the age
+structure (working age, compulsory-school age, elderly) are the policy's (``Policy.ages``, passed in).
+An optional member column
 that is absent makes the aggregates that read it NaN (unknown), never 0. Within a present column, a
 member whose answer is missing is skipped; a household whose members are all unknown gets NaN.
 
@@ -14,15 +16,10 @@ import numpy as np
 import pandas as pd
 
 from features.indicators import answer_flag
+from features.policy import AgeBands, AgeRange
 
 KEY = ("household_id", "round")
 
-ADULT_AGE = 16
-"""Age from which a member counts as an adult (and as working age); China's minimum working age."""
-ELDERLY_AGE = 65
-"""Age from which a member counts as elderly (65+, the usual dependency-ratio convention)."""
-COMPULSORY_SCHOOL_AGES = (7, 16)
-"""Ages of nine-year compulsory education (primary + junior secondary): from 7 up to (not including) 16."""
 MIGRANT_WORK_MONTHS = 6
 """A member is a migrant worker when working away for at least 6 months of the year (the NBS definition
 of 外出农民工)."""
@@ -53,6 +50,31 @@ MEMBER_AGGREGATES = (
     "mean_member_education_years",
     "education_years_spread",
 )
+
+MEMBER_AGGREGATE_INPUTS: dict[str, tuple[str, ...]] = {
+    "household_size": (),  # counts the member rows
+    "labour_capable_members": ("labour_capacity", "age", "disability", "health_status"),
+    "members_in_migrant_work": ("migrant_work_months",),
+    "migrant_work_months_total": ("migrant_work_months",),
+    "children": ("age",),
+    "elderly": ("age",),
+    "working_age": ("age",),
+    "mean_adult_education_years": ("education_years", "age"),
+    "max_adult_education_years": ("education_years", "age"),
+    "school_age_not_in_school": ("age", "in_school"),
+    "chronic_illness_members": ("health_status",),
+    "serious_illness_members": ("health_status",),
+    "disabled_members": ("disability",),
+    "schooling_gap": ("school_years_behind",),
+    "head_age": ("age", "relation_to_head"),
+    "head_education_years": ("education_years", "relation_to_head"),
+    "mean_member_age": ("age",),
+    "youngest_member_age": ("age",),
+    "mean_member_education_years": ("education_years",),
+    "education_years_spread": ("education_years",),
+}
+"""The member columns (survey/schema.py ``Members``) each aggregate reads, besides the keys: the lineage
+of the aggregates (features/lineage.py). Keep it in step with ``aggregate_members``."""
 
 
 class MemberTableError(ValueError):
@@ -159,11 +181,18 @@ def _in_range(age: np.ndarray | None, low: float, high: float) -> np.ndarray | N
     return np.where(np.isnan(age), np.nan, ((age >= low) & (age <= high)).astype(np.float64))
 
 
-def _labour_capable(members: pd.DataFrame, age: np.ndarray | None) -> np.ndarray | None:
+def _in_age_range(age: np.ndarray | None, ages: AgeRange) -> np.ndarray | None:
+    """1.0 where ages.at_least <= age < ages.below, 0.0 outside, NaN where age is unknown."""
+    return _in_range(age, ages.at_least, ages.below - _JUST_BELOW)
+
+
+def _labour_capable(
+    members: pd.DataFrame, age: np.ndarray | None, working_age: AgeRange
+) -> np.ndarray | None:
     """Whether each member can work: the recorded labour capacity (skilled/ordinary) where it is known,
-    otherwise working age (16-64) without a disability or a serious illness."""
+    otherwise working age (16-64 in the shipped policy) without a disability or a serious illness."""
     by_capacity = _category_flag(members, "labour_capacity", CAPABLE_LABOUR)
-    by_age = _in_range(age, ADULT_AGE, ELDERLY_AGE - _JUST_BELOW)
+    by_age = _in_age_range(age, working_age)
     if by_age is not None:
         disability = _column(members, "disability")
         if disability is not None:
@@ -178,23 +207,26 @@ def _labour_capable(members: pd.DataFrame, age: np.ndarray | None) -> np.ndarray
     return np.where(np.isnan(by_capacity), by_age, by_capacity)
 
 
-def _adult_only(values: np.ndarray | None, age: np.ndarray | None) -> np.ndarray | None:
+def _adult_only(values: np.ndarray | None, age: np.ndarray | None, adult_from: float) -> np.ndarray | None:
     if values is None or age is None:
         return None
-    return np.where(age >= ADULT_AGE, values, np.nan)
+    return np.where(age >= adult_from, values, np.nan)
 
 
-def _school_age_not_in_school(age: np.ndarray | None, in_school: np.ndarray | None) -> np.ndarray | None:
+def _school_age_not_in_school(
+    age: np.ndarray | None, in_school: np.ndarray | None, school_age_range: AgeRange
+) -> np.ndarray | None:
     """1.0 for a child of compulsory-school age recorded as not in school; 0.0 for other known members."""
-    first_age, end_age = COMPULSORY_SCHOOL_AGES
-    school_age = _in_range(age, first_age, end_age - _JUST_BELOW)
+    school_age = _in_age_range(age, school_age_range)
     if school_age is None or in_school is None:
         return None
     out_of_school = np.where(np.isnan(in_school), np.nan, (in_school == 0.0).astype(np.float64))
     return np.where(school_age == 1.0, out_of_school, school_age)
 
 
-def aggregate_members(members: pd.DataFrame) -> tuple[pd.Series, np.ndarray, dict[str, np.ndarray]]:
+def aggregate_members(
+    members: pd.DataFrame, ages: AgeBands
+) -> tuple[pd.Series, np.ndarray, dict[str, np.ndarray]]:
     """The member aggregates as arrays: (household_id per group, round per group, {name: values}).
 
     The array form of ``member_aggregates``, for callers that align groups themselves. An aggregate
@@ -212,13 +244,15 @@ def aggregate_members(members: pd.DataFrame) -> tuple[pd.Series, np.ndarray, dic
     )
     per_member = {
         "household_size": np.ones(len(members)),
-        "labour_capable_members": _labour_capable(members, age),
+        "labour_capable_members": _labour_capable(members, age, ages.working_age),
         "members_in_migrant_work": in_migrant_work,
         "migrant_work_months_total": migrant_months,
-        "children": _in_range(age, 0, ADULT_AGE - _JUST_BELOW),
-        "elderly": _in_range(age, ELDERLY_AGE, np.inf),
-        "working_age": _in_range(age, ADULT_AGE, ELDERLY_AGE - _JUST_BELOW),
-        "school_age_not_in_school": _school_age_not_in_school(age, _column(members, "in_school")),
+        "children": _in_range(age, 0, ages.working_age.at_least - _JUST_BELOW),
+        "elderly": _in_range(age, ages.elderly_from, np.inf),
+        "working_age": _in_age_range(age, ages.working_age),
+        "school_age_not_in_school": _school_age_not_in_school(
+            age, _column(members, "in_school"), ages.compulsory_school_age
+        ),
         "chronic_illness_members": _category_flag(members, "health_status", ("chronic",)),
         "serious_illness_members": _category_flag(members, "health_status", ("serious_illness",)),
         "disabled_members": _column(members, "disability"),
@@ -230,7 +264,7 @@ def aggregate_members(members: pd.DataFrame) -> tuple[pd.Series, np.ndarray, dic
     if school_years_behind is not None:
         # recorded for school-age members only, so the mean over known values is over school-age members
         columns["schooling_gap"] = _group_mean(codes, n_groups, school_years_behind)
-    adult_education = _adult_only(education, age)
+    adult_education = _adult_only(education, age, ages.working_age.at_least)
     if adult_education is not None:
         columns["mean_adult_education_years"] = _group_mean(codes, n_groups, adult_education)
         columns["max_adult_education_years"] = _group_max(codes, n_groups, adult_education)
@@ -251,14 +285,16 @@ def aggregate_members(members: pd.DataFrame) -> tuple[pd.Series, np.ndarray, dic
     )
 
 
-def member_aggregates(members: pd.DataFrame) -> pd.DataFrame:
+def member_aggregates(members: pd.DataFrame, ages: AgeBands) -> pd.DataFrame:
     """Household aggregates of a member table, indexed by (household_id, round), all float64.
 
-    Columns (counts are numbers of members, education in years, migrant work in months per year):
+    Columns (counts are numbers of members, education in years, migrant work in months per year; the
+    ages are the shipped policy's, `ages` in general):
     household_size, labour_capable_members, members_in_migrant_work (>= 6 months away),
-    migrant_work_months_total, children (< 16), elderly (>= 65), working_age (16-64),
-    mean_adult_education_years / max_adult_education_years (members aged 16+),
-    school_age_not_in_school (aged 7-15 with in_school == 0), chronic_illness_members,
+    migrant_work_months_total, children (< 16: below working age), elderly (>= 65), working_age
+    (16-64), mean_adult_education_years / max_adult_education_years (members aged 16+: from the start of
+    working age), school_age_not_in_school (aged 7-15, compulsory-school age, with in_school == 0),
+    chronic_illness_members,
     serious_illness_members, disabled_members, schooling_gap (mean years behind in school over the
     members whose ``school_years_behind`` is recorded, i.e. the school-age members), head_age and
     head_education_years (of the member recorded as head; NaN without one), mean_member_age,
@@ -266,7 +302,7 @@ def member_aggregates(members: pd.DataFrame) -> pd.DataFrame:
     standard deviation of schooling over all members, children included: the household's stock of
     schooling per person and how unevenly it is shared).
     """
-    group_households, group_rounds, columns = aggregate_members(members)
+    group_households, group_rounds, columns = aggregate_members(members, ages)
     absent = np.full(len(group_rounds), np.nan)
     return pd.DataFrame(
         {name: columns.get(name, absent) for name in MEMBER_AGGREGATES},

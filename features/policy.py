@@ -1,13 +1,16 @@
-"""Policy settings as data: poverty lines, monitoring line, deprivation weights and thresholds.
+"""Policy settings as data: currency, poverty lines, money bounds, ages, deprivation weights, thresholds.
 
-The settings live in ``features/policy.yaml`` (versioned); ``load_policy`` reads them into a frozen
-``Policy`` that is passed into every function that needs a line or a threshold. Nothing here reads a
-file at import time.
+The shipped settings live in ``features/policy.yaml`` (versioned); another country's or province's
+policy is another such file, named by a command's ``--policy FILE`` or by ``POVRISK_POLICY``
+(``policy_path``). ``load_policy`` reads one into a frozen ``Policy`` that is passed into every
+function that needs a line, an age, a money bound or a threshold. Nothing here reads a file or the
+environment at import time.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +18,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("policy.yaml")
+POLICY_VARIABLE = "POVRISK_POLICY"
+"""The environment variable naming the policy file in force when a command is given no ``--policy``."""
 
 GUARANTEES = ("food_clothing", "compulsory_education", "basic_medical", "safe_housing", "safe_water")
 """The five dimensions of "two no worries, three guarantees", in the order used everywhere."""
 
 _WEIGHT_SUM_TOLERANCE = 1e-9
+_OLDEST_AGE = 120.0  # the survey schema's oldest member
 
 
 class PolicyError(ValueError):
@@ -40,6 +46,59 @@ class RiskTiers(_Frozen):
     def _medium_below_high(self) -> RiskTiers:
         if self.medium >= self.high:
             raise ValueError(f"risk_tiers.medium ({self.medium}) must be below risk_tiers.high ({self.high})")
+        return self
+
+
+class Currency(_Frozen):
+    """The survey's currency: every money column of a survey and every poverty line is in it."""
+
+    code: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. CNY")
+    unit: str = Field(min_length=1, description='unit of the poverty lines, e.g. "yuan per person per year"')
+
+
+class MoneyBounds(_Frozen):
+    """The plausible range of one yearly household money amount (an income, an expense, a debt) in the
+    policy's currency: `povrisk validate` reports amounts outside it, and the commands that read a
+    survey refuse them. Net farm and business income may be negative after a bad year, down to
+    `min_net_yearly_amount`; every other amount is at least 0 (the schema's check)."""
+
+    max_yearly_amount: float = Field(gt=0.0, allow_inf_nan=False)
+    min_net_yearly_amount: float = Field(le=0.0, allow_inf_nan=False)
+
+
+class AgeRange(_Frozen):
+    """Ages from `at_least` up to, not including, `below` (years; ages may be fractional)."""
+
+    at_least: float = Field(ge=0.0, le=_OLDEST_AGE)
+    below: float = Field(gt=0.0, le=_OLDEST_AGE)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> AgeRange:
+        if self.below <= self.at_least:
+            raise ValueError(f"below ({self.below}) must be above at_least ({self.at_least})")
+        return self
+
+
+class AgeBands(_Frozen):
+    """The member ages that make a household's age structure (features/members.py).
+
+    A member of working age (`working_age`) counts as working age and, when no labour capacity is
+    recorded and they are neither disabled nor seriously ill, as able to work; a member younger counts
+    as a child, a member from `working_age.at_least` on as an adult (adult education); a member from
+    `elderly_from` on as elderly; a member of `compulsory_school_age` out of school fails the
+    compulsory-education guarantee."""
+
+    working_age: AgeRange
+    compulsory_school_age: AgeRange
+    elderly_from: float = Field(gt=0.0, le=_OLDEST_AGE)
+
+    @model_validator(mode="after")
+    def _elderly_after_working_age(self) -> AgeBands:
+        if self.elderly_from < self.working_age.below:
+            raise ValueError(
+                f"elderly_from ({self.elderly_from}) must not be below the end of working_age "
+                f"({self.working_age.below}): a member would count as both elderly and of working age"
+            )
         return self
 
 
@@ -70,9 +129,32 @@ class DriftThresholds(_Frozen):
 
 
 class TaskFeatures(_Frozen):
-    """Which indicators a task's model must not see (e.g. those restating its own label)."""
+    """Which indicators a task's model must not see: every indicator whose lineage (features/lineage.py)
+    reaches one of `exclude_inputs` (raw survey columns, e.g. those its label reads), and the indicators
+    named in `exclude_features`."""
 
+    exclude_inputs: tuple[str, ...] = ()
     exclude_features: tuple[str, ...] = ()
+
+    @field_validator("exclude_inputs")
+    @classmethod
+    def _known_columns(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from features.lineage import raw_columns  # here, not on top: the registry's modules import this one
+
+        unknown = sorted(set(names) - raw_columns())
+        if unknown:
+            raise ValueError(f"unknown raw survey column(s) {unknown} (survey/schema.py names the columns)")
+        return names
+
+    @field_validator("exclude_features")
+    @classmethod
+    def _known_indicators(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from features.lineage import registry_lineage  # here, not on top (see _known_columns)
+
+        unknown = sorted(set(names) - set(registry_lineage()))
+        if unknown:
+            raise ValueError(f"unknown indicator(s) {unknown} (features/registry.py names the indicators)")
+        return names
 
 
 class Bound(_Frozen):
@@ -139,6 +221,9 @@ class Policy(_Frozen):
     version: str = Field(min_length=1)
     poverty_lines: dict[int, float] = Field(min_length=1)
     base_year: int
+    currency: Currency
+    money_bounds: MoneyBounds
+    ages: AgeBands
     monitoring_line_multiple: float = Field(ge=1.0)
     deprivation_weights: dict[str, float]
     deprivation_cutoff: float = Field(gt=0.0, le=1.0)
@@ -156,8 +241,23 @@ class Policy(_Frozen):
     def _lines_positive(cls, lines: dict[int, float]) -> dict[int, float]:
         for year, line in lines.items():
             if not (math.isfinite(line) and line > 0):
-                raise ValueError(f"poverty line for {year} must be a positive number of yuan, got {line}")
+                raise ValueError(f"poverty line for {year} must be a positive amount, got {line}")
         return dict(sorted(lines.items()))
+
+    @model_validator(mode="after")
+    def _lines_within_money_bounds(self) -> Policy:
+        above = {
+            year: line
+            for year, line in self.poverty_lines.items()
+            if line > self.money_bounds.max_yearly_amount
+        }
+        if above:
+            raise ValueError(
+                f"poverty line(s) {above} above money_bounds.max_yearly_amount "
+                f"({self.money_bounds.max_yearly_amount:g} {self.currency.code}): "
+                "are the lines and the bounds in the same currency?"
+            )
+        return self
 
     @field_validator("deprivation_weights")
     @classmethod
@@ -185,7 +285,7 @@ class Policy(_Frozen):
         return min(self.poverty_lines)
 
     def poverty_line(self, year: int) -> float:
-        """Poverty line for a calendar year, yuan per person per year.
+        """Poverty line for a calendar year, in `currency.unit` (yuan per person per year for CNY).
 
         Years after the last line keep the last line; years before the first raise ``PolicyError``.
         """
@@ -211,10 +311,14 @@ class Policy(_Frozen):
         return self.monitoring_line_multiple * self.poverty_line(year)
 
     def excluded_features(self, task: str) -> tuple[str, ...]:
-        """Indicators the given task ("poverty" or "relapse") must not use."""
+        """Indicators the given task ("poverty" or "relapse") must not use, in registry order: those whose
+        lineage reaches one of the task's `exclude_inputs`, and those named in its `exclude_features`."""
+        from features.lineage import excluded_indicators  # here, not on top (see TaskFeatures)
+
         if task not in self.tasks:
             raise PolicyError(f"unknown task {task!r}; policy {self.version} knows {sorted(self.tasks)}")
-        return self.tasks[task].exclude_features
+        settings = self.tasks[task]
+        return excluded_indicators(settings.exclude_inputs, settings.exclude_features)
 
 
 def _describe(error: ValidationError) -> str:
@@ -235,9 +339,22 @@ def policy_from_mapping(settings: dict[str, Any], source: str = "<mapping>") -> 
         raise PolicyError(f"{source}: invalid policy\n{_describe(error)}") from error
 
 
-def load_policy(path: Path | None = None) -> Policy:
-    """Read a policy YAML file (default: the packaged features/policy.yaml) into a frozen Policy."""
-    path = DEFAULT_POLICY_PATH if path is None else Path(path)
+def policy_path(option: Path | str | None = None) -> Path:
+    """Which policy file is in force: `option` (a command's ``--policy``) when given, else the file named
+    by the environment variable ``POVRISK_POLICY`` when set, else the shipped features/policy.yaml.
+
+    Every command and the service resolve their policy here (through ``load_policy``), so that the
+    option beats the variable and the variable beats the shipped file everywhere alike."""
+    if option is not None and str(option).strip():
+        return Path(option)
+    named = os.environ.get(POLICY_VARIABLE, "").strip()
+    return Path(named) if named else DEFAULT_POLICY_PATH
+
+
+def load_policy(path: Path | str | None = None) -> Policy:
+    """Read a policy YAML file into a frozen Policy: `path`, else ``POVRISK_POLICY``, else the shipped
+    features/policy.yaml (``policy_path``)."""
+    path = policy_path(path)
     try:
         settings = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:

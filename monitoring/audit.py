@@ -42,7 +42,7 @@ import pandas as pd
 from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
-from monitoring.store import ScoreAudit, ScoreAuditRejected
+from store.cases import NO_COUNTY, ScoreAudit, ScoreAuditRejected
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ def audit_record(
     model_name: str,
     model_version: str,
     key_role: str | None = None,
+    county_id: str | None = None,
 ) -> dict[str, Any]:
     """One audit row from a scoring answer (`score`: poverty_risk, relapse_risk, risk_tier, category,
     main_cause code, reasons as dicts with indicator, value, contribution)."""
@@ -114,6 +115,7 @@ def audit_record(
         "reasons": json.dumps(reasons, ensure_ascii=False),
         "model_name": model_name,
         "model_version": model_version,
+        "county_id": county_id or NO_COUNTY,
     }
 
 

@@ -39,9 +39,9 @@ import numpy as np
 import pandas as pd
 
 from features.policy import Policy
+from store.cases import NOT_MONITORED
 
-CATEGORIES = ("poor", "unstable_after_exit", "sudden_hardship", "marginal", "not_monitored")
-NOT_MONITORED = "not_monitored"
+CATEGORIES = ("poor", "unstable_after_exit", "sudden_hardship", "marginal", NOT_MONITORED)
 
 REQUIRED_FEATURES = (
     "registered_poor",

@@ -27,7 +27,7 @@ REJECTED = "rejected"
 
 
 def public_notice(flags: pd.DataFrame, include_rejected: bool = False) -> pd.DataFrame:
-    """The notice rows of a flag list (as `monitoring.store.list_flags` returns it), by village and
+    """The notice rows of a flag list (as `store.cases.list_flags` returns it), by village and
     household; `main_cause` stays empty for flags whose cause is not assigned yet. Flags a field visit
     rejected are left out unless `include_rejected`: posting them would publicly mark households the
     village found not to be at risk."""

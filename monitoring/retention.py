@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy import Engine, Integer, bindparam, delete, func, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from monitoring.store import ScoreAudit
+from store.cases import ScoreAudit
 
 RETENTION_FILE = Path(__file__).with_name("retention.yaml")
 

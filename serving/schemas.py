@@ -250,10 +250,30 @@ class HouseholdIn(_Input):
 
 
 class ScoreRequest(_Input):
-    """Score one household; reasons are written in `lang`."""
+    """Score one household; reasons are written in `lang`. Either by reference to the household register
+    (`county_id` + `household_id`, `round` optional: its latest), or with its facts (`household`; with a
+    `county_id` they are scored on top of what the register holds of the household)."""
 
-    household: HouseholdIn
+    household: HouseholdIn | None = Field(default=None, description="The household's facts (this round)")
+    county_id: Identifier | None = Field(default=None, description="County in the register", examples=["C01"])
+    household_id: Identifier | None = Field(
+        default=None, description="Household id, to score it as the register holds it", examples=["H000123"]
+    )
+    round: int | None = Field(
+        default=None, ge=0, le=100, description="Round, with household_id (default: the latest)", examples=[4]
+    )
     lang: Literal["zh", "en"] = Field(default="zh", description="Language of the reasons", examples=["en"])
+
+    @model_validator(mode="after")
+    def _facts_or_reference(self) -> ScoreRequest:
+        if self.household is not None:
+            if self.household_id is not None or self.round is not None:
+                raise ValueError(
+                    "give the household's facts (household) or a reference (household_id), not both"
+                )
+        elif self.household_id is None or self.county_id is None:
+            raise ValueError("give the household's facts (household) or county_id and household_id")
+        return self
 
 
 MAX_BATCH_HOUSEHOLDS = 200
@@ -338,10 +358,26 @@ class MeasureOut(BaseModel):
     why: str = Field(description="Why it fits this household")
 
 
+Basis = Literal["register", "submitted, with register history", "no history"]
+"""What an answer rests on: the household as the register holds it (scored by reference); the facts sent,
+on top of the household's earlier rounds and its village's context in the register; or the facts sent
+alone (the household is not in the register, or no county was given)."""
+FROM_REGISTER: Basis = "register"
+SUBMITTED_WITH_HISTORY: Basis = "submitted, with register history"
+NO_HISTORY: Basis = "no history"
+
+
 class ScoreResponse(BaseModel):
     """Risk scores, tier, monitoring category, reasons, causes and fitting assistance for one household."""
 
     household_id: str
+    county_id: str | None = Field(default=None, description="The county, when the register was read")
+    round: int | None = Field(default=None, description="The survey round scored")
+    basis: Basis = Field(
+        default=NO_HISTORY,
+        description="register: as the register holds it; submitted, with register history: the facts sent "
+        "on top of its earlier rounds and its village's context; no history: the facts sent alone",
+    )
     poverty_risk: float | None = Field(description="Calibrated probability of being poor now (0-1)")
     relapse_risk: float | None = Field(
         description="Calibrated probability of falling (back) into poverty by the next round (0-1)"

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from features.frame import build_features, survey_years
+from features.frame import VILLAGE_CONTEXT, build_features, survey_years
 from features.policy import Policy
 from models.explain import Language
 from models.predictor import RiskPredictor, TaskModel
@@ -34,7 +34,10 @@ from serving.batch import model_reference
 from serving.bento import packaged_champions_folder
 from serving.model_cache import CacheMissing, cache_folder, load_champions, save_champions
 from serving.schemas import (
+    FROM_REGISTER,
     MODEL_SOURCES,
+    NO_HISTORY,
+    Basis,
     CauseOut,
     ChangedReason,
     HouseholdIn,
@@ -48,8 +51,12 @@ from serving.schemas import (
     WhatIfChanges,
     WhatIfResponse,
     frames_of,
+    household_from_survey,
 )
+from store.register import RegisteredHousehold
+from survey.io import Survey
 from survey.text import redact_credentials
+from survey.village_context import shock_answers
 
 logger = logging.getLogger(__name__)
 
@@ -210,23 +217,101 @@ class _Scored:
     features: pd.DataFrame
 
 
-def score_household(models: LoadedModels, household: HouseholdIn, lang: Language = "zh") -> ScoreResponse:
-    """Score one household. Raises `PolicyError`/`FeatureInputError` for a household the policy cannot
-    score (e.g. a year before the first poverty line)."""
-    return score_households(models, [household], lang)[0]
+@dataclass(frozen=True)
+class RegisterContext:
+    """What the household register adds to a household scored alone: its rows of earlier rounds (for the
+    trend indicators) and its village's counts in the round (`features.frame.VILLAGE_CONTEXT`, the
+    household itself left out), so that it gets the answer batch scoring of the whole round gives it;
+    and the village the register places it in that round (`resident_in`, for the cadre's scope)."""
+
+    county_id: str
+    basis: Basis
+    resident_in: str | None = None
+    history: pd.DataFrame | None = None
+    history_members: pd.DataFrame | None = None
+    village_others: tuple[float, float] | None = None
+
+
+def register_context(
+    registered: RegisteredHousehold, household: HouseholdIn, basis: Basis
+) -> RegisterContext:
+    """The context of `household` (its round, its village) from what the register holds of it: the
+    stored rows before that round, and the village's counts of that round without the stored row of the
+    household itself when it lives in that village."""
+    rows = registered.households
+    earlier = rows[rows["round"] < household.round]
+    members = registered.members
+    earlier_members = None if members is None else members[members["round"] < household.round]
+    others = None
+    counts = registered.village_counts
+    if (
+        counts is not None
+        and registered.round == household.round
+        and registered.village_id == household.village_id
+    ):
+        answered, reported = shock_answers(rows[rows["round"] == household.round])
+        others = (
+            float(counts["answering_shocks"] - int(answered.sum())),
+            float(counts["with_shocks"] - int(reported.sum())),
+        )
+    return RegisterContext(
+        county_id=registered.county_id,
+        basis=basis,
+        # where it lives, when the register holds the round asked for (a later round may have moved it)
+        resident_in=registered.village_id if registered.round == household.round else None,
+        history=earlier if len(earlier) else None,
+        history_members=earlier_members if earlier_members is not None and len(earlier_members) else None,
+        village_others=others,
+    )
+
+
+def registered_input(registered: RegisteredHousehold) -> HouseholdIn:
+    """The register's row of the household in its round, as a request would carry it."""
+    survey = Survey(households=registered.households, members=registered.members)
+    return household_from_survey(survey, registered.household_id, registered.round)
+
+
+def score_registered(
+    models: LoadedModels, registered: RegisteredHousehold, lang: Language = "zh"
+) -> ScoreResponse:
+    """Score a household by reference: as the register holds it in its round, with its earlier rounds
+    and its village's context (the answer batch scoring of that round gives it)."""
+    household = registered_input(registered)
+    return score_household(models, household, lang, register_context(registered, household, FROM_REGISTER))
+
+
+def score_household(
+    models: LoadedModels,
+    household: HouseholdIn,
+    lang: Language = "zh",
+    context: RegisterContext | None = None,
+) -> ScoreResponse:
+    """Score one household (on top of what the register holds of it, when `context` is given). Raises
+    `PolicyError`/`FeatureInputError` for a household the policy cannot score (e.g. a year before the
+    first poverty line)."""
+    return score_households(models, [household], lang, [context])[0]
 
 
 def score_households(
-    models: LoadedModels, households: Sequence[HouseholdIn], lang: Language = "zh"
+    models: LoadedModels,
+    households: Sequence[HouseholdIn],
+    lang: Language = "zh",
+    contexts: Sequence[RegisterContext | None] | None = None,
 ) -> list[ScoreResponse]:
     """Score several households in one pass, each as if alone (module docstring)."""
-    return _score(models, households, lang).responses
+    return _score(models, households, lang, contexts or [None] * len(households)).responses
 
 
-def _score(models: LoadedModels, households: Sequence[HouseholdIn], lang: Language) -> _Scored:
+def _score(
+    models: LoadedModels,
+    households: Sequence[HouseholdIn],
+    lang: Language,
+    contexts: Sequence[RegisterContext | None],
+) -> _Scored:
     household_rows, member_rows = _independent_frames(households)
+    household_rows, history, member_rows = _with_register(household_rows, member_rows, contexts)
     policy = models.predictor.policy
-    features = build_features(household_rows, member_rows if len(member_rows) else None, policy)
+    features = build_features(household_rows, member_rows if len(member_rows) else None, policy, history)
     scores = models.predictor.score_features(features, lang=lang, top_k=TOP_REASONS)
     years = survey_years(household_rows, household_rows["round"].to_numpy(dtype=np.int64), policy)
     categories = monitoring_category(features, scores, policy, years)
@@ -241,7 +326,8 @@ def _score(models: LoadedModels, households: Sequence[HouseholdIn], lang: Langua
         rule=categories["rule"].tolist(),
     )
     responses = [
-        _response(models, household, rows, position, lang) for position, household in enumerate(households)
+        _response(models, household, rows, position, lang, contexts[position])
+        for position, household in enumerate(households)
     ]
     return _Scored(responses, features)
 
@@ -262,12 +348,41 @@ class _Rows:
 def _independent_frames(households: Sequence[HouseholdIn]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All households' frames in one, keyed by position (household and village ids replaced), so that
     each is built as if alone."""
-    keys = None if len(households) == 1 else [str(position) for position in range(len(households))]
-    return frames_of(households, keys=keys)
+    return frames_of(households, keys=[str(position) for position in range(len(households))])
+
+
+def _with_register(
+    household_rows: pd.DataFrame, member_rows: pd.DataFrame, contexts: Sequence[RegisterContext | None]
+) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame]:
+    """The current rows with their village context, the earlier rounds' rows as history, and the
+    members of both, every row keyed by its household's position (as `_independent_frames`)."""
+    if all(context is None for context in contexts):
+        return household_rows, None, member_rows
+    others = np.full((len(contexts), 2), np.nan)
+    history, members = [], [member_rows]
+    for position, context in enumerate(contexts):
+        if context is None:
+            continue
+        key = str(position)
+        if context.village_others is not None:
+            others[position] = context.village_others
+        if context.history is not None:
+            history.append(context.history.assign(household_id=key, village_id=key))
+        if context.history_members is not None:
+            members.append(context.history_members.assign(household_id=key))
+    household_rows = household_rows.assign(**dict(zip(VILLAGE_CONTEXT, others.T, strict=True)))
+    members = [frame for frame in members if len(frame)]
+    member_frame = pd.concat(members, ignore_index=True) if members else member_rows
+    return household_rows, pd.concat(history, ignore_index=True) if history else None, member_frame
 
 
 def _response(
-    models: LoadedModels, household: HouseholdIn, rows: _Rows, position: int, lang: Language
+    models: LoadedModels,
+    household: HouseholdIn,
+    rows: _Rows,
+    position: int,
+    lang: Language,
+    context: RegisterContext | None,
 ) -> ScoreResponse:
     reasons, indicators, category = rows.reasons[position], rows.indicators[position], rows.category[position]
     main, secondary = household_causes(reasons, indicators, models.causes)
@@ -280,6 +395,9 @@ def _response(
     )
     return ScoreResponse(
         household_id=household.household_id,
+        county_id=None if context is None else context.county_id,
+        round=household.round,
+        basis=NO_HISTORY if context is None else context.basis,
         poverty_risk=_optional(rows.poverty_risk[position]),
         relapse_risk=_optional(rows.relapse_risk[position]),
         risk_tier=rows.risk_tier[position],
@@ -357,7 +475,7 @@ def what_if(
 ) -> WhatIfResponse:
     """The household scored as it is and after `changes`, with the reasons that changed."""
     changed = apply_changes(household, changes)
-    scored = _score(models, [household, changed], lang)
+    scored = _score(models, [household, changed], lang, [None, None])
     before, after = scored.responses
     return WhatIfResponse(
         household_id=household.household_id,

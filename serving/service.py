@@ -1,7 +1,9 @@
 """The BentoML scoring service for village cadres and monitoring teams.
 
 Run it with `povrisk serve` (or `bentoml serve serving.service:PovertyRiskService`). At start-up it
-loads the policy, the API keys (`serving.keys`; it refuses to start without them), both champions from
+loads the policy (the file named by `POVRISK_POLICY`, which `povrisk serve --policy FILE` sets, else the
+shipped features/policy.yaml; champions trained under another policy version are refused), the API
+keys (`serving.keys`; it refuses to start without them), both champions from
 the MLflow registry (or, when the registry has none or cannot be reached, the local copy of the last
 champions, said so in `/model` and the log; it refuses to start when neither is there), and opens the
 audit trail in the flag store's database (`POVRISK_DB_URL`).
@@ -29,7 +31,7 @@ first reserves room for its audit records: when the audit trail cannot take them
 and the bounded queue is full) it gets 503 and nothing is scored; `/readyz` says why. Bodies over
 `MAX_REQUEST_BYTES` get 413, malformed ones (control characters in text included) 400 naming every bad
 field, logged as one line without any input value (`serving.middleware.RefusalLog`). A cadre key is
-checked against where a household is known to live (`monitoring.store.known_villages`), not only the
+checked against where a household is known to live (`store.cases.known_villages`), not only the
 village its request names.
 
 Start-up: `startup_refusal` says why the service cannot start; the deployment hook asks it once in the
@@ -59,7 +61,6 @@ from features.frame import FeatureInputError
 from features.policy import PolicyError, load_policy
 from models.explain import Language
 from monitoring.audit import AuditWriter, audit_record, database_error
-from monitoring.store import create_schema, known_villages, make_engine
 from serving.keys import ApiKey, load_key_ring
 from serving.middleware import (
     REFUSAL_STATE,
@@ -85,8 +86,10 @@ from serving.runtime import (
     service_workers,
 )
 from serving.schemas import (
+    FROM_REGISTER,
     MAX_REQUEST_BYTES,
     MODEL_SOURCES,
+    SUBMITTED_WITH_HISTORY,
     BatchItemOut,
     BatchRequest,
     BatchResponse,
@@ -100,12 +103,18 @@ from serving.schemas import (
 )
 from serving.scoring import (
     LoadedModels,
+    RegisterContext,
     ServiceStartError,
     WhatIfError,
     load_models,
+    register_context,
+    registered_input,
     score_households,
     what_if,
 )
+from store.cases import known_villages
+from store.database import create_schema, make_engine
+from store.register import registered_household
 from survey.text import printable, redact_credentials
 
 logger = logging.getLogger(__name__)
@@ -124,6 +133,7 @@ class _Job:
 
     households: tuple[HouseholdIn, ...]
     lang: Language
+    contexts: tuple[RegisterContext | None, ...]
 
 
 @dataclass(frozen=True)
@@ -200,11 +210,22 @@ class PovertyRiskService:
         self._parent_watchdog.stop()
         self._audit.close()
 
-    async def _admit_one(self, ctx: bentoml.Context, key: ApiKey, household: Any, endpoint: str) -> Any:
+    async def _admit_one(
+        self,
+        ctx: bentoml.Context,
+        key: ApiKey,
+        household: Any,
+        endpoint: str,
+        context: RegisterContext | None = None,
+    ) -> Any:
         """The refusal for one household (403 outside the key's villages, 503 when its residence or the
-        audit trail cannot be checked), or None with room for its audit record reserved."""
+        audit trail cannot be checked), or None with room for its audit record reserved. Where the
+        register knows the household, its village there is where it lives."""
         try:
-            refusal = await self._village_refusal(key, [household])
+            if context is not None and context.resident_in is not None:
+                refusal = self._residence_refusal(key, household, context.resident_in)
+            else:
+                refusal = await self._village_refusal(key, [household])
         except _ResidenceUnknown as error:
             return self._unavailable(ctx, key, ctx.request.url.path, str(error))
         if refusal:
@@ -220,11 +241,27 @@ class PovertyRiskService:
         """Risk of being poor now and of falling (back) into poverty, tier, monitoring category, reasons,
         causes of poverty and up to three fitting assistance measures."""
         key = _caller(ctx)
-        household = request.household
-        turned_away = await self._admit_one(ctx, key, household, "/score")
+        try:
+            prepared = await anyio.to_thread.run_sync(self._with_register, request)
+        except SQLAlchemyError as error:
+            reason = f"the household register cannot be read ({database_error(error)})"
+            return self._unavailable(ctx, key, "/score", reason)  # type: ignore[return-value]
+        if prepared is None:
+            _note_refusal(ctx, "no such household in the register")
+            round_text = "" if request.round is None else f" in round {request.round}"
+            return _error(  # type: ignore[return-value]
+                ctx,
+                404,
+                f"the register holds no household {request.household_id} of county "
+                f"{request.county_id}{round_text}",
+            )
+        household, context = prepared
+        turned_away = await self._admit_one(ctx, key, household, "/score", context)
         if turned_away is not None:
             return turned_away  # type: ignore[return-value]
-        (outcome,) = await self._score(key, "/score", [household], request.lang, reserved=1)
+        (outcome,) = await self._score(
+            key, "/score", [household], request.lang, reserved=1, contexts=(context,)
+        )
         if isinstance(outcome, ErrorOut):
             _note_refusal(ctx, "the household cannot be scored")
             return _error(ctx, outcome.status, outcome.error)  # type: ignore[return-value]
@@ -344,11 +381,50 @@ class PovertyRiskService:
             raise RuntimeError("models are not loaded")
         return self._models
 
+    def _with_register(self, request: ScoreRequest) -> tuple[HouseholdIn, RegisterContext | None] | None:
+        """The household to score and what the register adds to it (module docstring of
+        `serving.scoring`); None when a household asked for by reference is not in the register."""
+        if request.household is None:
+            registered = registered_household(
+                self._engine, str(request.county_id), str(request.household_id), request.round
+            )
+            if registered is None:
+                return None
+            household = registered_input(registered)
+            return household, register_context(registered, household, FROM_REGISTER)
+        household = request.household
+        if request.county_id is None:
+            return household, None
+        registered = registered_household(
+            self._engine, request.county_id, household.household_id, household.round
+        ) or registered_household(self._engine, request.county_id, household.household_id)
+        if registered is None:
+            return household, None
+        return household, register_context(registered, household, SUBMITTED_WITH_HISTORY)
+
+    def _residence_refusal(self, key: ApiKey, household: HouseholdIn, resident_in: str) -> dict[str, str]:
+        """A cadre key may score a household the register places in one of its villages, sent as living
+        there; anything else is refused (and logged), as `_village_refusal` does."""
+        if key.role != "cadre":
+            return {}
+        if not key.may_score(household.village_id):
+            return {household.household_id: self._refuse(key, household, None)}
+        if resident_in != household.village_id:
+            return {household.household_id: self._refuse(key, household, resident_in)}
+        return {}
+
     async def _score(
-        self, key: ApiKey, endpoint: str, households: Sequence[HouseholdIn], lang: Language, reserved: int
+        self,
+        key: ApiKey,
+        endpoint: str,
+        households: Sequence[HouseholdIn],
+        lang: Language,
+        reserved: int,
+        contexts: Sequence[RegisterContext | None] | None = None,
     ) -> list[ScoreResponse | ErrorOut]:
         """Score the households (room for their audit records `reserved` beforehand) and record them."""
-        job = _Job(tuple(households), lang)
+        contexts = tuple(contexts) if contexts is not None else (None,) * len(households)
+        job = _Job(tuple(households), lang, contexts)
         alone = self._in_flight == 0
         self._in_flight += 1
         try:
@@ -382,25 +458,31 @@ class PovertyRiskService:
                 (j, h) for j, job in enumerate(jobs) if job.lang == lang for h in range(len(job.households))
             ]
             households = [jobs[j].households[h] for j, h in keys]
-            for position, answer in zip(keys, self._score_or_isolate(models, households, lang), strict=True):
+            contexts = [jobs[j].contexts[h] for j, h in keys]
+            scored = self._score_or_isolate(models, households, lang, contexts)
+            for position, answer in zip(keys, scored, strict=True):
                 answers[position] = answer
         return [_Outcome([answers[(j, h)] for h in range(len(job.households))]) for j, job in enumerate(jobs)]
 
     def _score_or_isolate(
-        self, models: LoadedModels, households: list[HouseholdIn], lang: Language
+        self,
+        models: LoadedModels,
+        households: list[HouseholdIn],
+        lang: Language,
+        contexts: list[RegisterContext | None],
     ) -> list[ScoreResponse | ErrorOut]:
         """Score together; when the policy refuses a household (e.g. a year before the first poverty
         line) score them one by one, so that only that household gets the error."""
         try:
-            return list(score_households(models, households, lang))
+            return list(score_households(models, households, lang, contexts))
         except (PolicyError, FeatureInputError) as error:
             if len(households) == 1:
                 household_id = households[0].household_id
                 return [ErrorOut(status=400, error=f"household {household_id} cannot be scored: {error}")]
             return [
                 answer
-                for household in households
-                for answer in self._score_or_isolate(models, [household], lang)
+                for household, context in zip(households, contexts, strict=True)
+                for answer in self._score_or_isolate(models, [household], lang, [context])
             ]
 
     def _record(
@@ -423,6 +505,7 @@ class PovertyRiskService:
                 household_id=household.household_id,
                 village_id=household.village_id,
                 round=household.round,
+                county_id=score.county_id,
                 score=_audited(score),
                 model_name=name,
                 model_version=version,
@@ -445,7 +528,7 @@ class PovertyRiskService:
     async def _village_refusal(self, key: ApiKey, households: Sequence[HouseholdIn]) -> dict[str, str]:
         """Households a cadre key may not score, with why (each refusal logged): a village outside the
         key's, or a household known to live elsewhere than the village the request says (its latest
-        flag, or a county-wide key's audit record: `monitoring.store.known_villages`)."""
+        flag, or a county-wide key's audit record: `store.cases.known_villages`)."""
         if key.role != "cadre" or not households:
             return {}
         refusals = {

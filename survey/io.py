@@ -16,6 +16,7 @@ import hashlib
 import shlex
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,12 +153,13 @@ def _ids_as_strings(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**as_strings)
 
 
-def write_survey(survey: Survey, path: Path) -> None:
+def write_survey(survey: Survey, path: Path, extra_files: Mapping[str, str] | None = None) -> None:
     """Write `survey` as parquet files into folder `path`, atomically.
 
     The tables are written into a temporary folder beside `path`, which is then renamed into place. An
     existing folder at `path` is replaced only once the new one is complete; on any error nothing new is
-    left behind and the old folder is untouched.
+    left behind and the old folder is untouched. `extra_files` (file name to UTF-8 text, e.g. a
+    simulated county's manifest) are written beside the tables, in the same swap.
     """
     target = Path(path)
     if target.exists() and not target.is_dir():
@@ -169,6 +171,8 @@ def write_survey(survey: Survey, path: Path) -> None:
             table = getattr(survey, name)
             if table is not None:
                 table.to_parquet(staging / f"{name}.parquet", index=False)
+        for file_name, text in (extra_files or {}).items():
+            (staging / file_name).write_text(text, encoding="utf-8")
         _swap_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -2,8 +2,9 @@
 
 Modelled on the poverty-household archive card (建档立卡) of China's targeted poverty alleviation.
 Only the ids and the round are required; every other column is an optional block, so an external
-survey that lacks, say, the insurance or shock blocks still validates. Money is yuan per year,
-land is mu, distances are km. Yes/no answers are 0/1 floats so that a missing answer stays NaN.
+survey that lacks, say, the insurance or shock blocks still validates. Money is per year in the
+survey's currency (the policy's `currency`: yuan for the shipped policy), land is mu, distances are
+km. Yes/no answers are 0/1 floats so that a missing answer stays NaN.
 """
 
 from __future__ import annotations
@@ -46,15 +47,46 @@ SHOCK_COLUMNS = (
     "shock_schooling_cost",
 )
 MAX_MEMBERS_PER_HOUSEHOLD = 30
+BLOCKS: dict[str, tuple[str, ...]] = {
+    "income": INCOME_COLUMNS,
+    "spending": ("production_costs", "medical_expenses", "schooling_expenses", "debt"),
+    "land": ("arable_land_mu", "livestock_units"),
+    "housing": ("housing_area_m2", "housing_structure", "dangerous_house", "cooking_fuel"),
+    "utilities": ("safe_drinking_water", "electricity"),
+    "access": ("distance_road_km", "distance_market_km", "distance_clinic_km"),
+    "insurance": ("medical_insurance", "pension_insurance"),
+    "shocks": SHOCK_COLUMNS,
+    "registration": ("poverty_status", "receiving_assistance", "assistance_ends"),
+}
+"""The household table's optional blocks, for reports of what a round is missing (a block counts where
+the survey has all its columns)."""
 
 
 def _yes_no() -> pa.Field:  # type: ignore[valid-type]
     return pa.Field(isin=[0.0, 1.0], nullable=True)
 
 
+MONEY_SANITY_BOUND = 1e15
+"""A bound no yearly household amount reaches in any currency: the schema only refuses the absurd. The
+plausible range depends on the currency, and so is the policy's (`money_bounds` in features/policy.yaml,
+checked by `povrisk validate` and by the commands that read a survey)."""
+NET_MONEY_COLUMNS = ("income_agriculture_net", "income_business")
+"""Money columns that can be negative: farm and business net income after a bad year."""
+MONEY_COLUMNS = (
+    *INCOME_COLUMNS,
+    "production_costs",
+    "medical_expenses",
+    "schooling_expenses",
+    "debt",
+    "rent_paid",
+)
+"""Every money column of the household table: one household's amount per year, in the survey's currency."""
+
+
 def _money(*, can_be_negative: bool = False) -> pa.Field:  # type: ignore[valid-type]
-    """Yuan per year. Farm and business net income can be negative after a bad year."""
-    return pa.Field(ge=-1e7 if can_be_negative else 0.0, le=1e8, nullable=True)
+    """An amount per year in the survey's currency. Farm and business net income can be negative after a
+    bad year. The plausible range is the policy's (`MONEY_SANITY_BOUND`)."""
+    return pa.Field(ge=-MONEY_SANITY_BOUND if can_be_negative else 0.0, le=MONEY_SANITY_BOUND, nullable=True)
 
 
 class Households(pa.DataFrameModel):

@@ -33,6 +33,11 @@ Survey noise (misreported incomes, missing answers, misreported categories) touc
 households and members, never the truth. Each round a random `verification_share` of the households is
 visited in the field (the register's sampled check): the survey's `verification` table holds what the
 visit found, the true status.
+
+Randomness is drawn per purpose and per year: the county's structure, each year's transition, and each
+round's Monte Carlo runs, survey noise and field visits have their own stream (a numpy `SeedSequence` of
+the seed keyed by purpose and year). A round therefore never depends on how many rounds follow it, which
+is what lets `povrisk simulate --continue` append a round to a county written earlier.
 """
 
 from __future__ import annotations
@@ -63,6 +68,12 @@ MONTE_CARLO_ROWS_PER_CHUNK = 400_000  # household-draws advanced at once when co
 VILLAGES_PER_TOWNSHIP = 30
 BURN_IN_YEARS = 1  # the year before round 0, whose review opens the registry (2013 incomes)
 INITIAL_MIGRANT_SHARE = 0.35  # of adults aged 18-55 before the burn-in year
+# Bump whenever the same settings give a different county (a folder's manifest records it; see
+# survey/continuation.py).
+SIMULATOR_VERSION = 2
+# The purposes of the random streams (`_stream`): villages and households as first drawn, each year's
+# transition, the Monte Carlo runs behind a round's p_poor_next, a round's survey noise, its field visits.
+STRUCTURE, ADVANCE, MONTE_CARLO, SURVEY_NOISE, VERIFICATION = range(5)
 
 NEVER_POOR, POOR, EXITED = (POVERTY_STATUSES.index(name) for name in ("never_poor", "poor", "exited"))
 HEALTHY, CHRONIC, SERIOUS = (
@@ -211,31 +222,59 @@ class CountyState:
 
 
 def simulate_county(settings: CountySettings, world: World | None = None) -> Survey:
-    """Simulate `settings.rounds` yearly rounds of a county; return the survey with villages and truth."""
+    """Simulate `settings.rounds` yearly rounds of a county; return the survey with villages and truth.
+
+    Every draw comes from a stream named by its purpose and year (`_stream`), so no round depends on
+    how many rounds follow it: the first R rounds of an (R+k)-round county are, table by table, the
+    R-round county with the same settings.
+    """
     world = world or load_world()
-    panel_rng, monte_carlo_rng, noise_rng, verification_rng = np.random.default_rng(settings.seed).spawn(4)
-    villages = _make_villages(settings, panel_rng, world)
-    state = _initial_state(settings, villages, panel_rng, world)
-    for year in range(settings.first_year - BURN_IN_YEARS, settings.first_year):
-        state = _advance(state, panel_rng, year, world)  # its review opens the registry
+    structure_rng = _stream(settings.seed, STRUCTURE)
+    villages = _make_villages(settings, structure_rng, world)
+    state = _initial_state(settings, villages, structure_rng, world)
+    for step, year in enumerate(range(settings.first_year - BURN_IN_YEARS, settings.first_year)):
+        state = _advance(state, _stream(settings.seed, ADVANCE, step), year, world)  # opens the registry
     ids = _identifiers(state, settings)
-    households, members, truth = [], [], []
-    for round_, round_rng in enumerate(monte_carlo_rng.spawn(settings.rounds)):
+    surveyed = []
+    for round_ in range(settings.rounds):
         year = settings.first_year + round_
-        state = _advance(state, panel_rng, year, world)
-        p_poor_next = _probability_poor_next(state, round_rng, year + 1, world, settings.monte_carlo_draws)
-        households.append(_household_rows(state, villages, ids, round_, year))
-        members.append(_member_rows(state, ids, round_))
-        truth.append(_truth_rows(state, ids, round_, p_poor_next))
-    true_status = pd.concat(truth, ignore_index=True)
-    survey = Survey(
-        households=pd.concat(households, ignore_index=True),
-        members=pd.concat(members, ignore_index=True),
+        state = _advance(state, _stream(settings.seed, ADVANCE, BURN_IN_YEARS + round_), year, world)
+        surveyed.append(_surveyed_round(state, villages, ids, round_, settings, world))
+    return Survey(
+        households=pd.concat([one.households for one in surveyed], ignore_index=True),
+        members=pd.concat([one.members for one in surveyed], ignore_index=True),
         villages=villages[["village_id", "township_id"]].copy(),
-        truth=true_status,
-        verification=_verification_sample(true_status, world, verification_rng),
+        truth=pd.concat([one.truth for one in surveyed], ignore_index=True),
+        verification=pd.concat([one.verification for one in surveyed], ignore_index=True),
     )
-    return _with_survey_noise(survey, settings.survey_noise, noise_rng)
+
+
+def _stream(seed: int, purpose: int, step: int = 0) -> np.random.Generator:
+    """The random stream of one purpose (`STRUCTURE`, `ADVANCE`, ...) and step (the year's index from the
+    burn-in year for `ADVANCE`, the round for the others): the same for a round however many follow."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(purpose, step)))
+
+
+def _surveyed_round(
+    state: CountyState,
+    villages: pd.DataFrame,
+    ids: _Identifiers,
+    round_: int,
+    settings: CountySettings,
+    world: World,
+) -> Survey:
+    """One round's tables: the survey as reported (with this round's noise), the truth and the visits."""
+    year = settings.first_year + round_
+    seed, draws = settings.seed, settings.monte_carlo_draws
+    p_poor_next = _probability_poor_next(state, _stream(seed, MONTE_CARLO, round_), year + 1, world, draws)
+    truth = _truth_rows(state, ids, round_, p_poor_next)
+    exact = Survey(
+        households=_household_rows(state, villages, ids, round_, year),
+        members=_member_rows(state, ids, round_),
+        truth=truth,
+        verification=_verification_sample(truth, world, _stream(seed, VERIFICATION, round_)),
+    )
+    return _with_survey_noise(exact, settings.survey_noise, _stream(seed, SURVEY_NOISE, round_))
 
 
 # ------------------------------------------------------------------------------------------ villages

@@ -52,7 +52,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from features.policy import Policy, load_policy
+from features.policy import Policy, PolicyError, load_policy
 from models.predictor import (
     BOOSTER_ARTIFACT,
     TASKS,
@@ -548,6 +548,14 @@ def load_champion(task: str) -> TaskModel:
 def load_champion_predictor(policy: Policy | None = None) -> RiskPredictor:
     """A RiskPredictor with each task's champion; a task without a champion is left out (None).
 
+    The predictor scores under `policy`, the policy in force (default: `load_policy()`, i.e.
+    POVRISK_POLICY or the shipped file), not under the copy of the policy pickled in the packaged
+    predictor: that copy is a record, and what a champion carries into scoring is the version it was
+    trained under (`TaskModel.policy_version`). A champion trained under another version is refused
+    (`PolicyError`), as the service refuses it (`serving.scoring.load_models`): its features and its
+    tiers would follow other lines, ages or thresholds than it learnt. Score with the policy it was
+    trained under (`--policy FILE` / POVRISK_POLICY), or retrain and promote under the new one.
+
     Raises `LookupError` when neither task has a champion.
     """
     policy = policy or load_policy()
@@ -560,6 +568,13 @@ def load_champion_predictor(policy: Policy | None = None) -> RiskPredictor:
         raise LookupError(
             f"no champion for any task in the MLflow registry at {tracking_uri()}; promote one first"
         )
+    for task, model in models.items():
+        if model is not None and model.policy_version and model.policy_version != policy.version:
+            raise PolicyError(
+                f"the {task} champion was trained under policy {model.policy_version!r} but policy "
+                f"{policy.version!r} is in force; score with the policy it was trained under (--policy FILE "
+                "or POVRISK_POLICY), or retrain and promote under this one"
+            )
     return RiskPredictor(policy, poverty=models["poverty"], relapse=models["relapse"])
 
 

@@ -2,7 +2,8 @@
 
 Tasks (rows and labels):
 - `poverty` (identification): rows = households in the latest round with a known status; label
-  `poor_now`; features exclude the policy's `tasks.poverty.exclude_features`. Held out: grouped
+  `poor_now`; features exclude every indicator whose lineage reaches a raw column of the policy's
+  `tasks.poverty.exclude_inputs` (`Policy.excluded_features`, features/lineage.py). Held out: grouped
   5-fold cross-validation within those rows (each household scored by a model that never saw it).
 - `relapse`: rows = households non-poor at round t whose round t+1 is known; label `relapse_next`; all
   indicators. Held out: train on rows of rounds < T, test on round T, the latest usable round (round

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from monitoring.audit import audit_record, household_audit, record_scores
-from monitoring.store import create_schema, make_engine
+from store.database import create_schema, make_engine
 
 runner = CliRunner()
 

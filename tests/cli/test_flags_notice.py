@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from monitoring.store import create_schema, list_flags, make_engine, set_status, upsert_flags
+from store.cases import list_flags, set_status, upsert_flags
+from store.database import create_schema, make_engine
 
 runner = CliRunner()
 NOTICE_HEADER = ["village", "household", "category", "main_cause", "status"]

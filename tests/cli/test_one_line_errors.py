@@ -13,11 +13,12 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app, main
-from monitoring.store import create_schema, list_flags, make_engine, upsert_flags
+from store.cases import list_flags, upsert_flags
+from store.database import create_schema, make_engine
 from survey.io import Survey, write_survey
 
-from ..monitoring.postgres import isolated_postgres_url
-from ..monitoring.test_store import _flags
+from ..store.postgres import isolated_postgres_url
+from ..store.test_cases import _flags
 
 runner = CliRunner()
 HUGE_ID = "99999999999999999999"
@@ -111,7 +112,7 @@ def scorable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     import serving.batch
     import training.tracking
 
-    monkeypatch.setattr(training.tracking, "load_champion_predictor", lambda: None)
+    monkeypatch.setattr(training.tracking, "load_champion_predictor", lambda *_args, **_kwargs: None)
     monkeypatch.setattr(serving.batch, "score_round", lambda *_args, **_kwargs: _flags())
     write_survey(Survey(households=households([2, 2, 2], ids=["h1", "h2", "h3"])), tmp_path / "survey")
     return tmp_path / "survey"

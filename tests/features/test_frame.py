@@ -184,7 +184,8 @@ def test_bad_round_raises(households: pd.DataFrame, policy: Policy) -> None:
 def test_task_feature_names(policy: Policy) -> None:
     poverty = task_feature_names(policy, "poverty")
     assert "per_capita_net_income" not in poverty and "deprivation_score" not in poverty
-    assert "deprived_safe_water" in poverty
+    assert "deprived_safe_water" not in poverty  # a guarantee the label is made of (features/lineage.py)
+    assert "housing_structure_weak" in poverty
     assert task_feature_names(policy, "relapse") == FEATURE_NAMES
 
 

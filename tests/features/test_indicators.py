@@ -261,12 +261,11 @@ CASES: dict[str, tuple[dict[str, np.ndarray], list[float]]] = {
     ),
     "village_shock_share": (
         {
-            "shock_count": s(1, 0, 0, 2, 0, NAN, 1, 0),
-            "village_id": s("v", "v", "v", "v", "v", "v", "v", "w"),
-            "round": s(0, 0, 0, 0, 0, 0, 0, 0),
+            "village_others_answering_shocks": s(5, 5, 6, 4, NAN, 0),
+            "village_others_with_shocks": s(2, 0, 3, 4, 1, 0),
         },
-        # v: six answered; each sees its 5 answered neighbours (3 of 6 hit); w has no neighbours
-        [2 / 5, 3 / 5, 3 / 5, 2 / 5, 3 / 5, 3 / 6, 2 / 5, NAN],
+        # a share needs at least MIN_VILLAGE_NEIGHBOURS (5) other households that answered
+        [2 / 5, 0, 3 / 6, NAN, NAN, NAN],
     ),
     # deprivation
     "deprived_food_clothing": (

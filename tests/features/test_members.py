@@ -7,12 +7,14 @@ import pandas as pd
 import pytest
 
 from features.members import MEMBER_AGGREGATES, MemberTableError, member_aggregates
+from features.policy import DEFAULT_POLICY_PATH, AgeBands, AgeRange, load_policy
 
 NAN = np.nan
+SHIPPED_AGES = load_policy(DEFAULT_POLICY_PATH).ages  # working age 16-64, school age 7-15, elderly 65+
 
 
 def test_aggregates_of_the_hand_built_members(members: pd.DataFrame) -> None:
-    result = member_aggregates(members)
+    result = member_aggregates(members, SHIPPED_AGES)
     assert list(result.columns) == list(MEMBER_AGGREGATES)
     assert result.index.names == ["household_id", "round"]
     assert (result.dtypes == np.float64).all()
@@ -40,10 +42,10 @@ def test_aggregates_of_the_hand_built_members(members: pd.DataFrame) -> None:
 
 def test_head_values_are_missing_without_a_head_row(members: pd.DataFrame) -> None:
     no_head = members.assign(relation_to_head=members["relation_to_head"].replace("head", "other"))
-    result = member_aggregates(no_head)
+    result = member_aggregates(no_head, SHIPPED_AGES)
     assert result["head_age"].isna().all() and result["head_education_years"].isna().all()
     assert result["mean_member_age"].notna().all()
-    assert member_aggregates(members.drop(columns="relation_to_head"))["head_age"].isna().all()
+    assert member_aggregates(members.drop(columns="relation_to_head"), SHIPPED_AGES)["head_age"].isna().all()
 
 
 def test_schooling_gap_is_the_mean_over_members_with_a_recorded_gap() -> None:
@@ -55,14 +57,14 @@ def test_schooling_gap_is_the_mean_over_members_with_a_recorded_gap() -> None:
             "school_years_behind": [NAN, 1.0, 2.0, NAN],
         }
     )
-    result = member_aggregates(members)
+    result = member_aggregates(members, SHIPPED_AGES)
     assert result.loc[("a", 0), "schooling_gap"] == 1.5
     assert np.isnan(result.loc[("b", 0), "schooling_gap"])
 
 
 def test_absent_optional_columns_give_nan_not_zero() -> None:
     bare = pd.DataFrame({"household_id": ["a", "a", "b"], "member_id": ["1", "2", "1"], "round": [0, 0, 0]})
-    result = member_aggregates(bare)
+    result = member_aggregates(bare, SHIPPED_AGES)
     np.testing.assert_array_equal(result["household_size"].to_numpy(), [2, 1])
     others = result.drop(columns="household_size")
     assert others.isna().all().all()
@@ -80,7 +82,7 @@ def test_labour_capacity_falls_back_to_age_without_disability_or_serious_illness
             "labour_capacity": [None, "weak", None, None, None],
         }
     )
-    result = member_aggregates(members)
+    result = member_aggregates(members, SHIPPED_AGES)
     # 30-year-old by age; 50-year-old is recorded weak; 70 too old; disabled; seriously ill
     assert result.loc[("a", 0), "labour_capable_members"] == 1
 
@@ -95,7 +97,7 @@ def test_unknown_answers_are_skipped_and_all_unknown_is_nan() -> None:
             "education_years": [6.0, 12.0, 5.0],
         }
     )
-    result = member_aggregates(members)
+    result = member_aggregates(members, SHIPPED_AGES)
     assert result.loc[("a", 0), "working_age"] == 1
     assert np.isnan(result.loc[("b", 0), "working_age"])
     assert result.loc[("a", 0), "mean_adult_education_years"] == 6  # the member of unknown age is skipped
@@ -113,30 +115,57 @@ def test_age_boundaries() -> None:
             "in_school": [0.0] * len(ages),
         }
     )
-    row = member_aggregates(members).loc[("a", 0)]
+    row = member_aggregates(members, SHIPPED_AGES).loc[("a", 0)]
     assert row["children"] == 4  # 6, 7, 15, 15.5
     assert row["working_age"] == 3  # 16, 64, 64.5
     assert row["elderly"] == 1
     assert row["school_age_not_in_school"] == 3  # 7, 15, 15.5
 
 
+def test_the_policys_ages_set_the_age_structure() -> None:
+    """Another country's ages: working age 15-59, elderly 60+, compulsory school 6-14."""
+    ages = [5.0, 6.0, 14.0, 15.0, 59.0, 60.0, 64.0]
+    members = pd.DataFrame(
+        {
+            "household_id": ["a"] * len(ages),
+            "member_id": [str(i) for i in range(len(ages))],
+            "round": [0] * len(ages),
+            "age": ages,
+            "in_school": [0.0] * len(ages),
+            "education_years": [0.0, 0.0, 6.0, 8.0, 4.0, 2.0, 2.0],
+        }
+    )
+    other = AgeBands(
+        working_age=AgeRange(at_least=15, below=60),
+        compulsory_school_age=AgeRange(at_least=6, below=15),
+        elderly_from=60,
+    )
+    row = member_aggregates(members, other).loc[("a", 0)]
+    assert (row["children"], row["working_age"], row["elderly"]) == (3, 2, 2)  # 5, 6, 14 | 15, 59 | 60, 64
+    assert row["school_age_not_in_school"] == 2  # 6, 14
+    assert row["labour_capable_members"] == 2
+    assert row["max_adult_education_years"] == 8  # the 15-year-old is an adult here
+    shipped = member_aggregates(members, SHIPPED_AGES).loc[("a", 0)]
+    assert (shipped["children"], shipped["working_age"], shipped["elderly"]) == (4, 3, 0)
+
+
 def test_members_of_different_rounds_are_separate_groups(members: pd.DataFrame) -> None:
-    result = member_aggregates(members)
+    result = member_aggregates(members, SHIPPED_AGES)
     assert len(result) == 4
     assert result.loc[("a", 1), "migrant_work_months_total"] == 10
 
 
 def test_input_is_not_mutated(members: pd.DataFrame) -> None:
     snapshot = members.copy(deep=True)
-    member_aggregates(members)
+    member_aggregates(members, SHIPPED_AGES)
     pd.testing.assert_frame_equal(members, snapshot)
 
 
 def test_missing_key_column_raises_a_clear_error(members: pd.DataFrame) -> None:
     with pytest.raises(MemberTableError, match="round"):
-        member_aggregates(members.drop(columns="round"))
+        member_aggregates(members.drop(columns="round"), SHIPPED_AGES)
 
 
 def test_negative_round_raises(members: pd.DataFrame) -> None:
     with pytest.raises(MemberTableError, match="round"):
-        member_aggregates(members.assign(round=-1))
+        member_aggregates(members.assign(round=-1), SHIPPED_AGES)

@@ -11,7 +11,15 @@ import pytest
 import yaml
 
 from features.frame import FEATURE_NAMES
-from features.policy import DEFAULT_POLICY_PATH, GUARANTEES, Policy, PolicyError, load_policy
+from features.policy import (
+    DEFAULT_POLICY_PATH,
+    GUARANTEES,
+    POLICY_VARIABLE,
+    Policy,
+    PolicyError,
+    load_policy,
+    policy_path,
+)
 
 
 def test_packaged_policy_loads(policy: Policy) -> None:
@@ -150,3 +158,63 @@ def test_monitoring_changes_by_year_load_and_bad_ones_are_named(tmp_path: Path) 
     settings["monitoring_changes"] = {2021: {"marginal_relapse": 0.3}}
     with pytest.raises(PolicyError, match="marginal_relapse"):
         load_policy(_write(tmp_path, settings))
+
+
+def test_the_shipped_policy_holds_the_ages_and_money_the_code_used_before(policy: Policy) -> None:
+    """The values the members aggregation and the schema had built in: no result changes."""
+    assert (policy.currency.code, policy.currency.unit) == ("CNY", "yuan per person per year")
+    assert (policy.money_bounds.max_yearly_amount, policy.money_bounds.min_net_yearly_amount) == (1e8, -1e7)
+    assert (policy.ages.working_age.at_least, policy.ages.working_age.below) == (16, 65)
+    assert (policy.ages.compulsory_school_age.at_least, policy.ages.compulsory_school_age.below) == (7, 16)
+    assert policy.ages.elderly_from == 65
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"currency": {"code": "yuan", "unit": "yuan per person per year"}}, "currency.code"),
+        ({"money_bounds": {"max_yearly_amount": 1000, "min_net_yearly_amount": 0}}, "money_bounds"),
+        ({"money_bounds": {"max_yearly_amount": 1e8, "min_net_yearly_amount": 5}}, "min_net_yearly_amount"),
+        ({"ages": {"working_age": {"at_least": 65, "below": 16}}}, "ages.working_age"),
+        ({"ages": {"elderly_from": 60}}, "elderly_from"),
+        ({"ages": {"compulsory_school_age": {"at_least": 6, "below": 200}}}, "compulsory_school_age.below"),
+    ],
+)
+def test_bad_currency_money_and_ages_are_named(tmp_path: Path, change: dict[str, Any], named: str) -> None:
+    settings = _settings()
+    for key, value in change.items():
+        settings[key] = {**settings[key], **value} if isinstance(settings[key], dict) else value
+    with pytest.raises(PolicyError, match=named):
+        load_policy(_write(tmp_path, settings))
+
+
+def test_missing_ages_are_named(tmp_path: Path) -> None:
+    settings = _settings()
+    del settings["ages"]
+    with pytest.raises(PolicyError, match="ages"):
+        load_policy(_write(tmp_path, settings))
+
+
+def test_the_option_beats_the_variable_which_beats_the_shipped_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(POLICY_VARIABLE, raising=False)
+    assert policy_path() == policy_path(None) == DEFAULT_POLICY_PATH
+    named = tmp_path / "province.yaml"
+    monkeypatch.setenv(POLICY_VARIABLE, str(named))
+    assert policy_path() == named
+    assert policy_path(tmp_path / "option.yaml") == tmp_path / "option.yaml"
+    monkeypatch.setenv(POLICY_VARIABLE, "  ")
+    assert policy_path() == DEFAULT_POLICY_PATH
+
+
+def test_load_policy_honours_povrisk_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the service does at start-up (`load_policy()`), so that `povrisk serve --policy` reaches it."""
+    settings = _settings()
+    settings["version"] = "province-1"
+    monkeypatch.setenv(POLICY_VARIABLE, str(_write(tmp_path, settings)))
+    assert load_policy().version == "province-1"
+    assert load_policy(DEFAULT_POLICY_PATH).version != "province-1"
+    monkeypatch.setenv(POLICY_VARIABLE, str(tmp_path / "absent.yaml"))
+    with pytest.raises(PolicyError, match=r"absent\.yaml"):
+        load_policy()

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from monitoring import audit
 from monitoring.audit import AuditWriter, audit_record, household_audit, record_scores, rejected_records
-from monitoring.store import create_schema, make_engine
+from store.database import create_schema, make_engine
 
 
 def _record(household_id: str = "H1", **score: Any) -> dict[str, Any]:

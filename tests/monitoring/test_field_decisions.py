@@ -8,15 +8,8 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine
 
-from monitoring.store import (
-    FIELD_DECISION_COLUMNS,
-    create_schema,
-    field_decisions,
-    list_flags,
-    make_engine,
-    set_status,
-    upsert_flags,
-)
+from store.cases import FIELD_DECISION_COLUMNS, field_decisions, list_flags, set_status, upsert_flags
+from store.database import create_schema, make_engine
 
 
 def _flags(households: list[str], categories: list[str], round_: int = 2) -> pd.DataFrame:

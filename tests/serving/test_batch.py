@@ -13,8 +13,9 @@ from features.frame import build_features
 from features.policy import Policy
 from models.predictor import RiskPredictor
 from monitoring.categories import CATEGORIES, monitoring_category
-from monitoring.store import UpsertResult, create_schema, list_flags, make_engine, upsert_flags
 from serving.batch import FLAG_COLUMNS, model_reference, reasons_json, reasons_text, score_round
+from store.cases import UpsertResult, list_flags, upsert_flags
+from store.database import create_schema, make_engine
 from survey.io import Survey
 from training.tracking import load_champion_predictor
 

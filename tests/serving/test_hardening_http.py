@@ -18,7 +18,6 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, make_url, select
 
-from monitoring.store import ScoreAudit
 from serving.launch import (
     ServiceFailedToStart,
     free_port,
@@ -27,7 +26,8 @@ from serving.launch import (
     stop_server,
     wait_until_ready,
 )
-from tests.monitoring.postgres import isolated_postgres_url
+from store.cases import ScoreAudit
+from tests.store.postgres import isolated_postgres_url
 
 from .conftest import service_variables
 from .tcp_proxy import CuttableProxy

@@ -191,3 +191,49 @@ def _wait_for_lines(log: Path, text: str, count: int, seconds: float = 60.0) -> 
     while log.read_text().count(text) < count:
         assert time.monotonic() < deadline, f"fewer than {count} lines with {text!r} in {log}"
         time.sleep(0.2)
+
+
+def test_every_flagged_household_by_reference_over_http_equals_its_flag_list_row(
+    served: dict, api_keys: dict, county: Any, loaded: Any
+) -> None:
+    """One answer everywhere: the register behind the service and behind batch scoring; every household
+    the round's flag list holds, asked for by reference through the real service, gets its row."""
+    from monitoring.causes import SECONDARY_SEPARATOR
+    from serving.batch import score_round
+    from store.database import create_schema, make_engine
+    from store.register import ingest_survey, read_register
+    from survey.validate import conform
+
+    engine = make_engine(served["environment"]["POVRISK_DB_URL"])
+    create_schema(engine)
+    ingest_survey(engine, county, "C1", source="test", by="test")
+    flags = score_round(loaded.predictor, conform(read_register(engine, "C1")), 2, lang="en")
+    engine.dispose()
+    assert len(flags) > 50
+    with httpx.Client(
+        base_url=served["url"], headers={"X-API-Key": api_keys["monitor"]}, timeout=30.0
+    ) as client:
+        for flag in flags.itertuples(index=False):
+            body = {
+                "request": {"county_id": "C1", "household_id": flag.household_id, "round": 2, "lang": "en"}
+            }
+            response = client.post("/score", json=body)
+            assert response.status_code == 200, response.text
+            answer = response.json()
+            assert answer["basis"] == "register"
+            assert abs(answer["poverty_risk"] - flag.poverty_risk) <= 1e-9, flag.household_id
+            assert abs(answer["relapse_risk"] - flag.relapse_risk) <= 1e-9, flag.household_id
+            got = (
+                answer["risk_tier"],
+                answer["category"],
+                answer["category_rule"],
+                answer["main_cause"]["code"],
+            )
+            assert got == (flag.risk_tier, flag.category, flag.category_rule, flag.main_cause), (
+                flag.household_id
+            )
+            secondary = SECONDARY_SEPARATOR.join(cause["code"] for cause in answer["secondary_causes"])
+            assert secondary == flag.secondary_causes, flag.household_id
+            assert "; ".join(reason["sentence"] for reason in answer["reasons"]) == flag.reasons, (
+                flag.household_id
+            )

@@ -16,9 +16,9 @@ from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from monitoring.audit import household_audit
-from monitoring.store import make_engine
 from serving.schemas import MAX_BATCH_HOUSEHOLDS, MAX_REQUEST_BYTES
 from serving.service import PovertyRiskService
+from store.database import make_engine
 
 from .conftest import service_variables
 
@@ -285,8 +285,12 @@ def test_alone_or_merged_with_others_a_household_gets_the_same_answer(
     """A request that finds the service idle is scored at once; requests that overlap go through the
     batching dispatcher together. Both give the same answers."""
     households = [{**household_body, "household_id": f"H-{number}"} for number in range(12)]
-    for number, household in enumerate(households):
-        household["income_wages"] = 1_000.0 * number
+    for number, household in enumerate(households):  # what the poverty model reads (not income: its label)
+        household |= {
+            "durable_assets": float(number),
+            "arable_land_mu": 0.5 * number,
+            "distance_road_km": number,
+        }
     alone = [_score(client, household, api_keys["monitor"]).json() for household in households]
     together: list[Any] = [None] * len(households)
 
@@ -382,7 +386,7 @@ def test_a_cadre_is_checked_against_where_the_household_lives(
     """A cadre of V-test could score a household of another village by sending her own village id."""
     import pandas as pd
 
-    from monitoring.store import known_villages, upsert_flags
+    from store.cases import known_villages, upsert_flags
 
     engine = make_engine(environment["POVRISK_DB_URL"])
     flag = {
@@ -551,3 +555,123 @@ def test_a_password_in_the_tracking_uri_never_reaches_an_answer_or_the_log(
         "postgresql://svc:pw-s3cret@db/x",
     )
     assert card.tracking_uri == "postgresql://svc:***@db/x"
+
+
+@pytest.fixture(scope="module")
+def registered_county(environment: dict, county: Any) -> str:
+    """The serving tests' county in the service's register, as county C1."""
+    from store.database import create_schema
+    from store.register import ingest_survey
+
+    engine = make_engine(environment["POVRISK_DB_URL"])
+    create_schema(engine)
+    ingest_survey(engine, county, "C1", source="test", by="test")
+    engine.dispose()
+    return "C1"
+
+
+def _by_reference(client: TestClient, key: str, **reference: Any) -> Any:
+    return client.post("/score", json={"request": {**reference, "lang": "en"}}, headers={"X-API-Key": key})
+
+
+def test_a_household_by_reference_is_scored_from_the_register(
+    client: TestClient, api_keys: dict, registered_county: str, loaded: Any, environment: dict
+) -> None:
+    from serving.scoring import score_registered
+    from store.register import registered_household
+
+    response = _by_reference(client, api_keys["monitor"], county_id=registered_county, household_id="H000002")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["basis"], body["county_id"], body["round"]) == ("register", "C1", 2)
+    engine = make_engine(environment["POVRISK_DB_URL"])
+    registered = registered_household(engine, "C1", "H000002")
+    expected = score_registered(loaded, registered, "en")  # type: ignore[arg-type]
+    assert abs(body["poverty_risk"] - expected.poverty_risk) <= 1e-9
+    assert body["reasons"] == [reason.model_dump() for reason in expected.reasons]
+    earlier = _by_reference(client, api_keys["monitor"], county_id="C1", household_id="H000002", round=0)
+    assert earlier.status_code == 200 and earlier.json()["round"] == 0
+    with engine.connect() as connection:
+        counties = (
+            connection.execute(text("SELECT county_id FROM score_audit WHERE household_id = 'H000002'"))
+            .scalars()
+            .all()
+        )
+    assert counties and set(counties) == {"C1"}
+    engine.dispose()
+
+
+def test_a_reference_the_register_does_not_hold_gets_404(
+    client: TestClient, api_keys: dict, registered_county: str
+) -> None:
+    response = _by_reference(client, api_keys["monitor"], county_id="C1", household_id="H999999")
+    assert response.status_code == 404
+    assert response.json()["error"] == "the register holds no household H999999 of county C1"
+    elsewhere = _by_reference(client, api_keys["monitor"], county_id="C9", household_id="H000002", round=1)
+    assert elsewhere.status_code == 404 and "in round 1" in elsewhere.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {"county_id": "C1"},
+        {"household_id": "H000002"},
+        {
+            "county_id": "C1",
+            "household_id": "H000002",
+            "household": {"household_id": "H", "village_id": "V", "round": 1},
+        },
+    ],
+)
+def test_facts_or_reference_not_both_nor_neither(
+    client: TestClient, api_keys: dict, request_body: dict
+) -> None:
+    response = client.post("/score", json={"request": request_body}, headers=_headers(api_keys, "monitor"))
+    assert response.status_code == 400
+
+
+def test_a_cadre_scores_by_reference_only_in_her_villages(
+    client: TestClient, api_keys: dict, registered_county: str, county: Any
+) -> None:
+    households = county.households[county.households["round"] == 2]
+    own = households.loc[households["village_id"] == "V0001", "household_id"].iloc[0]
+    other = households.loc[households["village_id"] != "V0001", "household_id"].iloc[0]
+    assert _by_reference(client, api_keys["cadre"], county_id="C1", household_id=own).status_code == 200
+    refused = _by_reference(client, api_keys["cadre"], county_id="C1", household_id=other)
+    assert refused.status_code == 403
+    # sending the facts with her own village does not move the household into it
+    body = client.post(
+        "/score",
+        json={
+            "request": {
+                "county_id": "C1",
+                "household": {"household_id": other, "village_id": "V0001", "round": 2},
+            }
+        },
+        headers=_headers(api_keys, "cadre"),
+    )
+    assert body.status_code == 403
+
+
+def test_facts_with_a_county_are_scored_on_the_households_history(
+    client: TestClient, api_keys: dict, registered_county: str, county: Any
+) -> None:
+    from serving.schemas import household_from_survey
+
+    facts = household_from_survey(county, "H000002", 2).model_dump(exclude_none=True)
+    with_history = client.post(
+        "/score",
+        json={"request": {"county_id": "C1", "household": facts, "lang": "en"}},
+        headers=_headers(api_keys, "monitor"),
+    ).json()
+    by_reference = _by_reference(client, api_keys["monitor"], county_id="C1", household_id="H000002").json()
+    alone = _score(client, facts, api_keys["monitor"]).json()
+    assert with_history["basis"] == "submitted, with register history" and alone["basis"] == "no history"
+    assert abs(with_history["poverty_risk"] - by_reference["poverty_risk"]) <= 1e-9
+    assert with_history["reasons"] == by_reference["reasons"]
+    unknown = client.post(
+        "/score",
+        json={"request": {"county_id": "C1", "household": {**facts, "household_id": "H-new"}}},
+        headers=_headers(api_keys, "monitor"),
+    ).json()
+    assert unknown["basis"] == "no history"

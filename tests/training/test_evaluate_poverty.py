@@ -28,7 +28,10 @@ def test_report_has_levels_baselines_and_slices(report):
     for metrics in [report["model"], *report["baselines"].values()]:
         for key in ("macro_f1", "roc_auc", "pr_auc", "brier", "ece", "exclusion_error", "inclusion_error"):
             assert metrics[key] is not None and 0.0 <= metrics[key] <= 1.0
-    assert report["model"]["roc_auc"] > 0.75
+    # the label is the true income level; with every indicator that reads the reported income left out
+    # (features/lineage.py) the model ranks from the household's other traits (0.66 on this county; 0.79
+    # while the income shares were features)
+    assert report["model"]["roc_auc"] > 0.6
     assert report["model"]["macro_f1"] > 0.3
     assert {"area=urban", "area=rural", "region=north", "head_sex=female"} <= set(report["slices"])
     assert sum(report["slices"][f"area={a}"]["n"] for a in ("urban", "rural")) == report["n_test"]

@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from features.policy import PolicyError
 from models.predictor import load_task_model, registry_reference
 from models.spec import LightGBMSpec
 from training.tracking import (
@@ -98,6 +99,19 @@ def test_a_champion_of_retired_policy_settings_gives_way(monkeypatch, tmp_path, 
     decision = promote("poverty", policy)
     assert decision["promoted"] and "'2000.1', which is no longer in force" in decision["reason"]
     assert load_champion("poverty").registered_version == "2"
+
+
+def test_champions_score_only_under_the_policy_they_were_trained_under(
+    monkeypatch, tmp_path, policy, trained
+):
+    """As the service refuses them: `score` and `monitor` must not score a champion under other lines."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    log_and_register(trained["poverty"], policy)
+    promote("poverty", policy)
+    assert load_champion_predictor(policy).policy is policy
+    other = policy.model_copy(update={"version": "province-1"})
+    with pytest.raises(PolicyError, match=f"trained under policy '{policy.version}' but policy 'province-1'"):
+        load_champion_predictor(other)
 
 
 @pytest.mark.integration

@@ -17,22 +17,18 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, text
 
-from monitoring.store import (
-    VERSION_TABLE,
+from store.cases import (
     FlagConflict,
     StatusChange,
     UpsertResult,
-    create_schema,
     flag_history,
-    head_revision,
     list_flags,
-    make_engine,
-    schema_revision,
     set_status,
     upsert_flags,
 )
+from store.database import VERSION_TABLE, create_schema, head_revision, make_engine, schema_revision
 
-from .test_store import _flags
+from .test_cases import _flags
 
 pytestmark = pytest.mark.integration
 WAIT_SECONDS = 30
@@ -181,7 +177,12 @@ def test_concurrent_create_schema_on_an_empty_database(engines: Callable[[], Eng
     # the `engines` fixture migrated the schema already: start again from an empty one
     with writers[0].begin() as connection:
         connection.execute(
-            text(f"DROP TABLE flag_history, flags, score_audit, score_audit_rejected, {VERSION_TABLE}")
+            text(
+                "DROP TABLE flag_history, flags, score_audit, score_audit_rejected, register_households, "
+                "register_members, register_verification, register_villages, register_village_rounds, "
+                "register_ingests, "
+                f"{VERSION_TABLE}"
+            )
         )
     all_start = threading.Barrier(len(writers))
 

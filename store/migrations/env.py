@@ -1,6 +1,6 @@
 """Alembic environment of the flag store: migrate the connection `create_schema` hands over.
 
-Run only through `monitoring.store.create_schema`, which builds the Alembic `Config` in code and puts an
+Run only through `store.database.create_schema`, which builds the Alembic `Config` in code and puts an
 open connection in `config.attributes["connection"]`; there is no alembic.ini and no URL here.
 """
 
@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from alembic import context
 
-from monitoring.store import VERSION_TABLE, Base
+import store.cases
+import store.register_tables
+from store.database import VERSION_TABLE, Base
+
+MODELS = (store.cases, store.register_tables)  # every table of the history, on Base.metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
     raise RuntimeError(
-        "the flag store migrations run through monitoring.store.create_schema(engine), "
+        "the flag store migrations run through store.database.create_schema(engine), "
         "which passes the database connection; there is no alembic.ini"
     )
 context.configure(

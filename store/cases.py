@@ -8,25 +8,22 @@ flag a person has moved on exactly as that person left it.
 
 SQLite by default (a file in the working folder); PostgreSQL or any other SQLAlchemy URL through
 `POVRISK_DB_URL`. Every public function runs in one transaction: a failure leaves nothing half-written.
-The schema is made and kept up to date by this project's Alembic migrations (`monitoring/migrations`),
-run by `create_schema`. Two people changing the same flag at once never lose a change: the flag's
-version counter turns the slower write into a retry (when only re-scoring intervened) or a
-`FlagConflict` (when someone else already moved the status on).
+The schema is made and kept up to date by this project's Alembic migrations (`store/migrations`),
+run by `store.database.create_schema`. Two people changing the same flag at once never lose a
+change: the flag's version counter turns the slower write into a retry (when only re-scoring
+intervened) or a `FlagConflict` (when someone else already moved the status on).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
 from sqlalchemy import (
     CheckConstraint,
-    Connection,
     DateTime,
     Engine,
     Float,
@@ -37,34 +34,24 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
-    create_engine,
     insert,
     inspect,
-    make_url,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
 
-from monitoring.categories import NOT_MONITORED
+from store.database import Base
 from survey.text import control_characters
 
-DB_URL_ENV = "POVRISK_DB_URL"
 INITIAL_STATUS = "flagged"
+# The category of a household scoring found no reason to monitor (monitoring.categories): never a flag.
+NOT_MONITORED = "not_monitored"
+# The county of flags and audit rows scored from a survey folder that names none (`score --data DIR`).
+NO_COUNTY = ""
 SYSTEM_ACTOR = "batch-scoring"
-# Alembic's version table for the flag store; not `alembic_version`, so that the flag store can share a
-# database with MLflow's tracking store, which keeps its own migrations there.
-VERSION_TABLE = "povrisk_flag_store_version"
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-# The revision whose schema `Base.metadata.create_all` made before the store had migrations.
-UNVERSIONED_REVISION = "0001"
-# PostgreSQL advisory lock held while migrating, so that commands starting at once migrate one by one
-# (any 64-bit number no other code uses for an advisory lock on the same database; this one spells
-# "povrisk" in ASCII).
-MIGRATION_LOCK_KEY = 0x706F767269736B
 # How often `set_status` re-reads a flag that re-scoring changed between its read and its write.
 STATUS_CHANGE_ATTEMPTS = 3
 # How often `upsert_flags` runs its transaction again after losing a race to a concurrent writer (the
@@ -147,20 +134,12 @@ class FlagConflict(RuntimeError):
         )
 
 
-class SchemaMismatch(RuntimeError):
-    """The database holds part of the flag store without Alembic's record of its revision."""
-
-
-class Base(DeclarativeBase):
-    pass
-
-
 class Flag(Base):
     """One household flagged in one round, with the scores that flagged it and its current status."""
 
     __tablename__ = "flags"
     __table_args__ = (
-        UniqueConstraint("household_id", "round", name="uq_flags_household_round"),
+        UniqueConstraint("county_id", "household_id", "round", name="uq_flags_county_household_round"),
         CheckConstraint(
             "status IN (" + ", ".join(f"'{status}'" for status in STATUSES) + ")",
             name="ck_flags_status",
@@ -171,6 +150,7 @@ class Flag(Base):
     household_id: Mapped[str] = mapped_column(String(64), index=True)
     village_id: Mapped[str] = mapped_column(String(64), index=True)
     round: Mapped[int] = mapped_column(Integer, index=True)
+    county_id: Mapped[str] = mapped_column(String(64), default=NO_COUNTY, server_default="", index=True)
     category: Mapped[str] = mapped_column(String(32))
     category_rule: Mapped[str] = mapped_column(Text)
     poverty_risk: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -200,6 +180,7 @@ class FlagHistory(Base):
     by: Mapped[str] = mapped_column(String(200))
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    county_id: Mapped[str] = mapped_column(String(64), default=NO_COUNTY, server_default="")
 
 
 class ScoreAudit(Base):
@@ -225,6 +206,7 @@ class ScoreAudit(Base):
     model_version: Mapped[str] = mapped_column(String(100))
     key_role: Mapped[str | None] = mapped_column(String(16), nullable=True)
     compacted_scores: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    county_id: Mapped[str] = mapped_column(String(64), default=NO_COUNTY, server_default="")
 
 
 class ScoreAuditRejected(Base):
@@ -258,114 +240,9 @@ class StatusChange:
     version: int
 
 
-def db_url() -> str:
-    """The flag store URL: env POVRISK_DB_URL, else a SQLite file `povrisk.db` in the working folder."""
-    return os.environ.get(DB_URL_ENV) or f"sqlite:///{Path.cwd() / 'povrisk.db'}"
-
-
-CONNECT_TIMEOUT_SECONDS = 5
-"""How long a server database (PostgreSQL) may take to accept a connection before the caller hears it
-is unreachable (its driver would otherwise wait for the operating system, minutes)."""
-
-
-def make_engine(url: str | None = None) -> Engine:
-    """An engine for `url` (default `db_url()`); SQLite connections enforce foreign keys. Server
-    databases: connections are checked before use (a restarted server costs one failed query, not one
-    per pooled connection) and give up connecting after CONNECT_TIMEOUT_SECONDS, unless the URL says."""
-    parsed = make_url(url or db_url())
-    options: dict[str, Any] = {}
-    if parsed.get_backend_name() != "sqlite":
-        options["pool_pre_ping"] = True
-        if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
-            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
-    engine = create_engine(parsed, **options)
-    if engine.dialect.name == "sqlite":
-        from sqlalchemy import event
-
-        @event.listens_for(engine, "connect")
-        def _enforce_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-    return engine
-
-
-def create_schema(engine: Engine) -> None:
-    """Bring the database to the newest flag store revision with Alembic (idempotent).
-
-    A database whose flag tables `Base.metadata.create_all` made before the store had migrations has
-    no version table: it is adopted (stamped at the revision its tables match) and then upgraded, every
-    row kept. Runs in one transaction on databases with transactional DDL (PostgreSQL), where
-    concurrent calls wait for each other instead of creating the same tables twice.
-    """
-    from alembic import command
-
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-        config = _alembic_config(connection)
-        adopted_at = _revision_of_unversioned_store(connection)
-        if adopted_at is not None:
-            command.stamp(config, adopted_at)
-        command.upgrade(config, "head")
-
-
-def schema_revision(engine: Engine) -> str | None:
-    """The flag store revision the database is at (None: no flag store migrated there yet)."""
-    from alembic.runtime.migration import MigrationContext
-
-    with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-        return context.get_current_revision()
-
-
-def head_revision() -> str:
-    """The newest revision of the flag store migrations shipped with this code."""
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
-    if head is None:
-        raise RuntimeError(f"no flag store migrations found in {MIGRATIONS_DIR}")
-    return head
-
-
-def _alembic_config(connection: Connection | None) -> Any:
-    """Alembic settings built in code: the shipped migrations folder and the connection to migrate."""
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
-    config.attributes["connection"] = connection
-    return config
-
-
-def _revision_of_unversioned_store(connection: Connection) -> str | None:
-    """The revision to stamp a flag store made without migrations at; None when there is none to adopt."""
-    inspector = inspect(connection)
-    tables = set(inspector.get_table_names())
-    store_tables = {Flag.__tablename__, FlagHistory.__tablename__}
-    present = store_tables & tables
-    if VERSION_TABLE in tables or not present:
-        return None
-    if present != store_tables:
-        raise SchemaMismatch(
-            f"the database has table(s) {sorted(present)} of the flag store but not "
-            f"{sorted(store_tables - present)}, and no {VERSION_TABLE} table; restore the missing "
-            "table(s) or drop the partial store before running create_schema"
-        )
-    flag_columns = {column["name"] for column in inspector.get_columns(Flag.__tablename__)}
-    # create_all with the models of revision 0004 adds the rejected-audit table, of 0003 the audit
-    # table, of 0002 main_cause; earlier models made revision 0001
-    if ScoreAuditRejected.__tablename__ in tables:
-        return "0004"
-    if ScoreAudit.__tablename__ in tables:
-        return "0003"
-    return "0002" if MAIN_CAUSE in flag_columns else UNVERSIONED_REVISION
-
-
 def upsert_flags(engine: Engine, flags: pd.DataFrame) -> UpsertResult:
-    """Write a flag list, idempotent by (household_id, round).
+    """Write a flag list, idempotent by (county_id, household_id, round); a frame without a
+    `county_id` column holds flags of a survey folder that names no county (NO_COUNTY).
 
     New households are inserted as "flagged" with a history row. A flag still "flagged" gets the new
     scores, category and reasons when any of them changed; a flag a person has moved on is left alone.
@@ -373,9 +250,9 @@ def upsert_flags(engine: Engine, flags: pd.DataFrame) -> UpsertResult:
     the stored main causes stay as they are.
 
     Safe under concurrent writers: two runs inserting the same new flags race on the unique key
-    (household_id, round); the loser's transaction is rolled back whole and run again, and then finds
-    the winner's flags (and updates them or leaves them as they are). Rows are written in key order, so
-    that two runs never wait on each other's rows crosswise (a deadlock).
+    (county_id, household_id, round); the loser's transaction is rolled back whole and run again, and
+    then finds the winner's flags (and updates them or leaves them as they are). Rows are written in key
+    order, so that two runs never wait on each other's rows crosswise (a deadlock).
     """
     rows = _flag_rows(flags)
     fields = _SCORED_FIELDS + ((MAIN_CAUSE,) if MAIN_CAUSE in flags.columns else ())
@@ -401,14 +278,20 @@ def _upsert_once(engine: Engine, rows: list[dict[str, Any]], fields: tuple[str, 
     with Session(engine) as session, session.begin():
         existing = _existing_flags(session, rows, fields)
         to_insert, to_update, unchanged = _plan_upsert(rows, existing, fields)
-        to_insert.sort(key=lambda row: (row["household_id"], row["round"]))
+        to_insert.sort(key=_flag_key)
         to_update.sort(key=lambda row: row["flag_id"])
         inserted_ids = _insert_flags(session, to_insert, now)
         _append_history(
             session,
             [
-                {"flag_id": flag_id, "from_status": None, "to_status": INITIAL_STATUS, "note": "scored"}
-                for flag_id in inserted_ids
+                {
+                    "flag_id": flag_id,
+                    "county_id": row["county_id"],
+                    "from_status": None,
+                    "to_status": INITIAL_STATUS,
+                    "note": "scored",
+                }
+                for flag_id, row in zip(inserted_ids, to_insert, strict=True)
             ],
             by=SYSTEM_ACTOR,
             at=now,
@@ -419,11 +302,21 @@ def _upsert_once(engine: Engine, rows: list[dict[str, Any]], fields: tuple[str, 
     )
 
 
+def _flag_key(row: Mapping[str, Any]) -> tuple[str, str, int]:
+    return row["county_id"], row["household_id"], row["round"]
+
+
 def list_flags(
-    engine: Engine, village: str | None = None, status: str | None = None, round: int | None = None
+    engine: Engine,
+    village: str | None = None,
+    status: str | None = None,
+    round: int | None = None,
+    county: str | None = None,
 ) -> pd.DataFrame:
     """Flags, optionally filtered, ordered by village, round, then poverty risk (highest first)."""
     query = select(Flag.__table__)
+    if county is not None:
+        query = query.where(Flag.county_id == county)
     if village is not None:
         query = query.where(Flag.village_id == village)
     if status is not None:
@@ -568,7 +461,15 @@ def _change_status(engine: Engine, flag_id: int, status: str, by: str, note: str
             raise _StaleRead(read_version, from_status) from error
         _append_history(
             session,
-            [{"flag_id": flag_id, "from_status": from_status, "to_status": status, "note": note}],
+            [
+                {
+                    "flag_id": flag_id,
+                    "county_id": flag.county_id,
+                    "from_status": from_status,
+                    "to_status": status,
+                    "note": note,
+                }
+            ],
             by=by,
             at=now,
         )
@@ -603,18 +504,21 @@ def _flag_rows(flags: pd.DataFrame) -> list[dict[str, Any]]:
     has_main_cause = MAIN_CAUSE in flags.columns
     columns = [*FLAG_FRAME_COLUMNS, *([MAIN_CAUSE] if has_main_cause else [])]
     frame = flags.loc[:, columns].rename(columns={"reasons_json": "reasons"})
+    frame["county_id"] = flags["county_id"].astype(str) if "county_id" in flags.columns else NO_COUNTY
     unmonitored = frame["category"] == NOT_MONITORED
     if unmonitored.any():
         raise ValueError(
             f"flag frame holds {int(unmonitored.sum())} household(s) in category {NOT_MONITORED!r}; "
             "only monitored households are flags (serving.batch.score_round leaves them out)"
         )
-    duplicated = frame.duplicated(subset=["household_id", "round"])
+    key = ["county_id", "household_id", "round"]
+    duplicated = frame.duplicated(subset=key)
     if duplicated.any():
-        keys = frame.loc[duplicated, ["household_id", "round"]].head(5).to_records(index=False).tolist()
-        raise ValueError(f"flag frame has duplicate (household_id, round) keys, e.g. {keys}")
+        keys = frame.loc[duplicated, key].head(5).to_records(index=False).tolist()
+        raise ValueError(f"flag frame has duplicate (county_id, household_id, round) keys, e.g. {keys}")
     return [
         {
+            "county_id": str(row.county_id),
             "household_id": str(row.household_id),
             "village_id": str(row.village_id),
             "round": _integer(row.round),
@@ -634,24 +538,26 @@ def _flag_rows(flags: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _existing_flags(
     session: Session, rows: list[dict[str, Any]], fields: tuple[str, ...]
-) -> dict[tuple[str, int], dict[str, Any]]:
+) -> dict[tuple[str, str, int], dict[str, Any]]:
     rounds = sorted({row["round"] for row in rows})
     if not rounds:
         return {}
+    counties = sorted({row["county_id"] for row in rows})
     columns = [
         Flag.id,
+        Flag.county_id,
         Flag.household_id,
         Flag.round,
         Flag.status,
         *(getattr(Flag, field) for field in fields),
     ]
-    result = session.execute(select(*columns).where(Flag.round.in_(rounds)))
-    return {(record.household_id, record.round): dict(record._mapping) for record in result}
+    result = session.execute(select(*columns).where(Flag.round.in_(rounds), Flag.county_id.in_(counties)))
+    return {_flag_key(dict(record._mapping)): dict(record._mapping) for record in result}
 
 
 def _plan_upsert(
     rows: list[dict[str, Any]],
-    existing: Mapping[tuple[str, int], Mapping[str, Any]],
+    existing: Mapping[tuple[str, str, int], Mapping[str, Any]],
     fields: tuple[str, ...],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     """Split rows into (inserts, updates of open flags whose scores changed, count left unchanged)."""
@@ -659,7 +565,7 @@ def _plan_upsert(
     to_update: list[dict[str, Any]] = []
     unchanged = 0
     for row in rows:
-        stored = existing.get((row["household_id"], row["round"]))
+        stored = existing.get(_flag_key(row))
         if stored is None:
             to_insert.append(row)
         elif stored["status"] == INITIAL_STATUS and _scores_differ(row, stored, fields):

@@ -12,23 +12,20 @@ from sqlalchemy import Engine, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateTable
 
-from monitoring.store import (
+from store.cases import (
     ACTOR_MAX_LENGTH,
     LARGEST_FLAG_ID,
     NOTE_MAX_LENGTH,
-    Base,
     FlagHistory,
     FlagNotFound,
     IllegalTransition,
     UpsertResult,
-    create_schema,
-    db_url,
     flag_history,
     list_flags,
-    make_engine,
     set_status,
     upsert_flags,
 )
+from store.database import Base, create_schema, db_url, make_engine
 
 
 def _flags(**overrides: list) -> pd.DataFrame:
@@ -245,7 +242,7 @@ def test_schema_compiles_for_postgresql() -> None:
         str(CreateTable(table).compile(dialect=postgresql.dialect())) for table in Base.metadata.sorted_tables
     )
     assert "TIMESTAMP WITH TIME ZONE" in ddl
-    assert "CONSTRAINT uq_flags_household_round UNIQUE (household_id, round)" in ddl
+    assert "CONSTRAINT uq_flags_county_household_round UNIQUE (county_id, household_id, round)" in ddl
     assert "REFERENCES flags (id)" in ddl
 
 
