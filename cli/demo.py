@@ -157,9 +157,10 @@ def print_top_flags(flags: pd.DataFrame, *, per_category: int, console: Console)
             f"[bold]{category}[/]: {len(members):,} households; highest {risk.replace('_', ' ')} first"
         )
         for _, flag in members.nlargest(per_category, risk).iterrows():
+            tier = flag["risk_tier"] if pd.notna(flag["risk_tier"]) else "none (insufficient data)"
             console.print(
                 f"  {flag['village_id']} {flag['household_id']}  poverty risk {flag['poverty_risk']:.2f}, "
-                f"relapse risk {flag['relapse_risk']:.2f}, tier {flag['risk_tier']}; {flag['category_rule']}"
+                f"relapse risk {flag['relapse_risk']:.2f}, tier {tier}; {flag['category_rule']}"
             )
             for reason in filter(None, str(flag["reasons"]).split("; ")):
                 console.print(f"      - {reason}")

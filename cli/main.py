@@ -664,7 +664,8 @@ def flags_list(
     create_schema(engine)
     flags = list_flags(engine, village=village, status=status, round=round_)
     columns = ["id", "village_id", "household_id", "round", "category", "risk_tier", "status"]
-    print(flags[columns].head(limit).to_string(index=False) if len(flags) else "no flags")
+    shown = flags[columns].head(limit).fillna({"risk_tier": "-"})  # no tier: insufficient data
+    print(shown.to_string(index=False) if len(flags) else "no flags")
 
 
 @flags_app.command("set")
@@ -753,15 +754,19 @@ def ingest(
         bool, typer.Option(help="Store rounds that differ from the register's as new versions (old kept).")
     ] = False,
     by: Annotated[str | None, typer.Option(help="Who ingests (default: the system user).")] = None,
+    policy_option: PolicyFile = None,
 ) -> None:
-    """Validate a survey and append its rounds to the household register, all or nothing."""
+    """Validate a survey (the report of `povrisk validate`: the schema and the policy) and append its
+    rounds to the household register, all or nothing."""
     import getpass
 
+    from features.policy_checks import check_against_policy
     from store.database import create_schema, db_url, make_engine
     from store.register import RegisterError, ingest_survey
     from survey.io import SurveyReadError, read_survey, survey_hash
     from survey.validate import SurveyInvalid
 
+    policy, policy_file = _policy(policy_option)
     try:
         survey = read_survey(data)
     except SurveyReadError as error:
@@ -776,6 +781,7 @@ def ingest(
             source=f"{data.resolve()} ({survey_hash(survey)})",
             by=by or getpass.getuser(),
             replace=replace,
+            policy_check=check_against_policy(survey.households, policy, str(policy_file)),
         )
     except SurveyInvalid as error:
         print(error.report.summary())

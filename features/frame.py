@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 import pandas as pd
 
 from features.indicators import column_values
-from features.members import KEY, aggregate_members, key_index
+from features.members import KEY, MEMBER_AGGREGATE_INPUTS, aggregate_members, key_index
 from features.policy import Policy
 from features.registry import INDICATORS
 from survey.village_context import shock_answers
@@ -143,8 +144,9 @@ def _household_size(table: pd.DataFrame, counted: np.ndarray | None) -> np.ndarr
 
 def _base_columns(
     households: pd.DataFrame, members: pd.DataFrame | None, policy: Policy, history: pd.DataFrame | None
-) -> tuple[dict[str, np.ndarray], pd.Series]:
-    """The base columns as arrays in row order (history rows first), and each row's household id."""
+) -> tuple[dict[str, np.ndarray], pd.Series, np.ndarray]:
+    """The base columns as arrays in row order (history rows first), each row's household id, and
+    whether each row has member rows."""
     _check_keys(households, "households")
     table = _with_history(households, history).reset_index(drop=True)
     rounds = _rounds(table)
@@ -161,7 +163,21 @@ def _base_columns(
     arrays.update(_village_others(table, rounds))
     columns = {str(name): column_values(values) for name, values in table.items() if name not in arrays}
     columns.update(arrays)
-    return columns, table["household_id"]
+    counted = member_columns.get("household_size")
+    with_members = np.zeros(len(table), dtype=bool) if counted is None else ~np.isnan(counted)
+    return columns, table["household_id"], with_members
+
+
+def _known_inputs(columns: Mapping[str, np.ndarray], with_members: np.ndarray) -> dict[str, np.ndarray]:
+    """Per base column, the rows that have it: a member aggregate where the household has member rows
+    (an aggregate can be undefined with members known, e.g. adults' schooling in a household of
+    children), ``household_size`` and every other column where its value is not missing."""
+    return {
+        name: with_members
+        if name in MEMBER_AGGREGATE_INPUTS and name != "household_size"
+        else ~np.asarray(pd.isna(values), dtype=bool)
+        for name, values in columns.items()
+    }
 
 
 VILLAGE_CONTEXT = ("village_others_answering_shocks", "village_others_with_shocks")
@@ -198,7 +214,7 @@ def base_frame(
     """The inputs indicators read, one row per household row (positional index; ``history`` rows first):
     the raw household columns (``round`` as int64), the member aggregates, the household size, and the
     row's ``poverty_line`` and ``monitoring_line``."""
-    columns, household_id = _base_columns(households, members, policy, history)
+    columns, household_id, _ = _base_columns(households, members, policy, history)
     return pd.DataFrame(columns, index=pd.RangeIndex(len(household_id)))
 
 
@@ -243,6 +259,17 @@ def compute_indicators(base: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     return pd.DataFrame(computed, index=base.index, columns=list(FEATURE_NAMES), copy=False)
 
 
+@dataclass(frozen=True)
+class FeatureFrames:
+    """The feature frame and which base columns each of its households has (`known_inputs`: one bool
+    array per base column present, in the frame's row order; an absent base column is unknown
+    everywhere): what data completeness reads (features/completeness.py). Plain arrays, not a frame: a
+    service request of one household pays for every pandas column access."""
+
+    features: pd.DataFrame
+    known_inputs: dict[str, np.ndarray]
+
+
 def build_features(
     households: pd.DataFrame,
     members: pd.DataFrame | None,
@@ -257,15 +284,24 @@ def build_features(
     trend indicators can look back; its rows are used but not returned. Member rows of those earlier
     rounds, if passed in ``members``, give their household size.
     """
-    available, household_id = _base_columns(households, members, policy, history)
+    return build_feature_frames(households, members, policy, history).features
+
+
+def build_feature_frames(
+    households: pd.DataFrame,
+    members: pd.DataFrame | None,
+    policy: Policy,
+    history: pd.DataFrame | None = None,
+) -> FeatureFrames:
+    """``build_features`` and the known base inputs of the same households, from one pass."""
+    available, household_id, with_members = _base_columns(households, members, policy, history)
     rounds = available["round"]
-    computed = _compute(available, policy, len(household_id))
     skip = len(household_id) - len(households)  # history rows come first and are not returned
-    return pd.DataFrame(
-        computed[skip:],
-        index=key_index(household_id.iloc[skip:], rounds[skip:]),
-        columns=list(FEATURE_NAMES),
-        copy=False,
+    known = {name: values[skip:] for name, values in _known_inputs(available, with_members).items()}
+    computed = _compute(available, policy, len(household_id))
+    index = key_index(household_id.iloc[skip:], rounds[skip:])
+    return FeatureFrames(
+        pd.DataFrame(computed[skip:], index=index, columns=list(FEATURE_NAMES), copy=False), known
     )
 
 

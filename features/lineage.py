@@ -14,7 +14,7 @@ Raw columns are named plainly: the household and member tables share only their 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from types import MappingProxyType
 
@@ -60,18 +60,26 @@ def base_lineage(name: str) -> frozenset[str]:
     return frozenset({name})
 
 
+def base_itself(name: str) -> frozenset[str]:
+    """A base column as its own lineage (``lineage(..., base=base_itself)``: the base columns each
+    indicator reads)."""
+    return frozenset({name})
+
+
 def indicator_inputs(indicator: Indicator) -> tuple[str, ...]:
     """The names an indicator reads (its function's parameters), ``policy`` left out."""
     return tuple(name for name, _ in parameters(indicator.function) if name != POLICY_PARAMETER)
 
 
-def lineage(indicators: Sequence[Indicator]) -> dict[str, frozenset[str]]:
+def lineage(
+    indicators: Sequence[Indicator], base: Callable[[str], frozenset[str]] = base_lineage
+) -> dict[str, frozenset[str]]:
     """Each indicator's raw columns, in registry order: an input naming an indicator listed before it
     brings that indicator's lineage, any other input is a base column (``base_lineage``), as
-    features/frame.py resolves them."""
+    features/frame.py resolves them. With ``base=base_itself`` the lineage stops at the base columns."""
     found: dict[str, frozenset[str]] = {}
     for indicator in indicators:
-        reads = (found[name] if name in found else base_lineage(name) for name in indicator_inputs(indicator))
+        reads = (found[name] if name in found else base(name) for name in indicator_inputs(indicator))
         found[indicator.name] = frozenset().union(*reads)
     return found
 
@@ -80,6 +88,13 @@ def lineage(indicators: Sequence[Indicator]) -> dict[str, frozenset[str]]:
 def registry_lineage() -> Mapping[str, frozenset[str]]:
     """The lineage of every registered indicator (features/registry.py), computed once."""
     return MappingProxyType(lineage(INDICATORS))
+
+
+@cache
+def registry_base_inputs() -> Mapping[str, frozenset[str]]:
+    """The base columns (features/frame.py) every registered indicator reads, directly or through the
+    indicators before it, computed once."""
+    return MappingProxyType(lineage(INDICATORS, base=base_itself))
 
 
 def reaching(lineages: Mapping[str, frozenset[str]], columns: Iterable[str]) -> tuple[str, ...]:

@@ -230,6 +230,7 @@ class Policy(_Frozen):
     catastrophic_medical_share: float = Field(gt=0.0)
     risk_tiers: RiskTiers
     flag_coverage: float | None = Field(default=None, gt=0.0, lt=1.0)
+    data_completeness_minimum: float = Field(default=0.0, ge=0.0, le=1.0)
     monitoring: MonitoringThresholds
     monitoring_changes: dict[int, MonitoringChanges] = Field(default_factory=dict)
     drift: DriftThresholds

@@ -19,7 +19,8 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel, load_model
 from mlflow.tracking import MlflowClient
 
-from features.frame import build_features
+from features.completeness import SUFFICIENT, KnownInputs, ModelWeights, data_completeness
+from features.frame import build_feature_frames
 from features.policy import Policy
 from models.calibration import Calibrator
 from models.explain import Language, top_reasons_of_rows
@@ -38,6 +39,8 @@ class TaskModel:
     """One task's trained model and what it was trained on.
 
     `reference_values` are training medians of the features (decide "high"/"low" wording of reasons);
+    `explanatory_weight` is each feature's share of the mean |SHAP| over the training rows (what data
+    completeness weighs known inputs by, features/completeness.py; empty for a model saved before it);
     `metrics` are held-out metrics; `data_hash` identifies the training survey. `registered_name` and
     `registered_version` identify the model in the MLflow registry (e.g. `povrisk-poverty`, `"3"`); they
     are filled when the model is loaded from the registry and None for a model trained in memory.
@@ -55,6 +58,13 @@ class TaskModel:
     policy_version: str = ""
     registered_name: str | None = None
     registered_version: str | None = None
+    explanatory_weight: Mapping[str, float] = field(default_factory=dict)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle, a model saved before a field existed getting its default."""
+        state = {"explanatory_weight": {}} | state
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
 
     def _ready_booster(self) -> lgb.Booster:
         if self.booster is None:
@@ -165,12 +175,13 @@ class RiskPredictor:
         lang: Language = "zh",
         top_k: int = 3,
     ) -> pd.DataFrame:
-        """One row per (household_id, round): poverty_risk, relapse_risk, risk_tier, reason_model, reasons.
+        """One row per (household_id, round): poverty_risk, relapse_risk, risk_tier, reason_model, the
+        data completeness columns (see `risks`) and reasons.
 
         `reasons` is a list of dicts (indicator, value, contribution, sentence), largest first.
         """
-        features = build_features(households, members, self.policy, history)
-        return self.score_features(features, lang=lang, top_k=top_k)
+        frames = build_feature_frames(households, members, self.policy, history)
+        return self.score_features(frames.features, lang=lang, top_k=top_k, known_inputs=frames.known_inputs)
 
     def score_features(
         self,
@@ -178,26 +189,38 @@ class RiskPredictor:
         lang: Language = "zh",
         top_k: int = 3,
         explain: np.ndarray | None = None,
+        known_inputs: KnownInputs | None = None,
     ) -> pd.DataFrame:
         """`score` on an already-built feature frame. `explain` (a boolean mask over the rows) limits the
         reasons to those rows (the others get none): a county round needs them for flagged households
         only, and TreeSHAP is most of the cost of scoring."""
         values = self._feature_values(features)
-        risks = self._risks_of(features.index, values)
+        risks = self._risks_of(features.index, values, known_inputs)
         chosen = np.ones(len(features), dtype=bool) if explain is None else np.asarray(explain, dtype=bool)
         reasons = self._reasons_of(values, risks["reason_model"].to_numpy(), chosen, lang, top_k)
         return risks.assign(reasons=pd.Series(reasons, index=features.index, dtype=object))
 
-    def risks(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Per row: poverty_risk, relapse_risk, risk_tier and reason_model (the task that explains it)."""
-        return self._risks_of(features.index, self._feature_values(features))
+    def risks(self, features: pd.DataFrame, known_inputs: KnownInputs | None = None) -> pd.DataFrame:
+        """Per row: poverty_risk, relapse_risk, risk_tier and reason_model (the task that explains it).
 
-    def _risks_of(self, index: pd.Index, values: dict[str, np.ndarray]) -> pd.DataFrame:
+        With `known_inputs` (`FeatureFrames.known_inputs` of the same rows) also `data_completeness`,
+        `sufficient_data` and `missing_blocks` (features/completeness.py); a row with insufficient data
+        has no tier (None)."""
+        return self._risks_of(features.index, self._feature_values(features), known_inputs)
+
+    def data_completeness(self, known_inputs: KnownInputs, index: pd.Index) -> pd.DataFrame:
+        """`features.completeness.data_completeness` over the present models, at the policy's minimum."""
+        models = [ModelWeights(model.feature_names, model.explanatory_weight) for _, model in self._models()]
+        return data_completeness(known_inputs, index, models, self.policy.data_completeness_minimum)
+
+    def _risks_of(
+        self, index: pd.Index, values: dict[str, np.ndarray], known_inputs: KnownInputs | None = None
+    ) -> pd.DataFrame:
         missing = np.full(len(index), np.nan)
         poverty_risk = missing if self.poverty is None else self.poverty.proba_of(values["poverty"])
         relapse_risk = missing if self.relapse is None else self.relapse.proba_of(values["relapse"])
         use_poverty = ~(relapse_risk > poverty_risk) & ~np.isnan(poverty_risk)
-        return pd.DataFrame(
+        risks = pd.DataFrame(
             {
                 "poverty_risk": poverty_risk,
                 "relapse_risk": relapse_risk,
@@ -206,6 +229,13 @@ class RiskPredictor:
             },
             index=index,
         )
+        if known_inputs is None:
+            return risks
+        completeness = self.data_completeness(known_inputs, index)
+        tiers = risks["risk_tier"].to_numpy().copy()
+        tiers[~completeness[SUFFICIENT].to_numpy(dtype=bool)] = None
+        risks["risk_tier"] = tiers
+        return pd.concat([risks, completeness], axis=1)
 
     def reasons(
         self,

@@ -17,7 +17,12 @@ wins (so a poor household that also had a shock is "poor", not "sudden_hardship"
    fell since the last round (``income_change_since_last_round < 0``) to below the monitoring line.
 4. ``marginal`` — per-capita income below the monitoring line, or relapse risk at or above
    ``monitoring.marginal_relapse_risk`` (non-poor by precedence).
-5. ``not_monitored`` — none of the above.
+5. ``insufficient_data`` — none of the above, and too little is known of the household for the models to
+   judge it (data completeness below the policy's ``data_completeness_minimum``, features/completeness.py):
+   it needs a visit to complete its data, and the rule names the missing blocks. For such a household the
+   clauses that rest on a model's risk (poverty risk at the high tier, relapse risk) never hold: it is
+   placed in a category only on its facts (registration, income, an exit, a shock).
+6. ``not_monitored`` — none of the above.
 
 Thresholds are those in force in each household's year (``Policy.monitoring_for_year``: the policy's
 ``monitoring`` section updated by ``monitoring_changes`` from that year on); the year is the round's
@@ -38,10 +43,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.completeness import COMPLETENESS, MISSING_BLOCKS, SUFFICIENT, missing_text
 from features.policy import Policy
 from store.cases import NOT_MONITORED
 
-CATEGORIES = ("poor", "unstable_after_exit", "sudden_hardship", "marginal", NOT_MONITORED)
+INSUFFICIENT_DATA = "insufficient_data"
+CATEGORIES = ("poor", "unstable_after_exit", "sudden_hardship", "marginal", INSUFFICIENT_DATA, NOT_MONITORED)
 
 REQUIRED_FEATURES = (
     "registered_poor",
@@ -65,7 +72,8 @@ def monitoring_category(
     """One monitoring category per household, with the rule that put it there.
 
     `features` is the feature frame (index (household_id, round)); `scores` carries `poverty_risk` and
-    `relapse_risk` (probabilities 0-1, NaN where a task was not scored) on the same index. Each row is
+    `relapse_risk` (probabilities 0-1, NaN where a task was not scored) on the same index, and, where
+    completeness was measured, `data_completeness`, `sufficient_data` and `missing_blocks`. Each row is
     judged by the monitoring thresholds in force in its calendar year (`years`, default: the policy's
     base_year + round; see `Policy.monitoring_for_year`). Returns a frame on `features.index` with
     columns `category` and `rule`.
@@ -82,6 +90,12 @@ def monitoring_category(
             category[newly] = name
             rule[newly] = [describe(_household_facts(facts, int(position))) for position in newly]
             decided[newly] = True
+    undecided = np.flatnonzero(~decided & ~facts["sufficient_data"].astype(bool))
+    category[undecided] = INSUFFICIENT_DATA
+    missing = _missing_blocks(scores, count)
+    rule[undecided] = [
+        _insufficient_text(facts[COMPLETENESS][position], policy, missing[position]) for position in undecided
+    ]
     return pd.DataFrame({"category": category.astype(str), "rule": rule.astype(str)}, index=features.index)
 
 
@@ -106,6 +120,20 @@ def _thresholds(policy: Policy, years: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def _missing_blocks(scores: pd.DataFrame, count: int) -> list[tuple[str, ...]]:
+    if MISSING_BLOCKS not in scores.columns:
+        return [()] * count
+    return [tuple(blocks) for blocks in scores[MISSING_BLOCKS].tolist()]
+
+
+def _insufficient_text(share: float, policy: Policy, missing: tuple[str, ...]) -> str:
+    text = (
+        f"too little data to judge: {share:.0%} of the models' explanatory weight known "
+        f"(< {policy.data_completeness_minimum:.0%})"
+    )
+    return f"{text}; missing {missing_text(missing, 'en')}" if missing else text
+
+
 def _household_facts(facts: dict[str, np.ndarray], position: int) -> SimpleNamespace:
     return SimpleNamespace(**{name: float(values[position]) for name, values in facts.items()})
 
@@ -128,6 +156,10 @@ def _facts(features: pd.DataFrame, scores: pd.DataFrame) -> dict[str, np.ndarray
         scores = scores.loc[features.index]
     facts = {name: features[name].to_numpy(dtype=np.float64) for name in REQUIRED_FEATURES}
     facts |= {name: scores[name].to_numpy(dtype=np.float64) for name in REQUIRED_SCORES}
+    measured = COMPLETENESS in scores.columns and SUFFICIENT in scores.columns
+    unmeasured = np.full(len(features), np.nan)
+    facts[COMPLETENESS] = scores[COMPLETENESS].to_numpy(dtype=np.float64) if measured else unmeasured
+    facts[SUFFICIENT] = scores[SUFFICIENT].to_numpy(dtype=np.float64) if measured else np.ones(len(features))
     medical, schooling = facts["medical_expense_share"], facts["schooling_expense_share"]
     both_unknown = np.isnan(medical) & np.isnan(schooling)
     facts["hardship_expense_share"] = np.where(
@@ -144,10 +176,11 @@ def _rule_tests(
     multiple = policy.monitoring_line_multiple
     relapse_cut = facts["threshold_marginal_relapse_risk"]
     expense_cut = facts["threshold_hardship_expense_share"]
+    judged = facts[SUFFICIENT] == 1  # a model's risk counts only where enough is known to judge
 
     ratio = facts["income_to_line_ratio"]
     below_monitoring_line = ratio < multiple
-    high_relapse = facts["relapse_risk"] >= relapse_cut
+    high_relapse = judged & (facts["relapse_risk"] >= relapse_cut)
     shocked = facts["shock_count"] > 0
     income_fell = facts["income_change_since_last_round"] < 0
     # an exit that cannot be dated (no earlier round at hand) counts as recent: nobody leaves the watch
@@ -199,7 +232,7 @@ def _rule_tests(
                     lambda row: f"per-capita income {row.income_to_line_ratio:.2f}x the poverty line < 1",
                 ),
                 (
-                    facts["poverty_risk"] >= high,
+                    judged & (facts["poverty_risk"] >= high),
                     lambda row: f"poverty risk {row.poverty_risk:.2f} >= {high:.2f}",
                 ),
             ],

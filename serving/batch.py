@@ -2,7 +2,8 @@
 
 The flag list holds every household of the round that falls into a monitoring category (see
 `monitoring.categories`); households that are "not_monitored" are left out. Each row carries both risks,
-the tier, the category and the rule that set it, the main and secondary causes of poverty
+the tier (none where the data is insufficient), the category and the rule that set it, the data completeness
+and the missing blocks (features/completeness.py), the main and secondary causes of poverty
 (`monitoring.causes`), the top reasons (as text and as JSON) and the models that scored it, sorted by
 village and then by risk (the larger of the two, highest first).
 """
@@ -18,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.frame import build_features, survey_years
+from features.completeness import COMPLETENESS, MISSING_BLOCKS, missing_text
+from features.frame import FeatureFrames, build_feature_frames, survey_years
 from features.labels import poor_now, survey_label
 from features.policy import Policy
 from models.explain import Language
@@ -38,6 +40,8 @@ FLAG_COLUMNS = (
     "risk_tier",
     "category",
     "category_rule",
+    "data_completeness",
+    "missing_data",
     "main_cause",
     "secondary_causes",
     "reasons",
@@ -55,6 +59,7 @@ class ScoredRound:
     scores: pd.DataFrame
     categories: pd.DataFrame
     villages: pd.Series
+    lang: Language = "zh"
 
 
 def score_round(
@@ -87,9 +92,11 @@ def flag_list(
             "round": features.index.get_level_values("round").astype("int64"),
             "poverty_risk": scores["poverty_risk"].to_numpy(),
             "relapse_risk": scores["relapse_risk"].to_numpy(),
-            "risk_tier": scores["risk_tier"].astype(str).to_numpy(),
+            "risk_tier": tier_values(scores["risk_tier"]),
             "category": categories["category"].to_numpy(),
             "category_rule": categories["rule"].to_numpy(),
+            "data_completeness": scores[COMPLETENESS].to_numpy(dtype=np.float64),
+            "missing_data": [missing_text(blocks, scored.lang) for blocks in scores[MISSING_BLOCKS].tolist()],
             "model_name": model_name,
             "model_version": model_version,
         }
@@ -122,8 +129,9 @@ def scored_round(
     current = households.loc[households["round"] == round]
     if current.empty:
         raise ValueError(f"survey has no households in round {round}")
-    features = _round_features(predictor, survey, current, round)
-    risks = predictor.risks(features)
+    frames = _round_frames(predictor, survey, current, round)
+    features = frames.features
+    risks = predictor.risks(features, frames.known_inputs)
     years = survey_years(current, current["round"].to_numpy(dtype=np.int64), predictor.policy)
     categories = monitoring_category(features, risks, predictor.policy, years)
     monitored = categories["category"].to_numpy() != NOT_MONITORED
@@ -134,7 +142,7 @@ def scored_round(
         .drop_duplicates("household_id")
         .set_index("household_id")["village_id"]
     )
-    return ScoredRound(features, scores, categories, villages)
+    return ScoredRound(features, scores, categories, villages, lang)
 
 
 def round_facts(scored: ScoredRound, survey: Survey, policy: Policy) -> pd.DataFrame:
@@ -156,17 +164,22 @@ def round_facts(scored: ScoredRound, survey: Survey, policy: Policy) -> pd.DataF
     )
 
 
-def _round_features(
+def _round_frames(
     predictor: RiskPredictor, survey: Survey, current: pd.DataFrame, round: int
-) -> pd.DataFrame:
-    """Feature frame of the round's households (`current`), with earlier rounds as history for the trend
+) -> FeatureFrames:
+    """Feature frames of the round's households (`current`), with earlier rounds as history for the trend
     indicators."""
     households = survey.households
     history = households.loc[households["round"] < round]
     members = survey.members
     if members is not None:
         members = members.loc[members["round"] <= round]
-    return build_features(current, members, predictor.policy, history if len(history) else None)
+    return build_feature_frames(current, members, predictor.policy, history if len(history) else None)
+
+
+def tier_values(tiers: pd.Series) -> np.ndarray:
+    """Risk tiers as strings, None kept (a household with insufficient data has no tier)."""
+    return np.array([None if pd.isna(tier) else str(tier) for tier in tiers.tolist()], dtype=object)
 
 
 def larger_risk(scores: pd.DataFrame) -> np.ndarray:

@@ -341,6 +341,13 @@ class ModelRef(BaseModel):
     version: str = Field(description="Registered model version or data hash", examples=["3"])
 
 
+class DataBlockOut(BaseModel):
+    """A block of a household's data (features/completeness.py)."""
+
+    code: str = Field(description="Block code", examples=["income"])
+    label: str = Field(description="The block in the request's language", examples=["收入"])
+
+
 class CauseOut(BaseModel):
     """A cause of poverty from the archive card's list."""
 
@@ -382,9 +389,24 @@ class ScoreResponse(BaseModel):
     relapse_risk: float | None = Field(
         description="Calibrated probability of falling (back) into poverty by the next round (0-1)"
     )
-    risk_tier: str = Field(description="high / medium / low, from the policy's tier bounds")
+    risk_tier: str | None = Field(
+        description="high / medium / low, from the policy's tier bounds; null when the data is insufficient"
+    )
     category: str = Field(description="Monitoring category (see monitoring.categories)")
     category_rule: str = Field(description="The rule that put the household in its category")
+    data_completeness: float | None = Field(
+        default=None,
+        description="Share (0-1) of the models' explanatory weight (mean |SHAP| over their training rows) "
+        "whose inputs are known for this household; null for models saved without the weights",
+    )
+    sufficient_data: bool = Field(
+        default=True,
+        description="false: completeness below the policy's minimum, so no tier, and a category only on "
+        "the household's facts (insufficient_data when none holds)",
+    )
+    missing_blocks: list[DataBlockOut] = Field(
+        default_factory=list, description="The blocks of data whose absence makes the data insufficient"
+    )
     reasons: list[ReasonOut]
     main_cause: CauseOut
     secondary_causes: list[CauseOut] = Field(description="Up to two secondary causes")

@@ -1,7 +1,7 @@
 """What the service computes, without the service: load the champions, score households, compare a
 household before and after proposed changes, describe the models. Pure apart from `load_models`.
 
-One path for every answer: households -> canonical frames -> `features.build_features` -> the champions
+One path for every answer: households -> canonical frames -> `features.build_feature_frames` -> the champions
 (`models.predictor.RiskPredictor`) -> category (`monitoring.categories`) -> causes (`monitoring.causes`)
 -> assistance measures (`monitoring.assistance`, the policy's table). Several households are scored in
 one vectorised pass, each as if it were alone: the frames are keyed by position, so that neither the
@@ -23,14 +23,15 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from features.frame import VILLAGE_CONTEXT, build_features, survey_years
+from features.completeness import COMPLETENESS, MISSING_BLOCKS, SUFFICIENT, block_labels
+from features.frame import VILLAGE_CONTEXT, build_feature_frames, survey_years
 from features.policy import Policy
 from models.explain import Language
 from models.predictor import RiskPredictor, TaskModel
 from monitoring.assistance import recommend_measures
 from monitoring.categories import NOT_MONITORED, monitoring_category
 from monitoring.causes import CauseSettings, household_causes, load_cause_settings
-from serving.batch import model_reference
+from serving.batch import model_reference, tier_values
 from serving.bento import packaged_champions_folder
 from serving.model_cache import CacheMissing, cache_folder, load_champions, save_champions
 from serving.schemas import (
@@ -40,6 +41,7 @@ from serving.schemas import (
     Basis,
     CauseOut,
     ChangedReason,
+    DataBlockOut,
     HouseholdIn,
     MeasureOut,
     ModelCard,
@@ -311,8 +313,11 @@ def _score(
     household_rows, member_rows = _independent_frames(households)
     household_rows, history, member_rows = _with_register(household_rows, member_rows, contexts)
     policy = models.predictor.policy
-    features = build_features(household_rows, member_rows if len(member_rows) else None, policy, history)
-    scores = models.predictor.score_features(features, lang=lang, top_k=TOP_REASONS)
+    frames = build_feature_frames(household_rows, member_rows if len(member_rows) else None, policy, history)
+    features = frames.features
+    scores = models.predictor.score_features(
+        features, lang=lang, top_k=TOP_REASONS, known_inputs=frames.known_inputs
+    )
     years = survey_years(household_rows, household_rows["round"].to_numpy(dtype=np.int64), policy)
     categories = monitoring_category(features, scores, policy, years)
     names = [str(name) for name in features.columns]
@@ -320,7 +325,10 @@ def _score(
         indicators=[dict(zip(names, values, strict=True)) for values in features.to_numpy().tolist()],
         poverty_risk=scores["poverty_risk"].tolist(),
         relapse_risk=scores["relapse_risk"].tolist(),
-        risk_tier=scores["risk_tier"].astype(str).tolist(),
+        risk_tier=tier_values(scores["risk_tier"]).tolist(),
+        completeness=scores[COMPLETENESS].tolist(),
+        sufficient=scores[SUFFICIENT].tolist(),
+        missing_blocks=scores[MISSING_BLOCKS].tolist(),
         reasons=scores["reasons"].tolist(),
         category=categories["category"].tolist(),
         rule=categories["rule"].tolist(),
@@ -339,7 +347,10 @@ class _Rows:
     indicators: list[dict[str, float]]
     poverty_risk: list[float]
     relapse_risk: list[float]
-    risk_tier: list[str]
+    risk_tier: list[str | None]
+    completeness: list[float]
+    sufficient: list[bool]
+    missing_blocks: list[tuple[str, ...]]
     reasons: list[list[dict[str, Any]]]
     category: list[str]
     rule: list[str]
@@ -403,12 +414,19 @@ def _response(
         risk_tier=rows.risk_tier[position],
         category=category,
         category_rule=rows.rule[position],
+        data_completeness=_optional(rows.completeness[position]),
+        sufficient_data=bool(rows.sufficient[position]),
+        missing_blocks=[_block(code, lang) for code in rows.missing_blocks[position]],
         reasons=[_reason(reason) for reason in reasons],
         main_cause=_cause(main, models.causes, lang),
         secondary_causes=[_cause(cause, models.causes, lang) for cause in secondary],
         measures=[MeasureOut(**vars(measure)) for measure in measures],
         models=list(models.model_refs),
     )
+
+
+def _block(code: str, lang: Language) -> DataBlockOut:
+    return DataBlockOut(code=code, label=block_labels()[code][lang])
 
 
 def _cause(code: str, causes: CauseSettings, lang: Language) -> CauseOut:

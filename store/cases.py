@@ -92,9 +92,11 @@ FLAG_FRAME_COLUMNS = (
     "model_name",
     "model_version",
 )
-# Optional flag frame column: stored when present, left as it is in the store when absent.
+# Optional flag frame columns: stored when present, left as they are in the store when absent.
 MAIN_CAUSE = "main_cause"
-# What re-scoring may change on a flag that is still "flagged" (plus MAIN_CAUSE when given).
+DATA_COMPLETENESS = "data_completeness"
+OPTIONAL_FLAG_COLUMNS = (MAIN_CAUSE, DATA_COMPLETENESS)
+# What re-scoring may change on a flag that is still "flagged" (plus the optional columns when given).
 _SCORED_FIELDS = (
     "village_id",
     "category",
@@ -160,6 +162,7 @@ class Flag(Base):
     model_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     model_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
     main_cause: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    data_completeness: Mapped[float | None] = mapped_column(Float, nullable=True)
     status: Mapped[str] = mapped_column(String(32), default=INITIAL_STATUS, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -229,6 +232,9 @@ class UpsertResult:
     updated: int
     unchanged: int
 
+    def __str__(self) -> str:
+        return f"{self.inserted:,} new, {self.updated:,} updated, {self.unchanged:,} unchanged"
+
 
 @dataclass(frozen=True)
 class StatusChange:
@@ -246,8 +252,8 @@ def upsert_flags(engine: Engine, flags: pd.DataFrame) -> UpsertResult:
 
     New households are inserted as "flagged" with a history row. A flag still "flagged" gets the new
     scores, category and reasons when any of them changed; a flag a person has moved on is left alone.
-    A `main_cause` column, when the frame has one, is stored and refreshed like the scores; without it
-    the stored main causes stay as they are.
+    A `main_cause` or `data_completeness` column, when the frame has one, is stored and refreshed like
+    the scores; without it the stored values stay as they are.
 
     Safe under concurrent writers: two runs inserting the same new flags race on the unique key
     (county_id, household_id, round); the loser's transaction is rolled back whole and run again, and
@@ -255,7 +261,7 @@ def upsert_flags(engine: Engine, flags: pd.DataFrame) -> UpsertResult:
     order, so that two runs never wait on each other's rows crosswise (a deadlock).
     """
     rows = _flag_rows(flags)
-    fields = _SCORED_FIELDS + ((MAIN_CAUSE,) if MAIN_CAUSE in flags.columns else ())
+    fields = _SCORED_FIELDS + tuple(column for column in OPTIONAL_FLAG_COLUMNS if column in flags.columns)
     for attempt in range(1, UPSERT_ATTEMPTS + 1):
         try:
             return _upsert_once(engine, rows, fields)
@@ -501,8 +507,8 @@ def _flag_rows(flags: pd.DataFrame) -> list[dict[str, Any]]:
     missing = [column for column in FLAG_FRAME_COLUMNS if column not in flags.columns]
     if missing:
         raise ValueError(f"flag frame lacks column(s): {', '.join(missing)}")
-    has_main_cause = MAIN_CAUSE in flags.columns
-    columns = [*FLAG_FRAME_COLUMNS, *([MAIN_CAUSE] if has_main_cause else [])]
+    optional = [column for column in OPTIONAL_FLAG_COLUMNS if column in flags.columns]
+    columns = [*FLAG_FRAME_COLUMNS, *optional]
     frame = flags.loc[:, columns].rename(columns={"reasons_json": "reasons"})
     frame["county_id"] = flags["county_id"].astype(str) if "county_id" in flags.columns else NO_COUNTY
     unmonitored = frame["category"] == NOT_MONITORED
@@ -530,7 +536,12 @@ def _flag_rows(flags: pd.DataFrame) -> list[dict[str, Any]]:
             "reasons": str(row.reasons),
             "model_name": _optional_str(row.model_name),
             "model_version": _optional_str(row.model_version),
-            **({MAIN_CAUSE: _optional_str(row.main_cause)} if has_main_cause else {}),
+            **({MAIN_CAUSE: _optional_str(row.main_cause)} if MAIN_CAUSE in optional else {}),
+            **(
+                {DATA_COMPLETENESS: _optional_float(row.data_completeness)}
+                if DATA_COMPLETENESS in optional
+                else {}
+            ),
         }
         for row in frame.itertuples(index=False)
     ]

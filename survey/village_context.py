@@ -24,7 +24,10 @@ def shock_answers(households: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     if not present:
         none = np.zeros(len(households), dtype=bool)
         return none, none
-    values = households[present].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    # column by column: DataFrame.apply costs milliseconds, a service request of one household feels them
+    values = np.column_stack(
+        [pd.to_numeric(households[column], errors="coerce").to_numpy(dtype=np.float64) for column in present]
+    )
     answered = ~np.isnan(values)
     return answered.any(axis=1), (answered & (values > 0)).any(axis=1)
 

@@ -78,6 +78,8 @@ EXPERIMENT_NAME = "povrisk"
 CHALLENGER, CHAMPION = "challenger", "champion"
 HELD_OUT_ARTIFACT = "held_out/held_out.parquet"
 DRIFT_ARTIFACT = "drift/drift_report.json"
+EXPLANATORY_WEIGHT_ARTIFACT = "explanatory_weight.json"
+"""Each feature's share of the mean |SHAP| over the training rows: what data completeness weighs by."""
 INPUT_EXAMPLE_ROWS = 5
 PROGRESS_BAR_VARIABLE = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 PYFUNC_LOGGER = "mlflow.pyfunc"
@@ -275,6 +277,7 @@ def log_and_register(trained: TrainedTask, policy: Policy | None = None) -> dict
             }
         )
         mlflow.log_dict({"feature_names": list(model.feature_names)}, "features.json")
+        mlflow.log_dict(dict(model.explanatory_weight), EXPLANATORY_WEIGHT_ARTIFACT)
         for name, figure in trained.figures.items():
             mlflow.log_figure(figure, f"figures/{name}")
         held_out_path = Path(scratch) / Path(HELD_OUT_ARTIFACT).name

@@ -348,15 +348,29 @@ def held_out_predictions(
     return held_out_frame(data, test, risk), None
 
 
-def mean_abs_contribution_figure(booster: lgb.Booster, X: pd.DataFrame, top: int = 20) -> Figure:
-    """Bar chart of mean |SHAP| (log-odds) per indicator, the `top` largest."""
-    contribs = contributions(booster, X, num_threads=2).drop(columns="base_value")
-    importance = contribs.abs().mean().sort_values().tail(top)
-    figure = Figure(figsize=(7, 0.3 * len(importance) + 1.2))
+def mean_abs_contribution(booster: lgb.Booster, X: pd.DataFrame) -> pd.Series:
+    """Mean |SHAP| (log-odds) of each feature of `booster` over the rows of `X`, in the booster's order."""
+    return contributions(booster, X, num_threads=2).drop(columns="base_value").abs().mean()
+
+
+def explanatory_weight(importance: pd.Series) -> dict[str, float]:
+    """Each feature's share of the summed mean |SHAP| (`TaskModel.explanatory_weight`); empty when the
+    model explains nothing (a constant booster)."""
+    total = float(importance.sum())
+    if not total > 0:
+        return {}
+    return {str(name): float(value) / total for name, value in importance.items()}
+
+
+def mean_abs_contribution_figure(importance: pd.Series, rows: int, top: int = 20) -> Figure:
+    """Bar chart of mean |SHAP| (log-odds) per indicator (`mean_abs_contribution` over `rows` rows), the
+    `top` largest."""
+    largest = importance.sort_values().tail(top)
+    figure = Figure(figsize=(7, 0.3 * len(largest) + 1.2))
     axes = figure.add_subplot()
-    axes.barh(importance.index, importance.to_numpy(), color="#4c72b0")
+    axes.barh(largest.index, largest.to_numpy(), color="#4c72b0")
     axes.set_xlabel("mean |SHAP value| (log-odds)")
-    axes.set_title(f"What drives the score ({len(X)} households)")
+    axes.set_title(f"What drives the score ({rows} households)")
     figure.tight_layout()
     return figure
 
@@ -421,6 +435,8 @@ def train_task(
     metrics = binary_metrics(
         held_out[LABEL].to_numpy(), held_out[HELD_OUT_RISK].to_numpy(), policy.flag_coverage
     )
+    shap_rows = data.X.sample(n=min(len(data.X), settings.shap_summary_rows), random_state=seed)
+    importance = mean_abs_contribution(final.booster, shap_rows)
     model = TaskModel(
         task=task,
         booster=final.booster,
@@ -432,10 +448,10 @@ def train_task(
         spec=final.spec,
         reference_values=reference_values(data.X),
         policy_version=policy.version,
+        explanatory_weight=explanatory_weight(importance),
     )
-    shap_rows = data.X.sample(n=min(len(data.X), settings.shap_summary_rows), random_state=seed)
     figures = {
-        "shap_summary.png": mean_abs_contribution_figure(final.booster, shap_rows),
+        "shap_summary.png": mean_abs_contribution_figure(importance, len(shap_rows)),
         "calibration.png": reliability_figure(held_out[LABEL].to_numpy(), held_out[HELD_OUT_RISK].to_numpy()),
     }
     return TrainedTask(

@@ -109,6 +109,20 @@ def test_commands_stop_with_one_line_on_a_year_without_a_line(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_ingest_checks_the_policy_as_validate_does(
+    early_county: Path, early_lines: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POVRISK_DB_URL", f"sqlite:///{tmp_path / 'register.db'}")
+    code, lines = invoke("ingest", str(early_county), "--county", "early")
+    assert code == 1
+    assert any("survey_year" in line and "2008, 2009" in line for line in lines), lines
+    assert f"error: {early_county}: the survey is invalid; nothing was written to the register" in lines
+    assert invoke("rounds", "--county", "early")[1] == ["the register holds no rounds of county early"]
+    code, lines = invoke("ingest", str(early_county), "--county", "early", "--policy", str(early_lines))
+    assert code == 0, lines
+    assert [line.split(":")[0] for line in lines] == ["county early round 0", "county early round 1"]
+
+
 def test_validate_names_money_above_the_policys_bound(
     early_county: Path, early_lines: Path, tmp_path: Path
 ) -> None:

@@ -213,3 +213,48 @@ def test_the_watch_after_exit_follows_the_years_window(policy: Policy) -> None:
     assert before["category"].iloc[0] == "marginal"
     assert after["category"].iloc[0] == "unstable_after_exit"
     assert "4 round(s) ago (< 5)" in after["rule"].iloc[0]
+
+
+def _categorise_with_completeness(
+    policy: Policy, sufficient: list[bool], missing: list[tuple[str, ...]], *households: dict[str, float]
+) -> pd.DataFrame:
+    features, scores = _frames(*households)
+    scores = scores.assign(
+        data_completeness=[1.0 if enough else 0.3 for enough in sufficient],
+        sufficient_data=sufficient,
+        missing_blocks=missing,
+    )
+    return monitoring_category(features, scores, policy)
+
+
+def test_with_insufficient_data_a_models_risk_places_nobody(policy: Policy) -> None:
+    result = _categorise_with_completeness(
+        policy,
+        [False, False, True],
+        [("income", "housing"), ("income",), ()],
+        {"poverty_risk": 0.9, "income_to_line_ratio": NAN},
+        {"relapse_risk": 0.6, "income_to_line_ratio": NAN},
+        {"poverty_risk": 0.9},
+    )
+    assert result["category"].tolist() == ["insufficient_data", "insufficient_data", "poor"]
+    assert result["rule"].iloc[0] == (
+        "too little data to judge: 30% of the models' explanatory weight known (< 60%); "
+        "missing income, housing"
+    )
+
+
+def test_with_insufficient_data_the_facts_still_place_a_household(policy: Policy) -> None:
+    result = _categorise_with_completeness(
+        policy,
+        [False, False],
+        [("housing",), ("housing",)],
+        {"registered_poor": 1.0, "poverty_risk": 0.9},
+        {"income_to_line_ratio": 1.2},
+    )
+    assert result["category"].tolist() == ["poor", "marginal"]
+    assert result["rule"].iloc[0].startswith("registered poor")
+
+
+def test_insufficient_data_is_a_category_of_its_own(policy: Policy) -> None:
+    assert "insufficient_data" in CATEGORIES
+    assert CATEGORIES[-1] == "not_monitored"

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.frame import build_features
+from features.frame import build_feature_frames
 from features.policy import Policy
 from models.predictor import RiskPredictor
 from monitoring.categories import CATEGORIES, monitoring_category
@@ -39,13 +39,15 @@ def test_not_monitored_households_are_left_out(
 ) -> None:
     households = county.households
     assert set(flags["category"]) <= set(CATEGORIES) - {"not_monitored"}
-    features = build_features(
+    frames = build_feature_frames(
         households[households["round"] == LAST_ROUND],
         county.members,
         predictor.policy,
         households[households["round"] < LAST_ROUND],
     )
-    categories = monitoring_category(features, predictor.score_features(features), predictor.policy)
+    features = frames.features
+    scores = predictor.score_features(features, known_inputs=frames.known_inputs)
+    categories = monitoring_category(features, scores, predictor.policy)
     monitored = categories.index[categories["category"] != "not_monitored"].get_level_values("household_id")
     assert 0 < len(monitored) < len(categories)
     assert set(flags["household_id"]) == set(monitored)
@@ -116,6 +118,42 @@ def test_flag_list_goes_into_the_store_idempotently(flags: pd.DataFrame, tmp_pat
     stored = list_flags(engine, round=LAST_ROUND)
     assert set(stored["household_id"]) == set(flags["household_id"])
     assert "not_monitored" not in set(stored["category"])
+    by_household = stored.set_index("household_id")["data_completeness"]
+    np.testing.assert_allclose(
+        by_household.loc[flags["household_id"]].to_numpy(dtype=float), flags["data_completeness"].to_numpy()
+    )
+
+
+def test_households_with_too_little_data_are_listed_without_a_tier_and_with_what_is_missing(
+    flags: pd.DataFrame, predictor: RiskPredictor
+) -> None:
+    minimum = predictor.policy.data_completeness_minimum
+    short = flags["data_completeness"] < minimum
+    assert short.any(), "the simulated county's missing answers leave some households short of data"
+    assert flags.loc[short, "risk_tier"].isna().all()
+    assert flags.loc[~short, "risk_tier"].isin(["high", "medium", "low"]).all()
+    assert (flags.loc[short, "missing_data"] != "").all()
+    assert (flags.loc[~short, "missing_data"] == "").all()
+    insufficient = flags["category"] == "insufficient_data"
+    assert insufficient.any() and short[insufficient].all()
+    assert flags.loc[insufficient, "category_rule"].str.startswith("too little data to judge").all()
+
+
+def test_a_household_whose_income_is_unknown_is_never_placed_on_a_models_word(
+    predictor: RiskPredictor, county: Survey
+) -> None:
+    households = county.households.copy()
+    current = households["round"] == LAST_ROUND
+    never_poor = current & (households["poverty_status"] == "never_poor")
+    blanked = households.index[never_poor][:20]
+    households.loc[blanked, "income_wages"] = np.nan
+    flags = score_round(predictor, Survey(households, county.members), LAST_ROUND, lang="zh")
+    chosen = set(households.loc[blanked, "household_id"])
+    rows = flags[flags["household_id"].isin(chosen)]
+    assert len(rows) == len(chosen)  # every one listed: nobody drops out of sight for lack of data
+    assert set(rows["category"]) <= {"insufficient_data", "unstable_after_exit", "sudden_hardship"}
+    assert rows["risk_tier"].isna().all()
+    assert rows["missing_data"].str.contains("收入").all()
 
 
 def test_reason_helpers_handle_missing_values() -> None:

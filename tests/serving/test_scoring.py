@@ -58,22 +58,27 @@ def test_a_seriously_ill_household_is_offered_health_measures(
     assert by_cause["serious_illness_assistance"] == "illness"
 
 
-def test_a_secure_household_gets_causes_but_no_measures(loaded: LoadedModels) -> None:
+def test_a_secure_household_gets_causes_but_no_measures(
+    loaded: LoadedModels, household_body: dict[str, Any]
+) -> None:
+    healthy = {"health_status": "healthy", "labour_capacity": "skilled", "migrant_work_months": 0}
     secure = HouseholdIn.model_validate(
-        {
+        household_body
+        | {
             "household_id": "rich",
-            "village_id": "V",
-            "round": 2,
-            "survey_year": 2016,
             "income_wages": 120_000.0,
             "income_business": 40_000.0,
-            "medical_insurance": True,
-            "safe_drinking_water": True,
+            "medical_expenses": 500.0,
+            "debt": 0.0,
+            "housing_structure": "brick_concrete",
+            "housing_area_m2": 140.0,
             "dangerous_house": False,
             "poverty_status": "never_poor",
+            "receiving_assistance": False,
+            "shock_serious_illness": False,
             "members": [
-                {"member_id": "1", "age": 40, "health_status": "healthy", "labour_capacity": "skilled"},
-                {"member_id": "2", "age": 38, "health_status": "healthy", "labour_capacity": "skilled"},
+                household_body["members"][0] | {"age": 40} | healthy,
+                household_body["members"][1] | {"age": 38} | healthy,
             ],
         }
     )
@@ -278,3 +283,38 @@ def test_any_valid_household_is_scored(loaded: LoadedModels, household: Househol
     for risk in (response.poverty_risk, response.relapse_risk):
         assert risk is not None and 0.0 <= risk <= 1.0
     assert len(response.measures) <= 3
+
+
+def test_a_household_sent_with_its_ids_alone_has_insufficient_data_not_a_tier(loaded: LoadedModels) -> None:
+    bare = HouseholdIn.model_validate({"household_id": "H-bare", "village_id": "V", "round": 2})
+    response = score_household(loaded, bare, lang="zh")
+    assert response.risk_tier is None
+    assert not response.sufficient_data
+    assert response.data_completeness is not None and response.data_completeness < 0.1
+    assert response.category == "insufficient_data"
+    codes = [block.code for block in response.missing_blocks]
+    assert {"income", "members"} <= set(codes)
+    assert "收入" in [block.label for block in response.missing_blocks]
+    assert "missing income" in response.category_rule
+
+
+def test_a_registered_poor_household_with_too_little_data_is_poor_on_its_facts_without_a_tier(
+    loaded: LoadedModels,
+) -> None:
+    sparse = HouseholdIn.model_validate(
+        {"household_id": "H-poor", "village_id": "V", "round": 2, "poverty_status": "poor"}
+    )
+    response = score_household(loaded, sparse, lang="en")
+    assert response.category == "poor"
+    assert response.category_rule.startswith("registered poor")
+    assert response.risk_tier is None and not response.sufficient_data
+    assert [block.label for block in response.missing_blocks][:1] == ["income"]
+
+
+def test_a_complete_household_has_sufficient_data(
+    loaded: LoadedModels, household_body: dict[str, Any]
+) -> None:
+    response = score_household(loaded, _household(household_body), lang="en")
+    assert response.sufficient_data and response.missing_blocks == []
+    assert response.data_completeness == pytest.approx(1.0)
+    assert response.risk_tier in {"high", "medium", "low"}

@@ -71,7 +71,7 @@ def test_migrations_ship_inside_the_package() -> None:
     assert MIGRATIONS_DIR.parent == Path(__file__).resolve().parents[2] / "store"
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "versions" / "0001_flag_store.py").is_file()
-    assert head_revision() == "0006"
+    assert head_revision() == "0007"
 
 
 def test_migrated_schema_matches_the_models(empty_engine: Engine) -> None:
@@ -104,7 +104,8 @@ def test_a_store_without_migrations_is_adopted_and_upgraded_without_data_loss(em
     assert _differences(engine) == []
     flags_after = _read_raw(engine, "flags")
     assert flags_after["main_cause"].isna().all() and (flags_after["county_id"] == "").all()
-    added = ["main_cause", "county_id"]
+    assert flags_after["data_completeness"].isna().all()
+    added = ["main_cause", "county_id", "data_completeness"]
     pd.testing.assert_frame_equal(flags_after.drop(columns=added), flags_before, check_like=True)
     history_after = _read_raw(engine, "flag_history")
     pd.testing.assert_frame_equal(history_after.drop(columns="county_id"), history_before)

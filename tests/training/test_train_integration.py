@@ -76,6 +76,20 @@ def test_risk_predictor_scores_raw_households(trained, county, policy):
     assert scores[["poverty_risk", "relapse_risk"]].stack().between(0, 1).all()
     assert all(len(reasons) <= 3 for reasons in scores["reasons"])
     assert any(reasons for reasons in scores["reasons"])
+    assert scores["data_completeness"].between(0, 1).all()
+
+
+@pytest.mark.parametrize("task", ["poverty", "relapse"])
+def test_the_model_keeps_its_explanatory_weight_from_the_training_rows(trained, task):
+    model = trained[task].model
+    weights = model.explanatory_weight
+    assert set(weights) == set(model.feature_names)
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert min(weights.values()) >= 0
+    # what the model leans on most carries the most weight: its top split-gain feature is among the top 5
+    gains = dict(zip(model.feature_names, model.booster.feature_importance("gain"), strict=True))
+    top_weighted = sorted(weights, key=weights.__getitem__, reverse=True)[:5]
+    assert max(gains, key=gains.__getitem__) in top_weighted
 
 
 def test_evaluation_report_shape(county, policy):
