@@ -453,7 +453,7 @@ def _with_dtype(values: np.ndarray, dtype: str) -> pd.Series:
     target = pd.api.types.pandas_dtype(dtype)
     if dtype.startswith("float"):
         try:  # numpy reads None as NaN: one conversion, no pandas per column
-            return pd.Series(np.asarray(values, dtype=target), copy=False)
+            return pd.Series(np.asarray(values, dtype=np.dtype(dtype)), copy=False)
         except (TypeError, ValueError):
             return pd.to_numeric(pd.Series(values)).astype(target)
     return pd.Series(values).astype(target)
