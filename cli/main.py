@@ -148,16 +148,22 @@ def _policy(option: Path | None):  # type: ignore[no-untyped-def]
         raise _fail("; ".join(line.strip() for line in str(error).splitlines())) from error
 
 
-def _check_fits_policy(survey: Any, data: Path | str, policy: Any, policy_file: Path) -> None:
-    """Stop with one line when a survey does not fit the policy in force: a survey year without a poverty
-    line, a money amount beyond the policy's bounds (`features.policy_checks`)."""
+def _survey_under_policy(data: Path | None, county: str | None, policy_option: Path | None):  # type: ignore[no-untyped-def]
+    """What train, evaluate, score and monitor start from: the policy in force (`_policy`), the survey of
+    `--data` or `--county` (`_read_conformed_survey`) and its name for messages; stops with one line when
+    the survey does not fit the policy (a survey year without a poverty line, a money amount beyond the
+    policy's bounds: `features.policy_checks`)."""
     from features.policy_checks import check_against_policy, one_line
 
+    policy, policy_file = _policy(policy_option)
+    survey = _read_conformed_survey(data, county)
+    source = _source_name(data, county)
     report = check_against_policy(survey.households, policy, str(policy_file))
     if not report.ok:
         raise _fail(
-            f"{data} does not fit the policy: {one_line(report)}; `povrisk validate` lists every failure"
+            f"{source} does not fit the policy: {one_line(report)}; `povrisk validate` lists every failure"
         )
+    return survey, policy, source
 
 
 def _parse_seeds(seeds: str) -> tuple[int, ...]:
@@ -282,16 +288,16 @@ def validate(
 ) -> None:
     """Check a survey against the canonical schema and the policy (every survey year has a poverty line,
     money within the policy's bounds); exit 1 with every bad column and row when it fails."""
-    from features.policy_checks import check_against_policy, combined
+    from features.policy_checks import check_against_policy
     from survey.io import SurveyReadError, read_survey
-    from survey.validate import validate_survey
+    from survey.validate import ValidationReport, validate_survey
 
     policy, policy_file = _policy(policy_option)
     try:
         survey = read_survey(data)
     except SurveyReadError as error:
         raise _fail(str(error)) from error
-    report = combined(
+    report = ValidationReport.combined(
         validate_survey(survey), check_against_policy(survey.households, policy, str(policy_file))
     )
     if not report.ok:
@@ -322,9 +328,7 @@ def train(
     from training.tracking import log_and_register
     from training.train import train_task
 
-    policy, policy_file = _policy(policy_option)
-    survey = _read_conformed_survey(data, county)
-    _check_fits_policy(survey, _source_name(data, county), policy, policy_file)
+    survey, policy, _ = _survey_under_policy(data, county, policy_option)
     decisions = _stored_field_decisions() if field_labels else None
     try:
         trained = train_task(survey, task.value, policy, seed=seed, field_decisions=decisions)
@@ -379,9 +383,7 @@ def evaluate(
     from training.evaluate import evaluate_task
 
     seeds = _parse_seeds(seed)
-    policy, policy_file = _policy(policy_option)
-    survey = _read_conformed_survey(data, county)
-    _check_fits_policy(survey, _source_name(data, county), policy, policy_file)
+    survey, policy, _ = _survey_under_policy(data, county, policy_option)
     try:
         result = evaluate_task(survey, task.value, policy, seeds=seeds)
     except PolicyError as error:
@@ -452,14 +454,11 @@ def score(
             check_frame_path(path)
     except ValueError as error:
         raise _fail(str(error)) from error
-    policy, policy_file = _policy(policy_option)
-    survey = _read_conformed_survey(data, county)
-    source = _source_name(data, county)
+    survey, policy, source = _survey_under_policy(data, county, policy_option)
     if round_ not in set(survey.households["round"]):
         raise _fail(
             f"{source} has no round {round_}; rounds present: {sorted(set(survey.households['round']))}"
         )
-    _check_fits_policy(survey, source, policy, policy_file)
     try:
         flags = score_round(load_champion_predictor(policy), survey, round_, lang=lang.value)
     except PolicyError as error:
@@ -517,15 +516,13 @@ def monitor(
     from serving.monitor import monitor_rounds
     from training.tracking import load_champion_predictor, log_monitoring
 
-    policy, policy_file = _policy(policy_option)
-    survey = _read_conformed_survey(data, county)
-    _check_fits_policy(survey, _source_name(data, county), policy, policy_file)
+    survey, policy, source = _survey_under_policy(data, county, policy_option)
     rounds = sorted(set(survey.households["round"]))
     absent = [
         name for name, value in (("--previous", previous), ("--current", current)) if value not in rounds
     ]
     if absent:
-        raise _fail(f"{data} has no round for {', '.join(absent)}; rounds present: {rounds}")
+        raise _fail(f"{source} has no round for {', '.join(absent)}; rounds present: {rounds}")
     try:
         result = monitor_rounds(load_champion_predictor(policy), survey, previous, current, lang.value)
     except ValueError as error:  # a PolicyError among them

@@ -137,16 +137,23 @@ def data_completeness(
     ``minimum``) and ``missing_blocks`` (tuples of block codes, in BLOCK_ORDER, of the unknown inputs of
     weighted features unknown for the household; empty for a household with sufficient data)."""
     rows = len(index)
-    shares, blamed = [], np.zeros((rows, len(BLOCK_ORDER)), dtype=bool)
     indicators = known_indicators(known_inputs, rows)
-    for model in models:
-        weights = weight_vector(model.weights, model.feature_names)
-        known = _columns(indicators, model.feature_names, rows)
-        shares.append(completeness(known, weights))
-        blamed |= _blocks_of_unknown(known_inputs, known, model.feature_names, weights)
+    weighed = [
+        (
+            model.feature_names,
+            _columns(indicators, model.feature_names, rows),
+            weight_vector(model.weights, model.feature_names),
+        )
+        for model in models
+    ]
+    shares = [completeness(known, weights) for _, known, weights in weighed]
     share = np.fmin.reduce(shares) if shares else np.full(rows, np.nan)
     sufficient = ~(share < minimum)
-    blamed &= ~sufficient[:, None]
+    blamed = np.zeros((rows, len(BLOCK_ORDER)), dtype=bool)
+    if not sufficient.all():  # blocks are named only for the households short of data
+        for names, known, weights in weighed:
+            blamed |= _blocks_of_unknown(known_inputs, known, names, weights)
+        blamed &= ~sufficient[:, None]
     codes = np.array(BLOCK_ORDER, dtype=object)
     return pd.DataFrame(
         {COMPLETENESS: share, SUFFICIENT: sufficient, MISSING_BLOCKS: [tuple(codes[row]) for row in blamed]},

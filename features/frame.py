@@ -284,7 +284,7 @@ def build_features(
     trend indicators can look back; its rows are used but not returned. Member rows of those earlier
     rounds, if passed in ``members``, give their household size.
     """
-    return build_feature_frames(households, members, policy, history).features
+    return _frames(households, members, policy, history, with_known=False).features
 
 
 def build_feature_frames(
@@ -294,10 +294,25 @@ def build_feature_frames(
     history: pd.DataFrame | None = None,
 ) -> FeatureFrames:
     """``build_features`` and the known base inputs of the same households, from one pass."""
+    return _frames(households, members, policy, history, with_known=True)
+
+
+def _frames(
+    households: pd.DataFrame,
+    members: pd.DataFrame | None,
+    policy: Policy,
+    history: pd.DataFrame | None,
+    with_known: bool,
+) -> FeatureFrames:
+    """The feature frame, and the known inputs when asked (training never reads them)."""
     available, household_id, with_members = _base_columns(households, members, policy, history)
     rounds = available["round"]
     skip = len(household_id) - len(households)  # history rows come first and are not returned
-    known = {name: values[skip:] for name, values in _known_inputs(available, with_members).items()}
+    known: dict[str, np.ndarray] = {}
+    if with_known:  # the returned rows only, taken before the indicators join `available`
+        known = _known_inputs(
+            {name: values[skip:] for name, values in available.items()}, with_members[skip:]
+        )
     computed = _compute(available, policy, len(household_id))
     index = key_index(household_id.iloc[skip:], rounds[skip:])
     return FeatureFrames(

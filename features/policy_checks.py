@@ -12,13 +12,11 @@ one:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pandas as pd
 
 from features.policy import Policy
 from survey.schema import MONEY_COLUMNS, NET_MONEY_COLUMNS
-from survey.validate import FAILURE_COLUMNS, ValidationReport
+from survey.validate import ValidationReport, failure_rows, no_failures
 
 TABLE = "households"
 
@@ -30,15 +28,14 @@ def check_against_policy(households: pd.DataFrame, policy: Policy, source: str) 
     are skipped here. Rows are numbered by position, as `survey.validate` numbers them."""
     households = households.reset_index(drop=True)
     failures = pd.concat(
-        [_empty(), _years_without_line(households, policy, source), _money_out_of_bounds(households, policy)],
+        [
+            no_failures(),
+            _years_without_line(households, policy, source),
+            _money_out_of_bounds(households, policy),
+        ],
         ignore_index=True,
     )
     return ValidationReport(failures=failures)
-
-
-def combined(*reports: ValidationReport) -> ValidationReport:
-    """One report holding every failure of `reports`, in order."""
-    return ValidationReport(failures=pd.concat([_empty(), *(r.failures for r in reports)], ignore_index=True))
 
 
 def one_line(report: ValidationReport, examples: int = 10) -> str:
@@ -62,31 +59,31 @@ def _years_without_line(households: pd.DataFrame, policy: Policy, source: str) -
     years = survey_years(households, policy)
     missing = sorted(int(year) for year in years[years < policy.first_year].unique())
     if not missing:
-        return _empty()
+        return no_failures()
     recorded = "survey_year" in households.columns
     how = "" if recorded else f" (base_year {policy.base_year} + round)"
     check = (
         f"poverty_line_for_year{how}: policy {policy.version} ({source}) has lines from {policy.first_year}"
     )
-    return _failures("survey_year" if recorded else "round", check, [None] * len(missing), missing)
+    return failure_rows(TABLE, "survey_year" if recorded else "round", check, [None] * len(missing), missing)
 
 
 def _money_out_of_bounds(households: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     bounds, code = policy.money_bounds, policy.currency.code
-    parts = [_empty()]
+    parts = [no_failures()]
     for column in MONEY_COLUMNS:
         if column not in households.columns:
             continue
         amounts = _numbers(households, column)
         above = amounts > bounds.max_yearly_amount
         check = f"at_most {bounds.max_yearly_amount:,.0f} {code}: policy {policy.version} money_bounds"
-        parts.append(_failures(column, check, list(amounts.index[above]), list(amounts[above])))
+        parts.append(failure_rows(TABLE, column, check, list(amounts.index[above]), list(amounts[above])))
         if column in NET_MONEY_COLUMNS:
             below = amounts < bounds.min_net_yearly_amount
             check = (
                 f"at_least {bounds.min_net_yearly_amount:,.0f} {code}: policy {policy.version} money_bounds"
             )
-            parts.append(_failures(column, check, list(amounts.index[below]), list(amounts[below])))
+            parts.append(failure_rows(TABLE, column, check, list(amounts.index[below]), list(amounts[below])))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -95,20 +92,3 @@ def _numbers(households: pd.DataFrame, column: str) -> pd.Series:
     if column not in households.columns:
         return pd.Series(float("nan"), index=households.index, dtype="float64")
     return pd.to_numeric(households[column], errors="coerce").astype("float64")
-
-
-def _failures(column: str, check: str, rows: Sequence[object], values: Sequence[object]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "table": TABLE,
-            "column": column,
-            "check": check,
-            "row": pd.Series(list(rows), dtype=object),
-            "value": pd.Series(list(values), dtype=object),
-        },
-        columns=list(FAILURE_COLUMNS),
-    )
-
-
-def _empty() -> pd.DataFrame:
-    return pd.DataFrame({column: pd.Series(dtype=object) for column in FAILURE_COLUMNS})

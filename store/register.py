@@ -98,7 +98,7 @@ def ingest_survey(
     _check_actor(by)
     report = validate_survey(survey)
     if policy_check is not None:
-        report = ValidationReport(pd.concat([report.failures, policy_check.failures], ignore_index=True))
+        report = ValidationReport.combined(report, policy_check)
     if not report.ok:
         raise SurveyInvalid(report)
     at = now or datetime.now(UTC)
@@ -576,9 +576,11 @@ def _household_rows(
     if stored.empty:
         return pd.DataFrame()
     rounds = stored[INGEST_KEY].map(round_of).to_numpy()
+    rounds_by_layout: dict[str, list[int]] = {}
+    for round_, layout in layouts.items():
+        rounds_by_layout.setdefault(json.dumps(layout), []).append(round_)
     frames = []
-    for layout_text in dict.fromkeys(json.dumps(layouts[round_]) for round_ in sorted(layouts)):
-        same = [r for r in sorted(layouts) if json.dumps(layouts[r]) == layout_text]
+    for same in rounds_by_layout.values():
         rows = np.isin(rounds, same)
         if rows.any():
             part = stored[rows].reset_index(drop=True)

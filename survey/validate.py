@@ -10,6 +10,7 @@ verification finding without a household row, a household with implausibly many 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,11 @@ class ValidationReport:
     @property
     def ok(self) -> bool:
         return self.failures.empty
+
+    @classmethod
+    def combined(cls, *reports: ValidationReport) -> ValidationReport:
+        """One report holding every failure of `reports`, in order."""
+        return cls(failures=pd.concat([no_failures(), *(r.failures for r in reports)], ignore_index=True))
 
     def summary(self, examples: int = 3) -> str:
         """Readable text: the number of failures per table/column/check and the first few examples."""
@@ -89,7 +95,7 @@ def validate_survey(survey: Survey) -> ValidationReport:
         _without_household("verification", tables.get("verification"), tables["households"]),
         _oversized_households(tables.get("members")),
     ]
-    failures = pd.concat([_empty_failures(), *parts], ignore_index=True)
+    failures = pd.concat([no_failures(), *parts], ignore_index=True)
     return ValidationReport(failures=failures)
 
 
@@ -113,11 +119,15 @@ def _present_tables(survey: Survey) -> dict[str, pd.DataFrame]:
     return {name: frame.reset_index(drop=True) for name, frame in tables.items() if frame is not None}
 
 
-def _empty_failures() -> pd.DataFrame:
+def no_failures() -> pd.DataFrame:
+    """An empty failure table (columns FAILURE_COLUMNS)."""
     return pd.DataFrame({column: pd.Series(dtype=object) for column in FAILURE_COLUMNS})
 
 
-def _failures(table: str, column: str, check: str, rows: pd.Index, values: pd.Series) -> pd.DataFrame:
+def failure_rows(
+    table: str, column: str, check: str, rows: Iterable[object], values: Iterable[object]
+) -> pd.DataFrame:
+    """One failure table row per (row, value) of one table, column and check."""
     return pd.DataFrame(
         {
             "table": table,
@@ -135,7 +145,7 @@ def _schema_failures(table: str, frame: pd.DataFrame) -> pd.DataFrame:
         SCHEMAS[table].validate(frame.copy(), lazy=True)
     except pa.errors.SchemaErrors as errors:
         return _tidy_pandera_cases(table, errors.failure_cases)
-    return _empty_failures()
+    return no_failures()
 
 
 def _tidy_pandera_cases(table: str, cases: pd.DataFrame) -> pd.DataFrame:
@@ -170,21 +180,21 @@ def _tidy_pandera_cases(table: str, cases: pd.DataFrame) -> pd.DataFrame:
 def _no_households(households: pd.DataFrame) -> pd.DataFrame:
     """A households table without a single row: nothing to train on, score or monitor."""
     if len(households):
-        return _empty_failures()
-    return _failures("households", "household_id", "at_least_one_row", pd.Index([None]), pd.Series([None]))
+        return no_failures()
+    return failure_rows("households", "household_id", "at_least_one_row", pd.Index([None]), pd.Series([None]))
 
 
 def _missing_rounds(households: pd.DataFrame) -> pd.DataFrame:
     """Rounds absent between the first and the last round present (rounds 0, 1, 3 lack round 2): the
     relapse labels and the earlier-round features pair each round with the one before it."""
     if "round" not in households.columns:
-        return _empty_failures()
+        return no_failures()
     rounds = pd.to_numeric(households["round"], errors="coerce").dropna().unique()
     present = {int(value) for value in rounds if float(value).is_integer()}
     if not present:
-        return _empty_failures()
+        return no_failures()
     missing = sorted(set(range(min(present), max(present) + 1)) - present)
-    return _failures(
+    return failure_rows(
         "households",
         "round",
         "no_round_missing_between_present_rounds",
@@ -196,13 +206,13 @@ def _missing_rounds(households: pd.DataFrame) -> pd.DataFrame:
 def _control_characters(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Text values (ids, categories, any extra text column) holding a control character
     (`survey.text`): PostgreSQL refuses a NUL, and a newline forges lines in a report or a log."""
-    parts = [_empty_failures()]
+    parts = [no_failures()]
     for column in frame.columns:
         values = frame[column]
         bad = _holding_control_characters(values)
         if bad.any():
             parts.append(
-                _failures(table, str(column), "no_control_characters", frame.index[bad], values[bad])
+                failure_rows(table, str(column), "no_control_characters", frame.index[bad], values[bad])
             )
     return pd.concat(parts, ignore_index=True)
 
@@ -232,10 +242,10 @@ def _as_key(frame: pd.DataFrame, columns: list[str]) -> pd.MultiIndex | None:
 
 def _unknown_villages(households: pd.DataFrame, villages: pd.DataFrame | None) -> pd.DataFrame:
     if villages is None or "village_id" not in villages.columns or "village_id" not in households.columns:
-        return _empty_failures()
+        return no_failures()
     village_id = households["village_id"]
     unknown = village_id.notna() & ~village_id.astype(str).isin(set(villages["village_id"].astype(str)))
-    return _failures(
+    return failure_rows(
         "households",
         "village_id",
         "village_in_villages_table",
@@ -248,25 +258,25 @@ def _without_household(table: str, rows: pd.DataFrame | None, households: pd.Dat
     """Rows of `table` (members, verification findings) whose (household_id, round) has no household
     row in the survey."""
     if rows is None:
-        return _empty_failures()
+        return no_failures()
     row_key, household_key = _as_key(rows, HOUSEHOLD_KEY), _as_key(households, HOUSEHOLD_KEY)
     if row_key is None or household_key is None:
-        return _empty_failures()
+        return no_failures()
     orphan = ~row_key.isin(household_key)
-    return _failures(
+    return failure_rows(
         table, "household_id", "household_row_exists", rows.index[orphan], rows["household_id"][orphan]
     )
 
 
 def _oversized_households(members: pd.DataFrame | None) -> pd.DataFrame:
     if members is None:
-        return _empty_failures()
+        return no_failures()
     member_key = _as_key(members, HOUSEHOLD_KEY)
     if member_key is None:
-        return _empty_failures()
+        return no_failures()
     sizes = pd.Series(1, index=member_key).groupby(level=[0, 1], dropna=False).size()
     oversized = sizes[sizes > MAX_MEMBERS_PER_HOUSEHOLD]
-    return _failures(
+    return failure_rows(
         "members",
         "household_id",
         f"at_most_{MAX_MEMBERS_PER_HOUSEHOLD}_members",

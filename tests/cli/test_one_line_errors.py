@@ -10,32 +10,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from cli.main import app, main
+from cli.main import main
 from store.cases import list_flags, upsert_flags
 from store.database import create_schema, make_engine
 from survey.io import Survey, write_survey
 
 from ..store.postgres import isolated_postgres_url
 from ..store.test_cases import _flags
+from .invoking import invoke_lines as invoke
+from .invoking import one_error_line
 
-runner = CliRunner()
 HUGE_ID = "99999999999999999999"
-
-
-def invoke(*arguments: str) -> tuple[int, list[str]]:
-    """Exit code and the lines printed (stdout and stderr); an exception other than an exit fails."""
-    result = runner.invoke(app, list(arguments))
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return result.exit_code, result.output.splitlines()
-
-
-def one_error_line(*arguments: str) -> str:
-    code, lines = invoke(*arguments)
-    assert code == 1, lines
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    return lines[0]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])

@@ -14,35 +14,20 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from cli.main import app
 from features.policy import DEFAULT_POLICY_PATH, POLICY_VARIABLE
 from survey.io import read_survey, write_survey
 from survey.simulate import CountySettings, simulate_county
 
-runner = CliRunner()
+from .invoking import invoke_lines as invoke
+from .invoking import one_error_line
+
 SHIPPED: dict[str, Any] = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
 
 
 @pytest.fixture(autouse=True)
 def no_policy_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(POLICY_VARIABLE, raising=False)
-
-
-def invoke(*arguments: str) -> tuple[int, list[str]]:
-    """Exit code and the lines printed (stdout and stderr); an exception other than an exit fails."""
-    result = runner.invoke(app, list(arguments))
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return result.exit_code, result.output.splitlines()
-
-
-def one_error_line(*arguments: str) -> str:
-    code, lines = invoke(*arguments)
-    assert code == 1, lines
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    assert "Traceback" not in lines[0]
-    return lines[0]
 
 
 def write_policy(path: Path, **changes: Any) -> Path:

@@ -7,26 +7,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from cli.main import app
 from survey.io import read_survey, write_survey
 
-runner = CliRunner()
+from .invoking import invoke
+
 TABLES = ("households", "members", "villages", "verification")
-
-
-def _run(*arguments: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(arguments))
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return result.exit_code, result.output
 
 
 @pytest.fixture
 def county(workplace: Path, local_stores: None) -> Path:
     folder = workplace / "county"
     if not folder.exists():
-        code, output = _run(
+        code, output = invoke(
             "simulate",
             "--out",
             str(folder),
@@ -46,19 +39,19 @@ def county(workplace: Path, local_stores: None) -> Path:
 
 
 def test_ingest_then_export_gives_the_county_back(county: Path, workplace: Path) -> None:
-    code, output = _run("ingest", str(county), "--county", "县甲")
+    code, output = invoke("ingest", str(county), "--county", "县甲")
     assert code == 0, output
     assert "county 县甲 round 2: added; 200 households" in output
     assert "since round 1: 0 new, 0 missing" in output
 
-    code, output = _run("ingest", str(county), "--county", "县甲")
+    code, output = invoke("ingest", str(county), "--county", "县甲")
     assert code == 0 and "already holds exactly these rounds; nothing changed" in output
 
-    code, output = _run("rounds", "--county", "县甲")
+    code, output = invoke("rounds", "--county", "县甲")
     assert code == 0 and output.count("县甲\tround") == 3 and "version 1" in output
 
     out = workplace / "exported"
-    code, output = _run("export", "--county", "县甲", "--out", str(out))
+    code, output = invoke("export", "--county", "县甲", "--out", str(out))
     assert code == 0, output
     original, exported = read_survey(county), read_survey(out)
     for name in TABLES:
@@ -66,7 +59,7 @@ def test_ingest_then_export_gives_the_county_back(county: Path, workplace: Path)
 
 
 def test_a_changed_round_is_refused_unless_replace(county: Path, workplace: Path) -> None:
-    _run("ingest", str(county), "--county", "县乙")
+    invoke("ingest", str(county), "--county", "县乙")
     survey = read_survey(county)
     households = survey.households.copy()
     households.loc[households["round"] == 2, "debt"] = 1_000.0
@@ -75,16 +68,16 @@ def test_a_changed_round_is_refused_unless_replace(county: Path, workplace: Path
         type(survey)(households, survey.members, survey.villages, verification=survey.verification), changed
     )
 
-    code, output = _run("ingest", str(changed), "--county", "县乙")
+    code, output = invoke("ingest", str(changed), "--county", "县乙")
     assert code == 1
     assert output.strip().splitlines() == [
         "error: county 县乙 already holds round(s) [2] with other content; nothing was written. Give "
         "--replace to store this version (the old one is kept, marked replaced)"
     ]
 
-    code, output = _run("ingest", str(changed), "--county", "县乙", "--replace", "--by", "analyst Sun")
+    code, output = invoke("ingest", str(changed), "--county", "县乙", "--replace", "--by", "analyst Sun")
     assert code == 0 and "county 县乙 round 2: replaced" in output
-    code, output = _run("rounds", "--county", "县乙", "--history")
+    code, output = invoke("rounds", "--county", "县乙", "--history")
     assert output.count("round 2\tversion") == 2 and "(replaced " in output
 
 
@@ -95,15 +88,15 @@ def test_an_invalid_survey_is_reported_and_nothing_ingested(county: Path, workpl
     bad = workplace / "bad"
     write_survey(type(survey)(households, survey.members), bad)
 
-    code, output = _run("ingest", str(bad), "--county", "县丙")
+    code, output = invoke("ingest", str(bad), "--county", "县丙")
     assert code == 1
     assert "households.round" in output and "nothing was written to the register" in output
-    code, output = _run("rounds", "--county", "县丙")
+    code, output = invoke("rounds", "--county", "县丙")
     assert output.strip() == "the register holds no rounds of county 县丙"
 
 
 def test_export_of_an_unknown_county_is_one_line(local_stores: None, workplace: Path) -> None:
-    code, output = _run("export", "--county", "nowhere", "--out", str(workplace / "none"))
+    code, output = invoke("export", "--county", "nowhere", "--out", str(workplace / "none"))
     assert code == 1 and output.strip().splitlines() == [
         "error: the register holds no rounds of county nowhere (the county is not in the register)"
     ]

@@ -104,17 +104,22 @@ def test_unknown_answers_are_skipped_and_all_unknown_is_nan() -> None:
     assert np.isnan(result.loc[("b", 0), "max_adult_education_years"])
 
 
-def test_age_boundaries() -> None:
-    ages = [6.0, 7.0, 15.0, 15.5, 16.0, 64.0, 64.5, 65.0]
-    members = pd.DataFrame(
+def _one_household(ages: list[float], **columns: list[float]) -> pd.DataFrame:
+    """Members of household "a" in round 0 with these ages, none in school, and further columns."""
+    return pd.DataFrame(
         {
             "household_id": ["a"] * len(ages),
             "member_id": [str(i) for i in range(len(ages))],
             "round": [0] * len(ages),
             "age": ages,
             "in_school": [0.0] * len(ages),
+            **columns,
         }
     )
+
+
+def test_age_boundaries() -> None:
+    members = _one_household([6.0, 7.0, 15.0, 15.5, 16.0, 64.0, 64.5, 65.0])
     row = member_aggregates(members, SHIPPED_AGES).loc[("a", 0)]
     assert row["children"] == 4  # 6, 7, 15, 15.5
     assert row["working_age"] == 3  # 16, 64, 64.5
@@ -124,16 +129,8 @@ def test_age_boundaries() -> None:
 
 def test_the_policys_ages_set_the_age_structure() -> None:
     """Another country's ages: working age 15-59, elderly 60+, compulsory school 6-14."""
-    ages = [5.0, 6.0, 14.0, 15.0, 59.0, 60.0, 64.0]
-    members = pd.DataFrame(
-        {
-            "household_id": ["a"] * len(ages),
-            "member_id": [str(i) for i in range(len(ages))],
-            "round": [0] * len(ages),
-            "age": ages,
-            "in_school": [0.0] * len(ages),
-            "education_years": [0.0, 0.0, 6.0, 8.0, 4.0, 2.0, 2.0],
-        }
+    members = _one_household(
+        [5.0, 6.0, 14.0, 15.0, 59.0, 60.0, 64.0], education_years=[0.0, 0.0, 6.0, 8.0, 4.0, 2.0, 2.0]
     )
     other = AgeBands(
         working_age=AgeRange(at_least=15, below=60),

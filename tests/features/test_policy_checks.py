@@ -8,9 +8,9 @@ import pytest
 from features.frame import build_features
 from features.labels import poor_now
 from features.policy import Policy, PolicyError, policy_from_mapping
-from features.policy_checks import check_against_policy, combined, one_line
+from features.policy_checks import check_against_policy, one_line
 from survey.io import Survey
-from survey.validate import FAILURE_COLUMNS, validate_survey
+from survey.validate import FAILURE_COLUMNS, ValidationReport, validate_survey
 
 from .conftest import full_households, full_members
 
@@ -93,7 +93,7 @@ def test_values_that_are_not_numbers_are_left_to_the_schema(policy: Policy) -> N
 
 def test_reports_combine_with_the_schema_report(policy: Policy) -> None:
     table = households(round=[0, 1], survey_year=[2009, 2015]).assign(cooking_fuel=["dung", "gas"])
-    report = combined(
+    report = ValidationReport.combined(
         validate_survey(Survey(households=table)), check_against_policy(table, policy, "shipped")
     )
     assert {"cooking_fuel", "survey_year"} <= set(report.failures["column"])
