@@ -22,8 +22,18 @@ venv: $(STAMP) ## create .venv and install povrisk with the pinned versions of c
 demo: $(STAMP) ## simulate a county, train, promote, score, serve one household over HTTP, print the flags
 	$(BIN)/povrisk demo --out $(DEMO_DIR)
 
-test: $(STAMP) ## run the whole test suite
+test: $(STAMP) browser ## run the whole test suite
 	$(BIN)/pytest
+
+CHROMIUM ?= /usr/bin/chromium
+browser: ## Debian's Chromium and a Chinese font for the browser tests (installed when missing, as root)
+	@if [ -x $(CHROMIUM) ] && fc-list 2>/dev/null | grep -qi "wenquanyi zen hei"; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium and fonts-wqy-zenhei for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; \
+	else \
+		echo "note: $(CHROMIUM) or a Chinese font is missing and cannot be installed here (needs root and apt-get)"; \
+	fi
 
 lint: $(STAMP) ## ruff lint + format check, mypy on the packages
 	$(BIN)/ruff check .
@@ -49,4 +59,4 @@ lock: ## refresh constraints.txt from the current .venv (after changing dependen
 clean: ## remove the demo output (keeps .venv)
 	rm -rf $(DEMO_DIR)
 
-.PHONY: help venv demo test lint bench fuzz bento mlflow-ui lock clean
+.PHONY: help venv demo test browser lint bench fuzz bento mlflow-ui lock clean

@@ -11,7 +11,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+
+from cli.console import console
+from cli.console import fail as _fail
+from cli.console import print_error as _print_error
+from cli.users import users_app
 
 app = typer.Typer(
     name="povrisk",
@@ -29,8 +33,7 @@ import_app = typer.Typer(
 app.add_typer(import_app, name="import")
 keys_app = typer.Typer(help="API keys of the scoring service: make them, list them.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-
-console = Console(stderr=True)
+app.add_typer(users_app, name="users")
 
 
 class Task(StrEnum):
@@ -41,18 +44,6 @@ class Task(StrEnum):
 class Language(StrEnum):
     zh = "zh"
     en = "en"
-
-
-def _fail(message: str) -> typer.Exit:
-    _print_error(message)
-    return typer.Exit(code=1)
-
-
-def _print_error(message: str) -> None:
-    """`error: message` on stderr, on one line however long (never wrapped, never read as markup)."""
-    from rich.markup import escape
-
-    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
 def _database_error_line(error: Exception) -> str:

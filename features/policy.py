@@ -13,6 +13,7 @@ import math
 import os
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -34,6 +35,25 @@ class PolicyError(ValueError):
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ProcedureDeadlines(_Frozen):
+    """Deadlines of the monitoring procedure, in days (the anti-relapse monitoring rules: a household
+    found at risk is identified within 15 days; a village's public notice runs 5 days)."""
+
+    identification_days: int = Field(default=15, ge=1, le=365)
+    public_notice_days: int = Field(default=5, ge=1, le=60)
+    timezone: str = "Asia/Shanghai"
+    """Where the deadlines are counted in days and times are shown (an IANA zone name)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"timezone {zone!r} is not an IANA zone name (e.g. Asia/Shanghai)") from error
+        return zone
 
 
 class RiskTiers(_Frozen):
@@ -231,6 +251,7 @@ class Policy(_Frozen):
     risk_tiers: RiskTiers
     flag_coverage: float | None = Field(default=None, gt=0.0, lt=1.0)
     data_completeness_minimum: float = Field(default=0.0, ge=0.0, le=1.0)
+    procedure: ProcedureDeadlines = Field(default_factory=ProcedureDeadlines)
     monitoring: MonitoringThresholds
     monitoring_changes: dict[int, MonitoringChanges] = Field(default_factory=dict)
     drift: DriftThresholds

@@ -46,6 +46,7 @@ import pandas as pd
 from features.completeness import COMPLETENESS, MISSING_BLOCKS, SUFFICIENT, missing_text
 from features.policy import Policy
 from store.cases import NOT_MONITORED
+from survey.catalogue import Language, message
 
 INSUFFICIENT_DATA = "insufficient_data"
 CATEGORIES = ("poor", "unstable_after_exit", "sudden_hardship", "marginal", INSUFFICIENT_DATA, NOT_MONITORED)
@@ -63,11 +64,14 @@ REQUIRED_FEATURES = (
 REQUIRED_SCORES = ("poverty_risk", "relapse_risk")
 
 _RuleText = Callable[[Any], str]  # called with one household's facts (attributes named like the columns)
-_NO_RULE = "no monitoring rule holds"
 
 
 def monitoring_category(
-    features: pd.DataFrame, scores: pd.DataFrame, policy: Policy, years: np.ndarray | None = None
+    features: pd.DataFrame,
+    scores: pd.DataFrame,
+    policy: Policy,
+    years: np.ndarray | None = None,
+    lang: Language = "en",
 ) -> pd.DataFrame:
     """One monitoring category per household, with the rule that put it there.
 
@@ -76,15 +80,15 @@ def monitoring_category(
     completeness was measured, `data_completeness`, `sufficient_data` and `missing_blocks`. Each row is
     judged by the monitoring thresholds in force in its calendar year (`years`, default: the policy's
     base_year + round; see `Policy.monitoring_for_year`). Returns a frame on `features.index` with
-    columns `category` and `rule`.
+    columns `category` and `rule` (the rule in words, in `lang`, from the message catalogue).
     """
     facts = _facts(features, scores)
     facts |= _thresholds(policy, _row_years(features, policy, years))
     count = len(features)
     category = np.full(count, NOT_MONITORED, dtype=object)
-    rule = np.full(count, _NO_RULE, dtype=object)
+    rule = np.full(count, message("rule.none", lang), dtype=object)
     decided = np.zeros(count, dtype=bool)
-    for name, clauses in _rule_tests(facts, policy):
+    for name, clauses in _rule_tests(facts, policy, lang):
         for holds, describe in clauses:
             newly = np.flatnonzero(holds & ~decided)
             category[newly] = name
@@ -94,7 +98,8 @@ def monitoring_category(
     category[undecided] = INSUFFICIENT_DATA
     missing = _missing_blocks(scores, count)
     rule[undecided] = [
-        _insufficient_text(facts[COMPLETENESS][position], policy, missing[position]) for position in undecided
+        _insufficient_text(facts[COMPLETENESS][position], policy, missing[position], lang)
+        for position in undecided
     ]
     return pd.DataFrame({"category": category.astype(str), "rule": rule.astype(str)}, index=features.index)
 
@@ -126,12 +131,11 @@ def _missing_blocks(scores: pd.DataFrame, count: int) -> list[tuple[str, ...]]:
     return [tuple(blocks) for blocks in scores[MISSING_BLOCKS].tolist()]
 
 
-def _insufficient_text(share: float, policy: Policy, missing: tuple[str, ...]) -> str:
-    text = (
-        f"too little data to judge: {share:.0%} of the models' explanatory weight known "
-        f"(< {policy.data_completeness_minimum:.0%})"
-    )
-    return f"{text}; missing {missing_text(missing, 'en')}" if missing else text
+def _insufficient_text(share: float, policy: Policy, missing: tuple[str, ...], lang: Language) -> str:
+    text = message("rule.insufficient", lang, share=share, minimum=policy.data_completeness_minimum)
+    if not missing:
+        return text
+    return message("rule.insufficient_missing", lang, text=text, missing=missing_text(missing, lang))
 
 
 def _household_facts(facts: dict[str, np.ndarray], position: int) -> SimpleNamespace:
@@ -169,7 +173,7 @@ def _facts(features: pd.DataFrame, scores: pd.DataFrame) -> dict[str, np.ndarray
 
 
 def _rule_tests(
-    facts: dict[str, np.ndarray], policy: Policy
+    facts: dict[str, np.ndarray], policy: Policy, lang: Language
 ) -> list[tuple[str, list[tuple[np.ndarray, _RuleText]]]]:
     """Per category, in precedence order: (boolean mask, function writing the rule text) clauses."""
     high = policy.risk_tiers.high
@@ -189,35 +193,40 @@ def _rule_tests(
         facts["rounds_since_exit"] >= facts["threshold_unstable_after_exit_rounds"]
     )
 
+    def say(name: str, **values: Any) -> str:
+        return message(f"rule.{name}", lang, **values)
+
     def exited_text(row: Any) -> str:
         if math.isnan(row.rounds_since_exit):
-            return "exited poverty (exit not datable from the rounds at hand)"
-        return (
-            f"exited poverty {row.rounds_since_exit:.0f} round(s) ago "
-            f"(< {row.threshold_unstable_after_exit_rounds:.0f})"
+            return say("exited_undated")
+        return say(
+            "exited_recently", rounds=row.rounds_since_exit, bound=row.threshold_unstable_after_exit_rounds
         )
 
     def below_line_text(row: Any) -> str:
-        return (
-            f"per-capita income {row.income_to_line_ratio:.2f}x the poverty line "
-            f"< {multiple:g}x (monitoring line)"
-        )
+        return say("below_monitoring_line", ratio=row.income_to_line_ratio, multiple=multiple)
 
     def relapse_text(row: Any) -> str:
-        return f"relapse risk {row.relapse_risk:.2f} >= {row.threshold_marginal_relapse_risk:.2f}"
+        return say("high_relapse_risk", risk=row.relapse_risk, bound=row.threshold_marginal_relapse_risk)
 
     def shock_expense_text(row: Any) -> str:
-        return (
-            f"{row.shock_count:.0f} shock(s) this round and medical + schooling expenses "
-            f"{row.hardship_expense_share:.2f} of net income >= {row.threshold_hardship_expense_share:.2f}"
+        return say(
+            "shock_expenses",
+            shocks=row.shock_count,
+            share=row.hardship_expense_share,
+            bound=row.threshold_hardship_expense_share,
         )
 
     def shock_income_text(row: Any) -> str:
-        return (
-            f"{row.shock_count:.0f} shock(s) this round and per-capita income fell "
-            f"{row.income_change_since_last_round:.0%} to {row.income_to_line_ratio:.2f}x the poverty line "
-            f"< {multiple:g}x (monitoring line)"
+        return say(
+            "shock_income",
+            shocks=row.shock_count,
+            change=row.income_change_since_last_round,
+            ratio=row.income_to_line_ratio,
+            multiple=multiple,
         )
+
+    both = say("and")
 
     return [
         (
@@ -225,15 +234,15 @@ def _rule_tests(
             [
                 (
                     facts["registered_poor"] == 1,
-                    lambda row: "registered poor household (registered_poor = 1)",
+                    lambda row: say("registered_poor"),
                 ),
                 (
                     ratio < 1,
-                    lambda row: f"per-capita income {row.income_to_line_ratio:.2f}x the poverty line < 1",
+                    lambda row: say("below_poverty_line", ratio=row.income_to_line_ratio),
                 ),
                 (
                     judged & (facts["poverty_risk"] >= high),
-                    lambda row: f"poverty risk {row.poverty_risk:.2f} >= {high:.2f}",
+                    lambda row: say("high_poverty_risk", risk=row.poverty_risk, bound=high),
                 ),
             ],
         ),
@@ -242,11 +251,11 @@ def _rule_tests(
             [
                 (
                     recently_exited & below_monitoring_line,
-                    lambda row: exited_text(row) + " and " + below_line_text(row),
+                    lambda row: exited_text(row) + both + below_line_text(row),
                 ),
                 (
                     recently_exited & high_relapse,
-                    lambda row: exited_text(row) + " and " + relapse_text(row),
+                    lambda row: exited_text(row) + both + relapse_text(row),
                 ),
             ],
         ),

@@ -133,7 +133,7 @@ def scored_round(
     features = frames.features
     risks = predictor.risks(features, frames.known_inputs)
     years = survey_years(current, current["round"].to_numpy(dtype=np.int64), predictor.policy)
-    categories = monitoring_category(features, risks, predictor.policy, years)
+    categories = monitoring_category(features, risks, predictor.policy, years, lang)
     monitored = categories["category"].to_numpy() != NOT_MONITORED
     reasons = predictor.reasons(features, risks["reason_model"].to_numpy(), monitored & explain, lang, top_k)
     scores = risks.assign(reasons=pd.Series(reasons, index=features.index, dtype=object))

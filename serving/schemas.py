@@ -399,6 +399,10 @@ class ScoreResponse(BaseModel):
         description="Share (0-1) of the models' explanatory weight (mean |SHAP| over their training rows) "
         "whose inputs are known for this household; null for models saved without the weights",
     )
+    income_to_line_ratio: float | None = Field(
+        default=None,
+        description="Per-capita net income over the poverty line of the survey year (null when unknown)",
+    )
     sufficient_data: bool = Field(
         default=True,
         description="false: completeness below the policy's minimum, so no tier, and a category only on "

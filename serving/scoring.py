@@ -282,6 +282,19 @@ def score_registered(
     return score_household(models, household, lang, register_context(registered, household, FROM_REGISTER))
 
 
+def score_registered_rounds(
+    models: LoadedModels, history: Sequence[RegisteredHousehold], lang: Language = "zh"
+) -> list[ScoreResponse]:
+    """Every round of a household's history (`store.register.registered_history`) as batch scoring of
+    that round scores it, in one pass: the household's risks over the rounds."""
+    households = [registered_input(registered) for registered in history]
+    contexts = [
+        register_context(registered, household, FROM_REGISTER)
+        for registered, household in zip(history, households, strict=True)
+    ]
+    return score_households(models, households, lang, contexts)
+
+
 def score_household(
     models: LoadedModels,
     household: HouseholdIn,
@@ -319,7 +332,7 @@ def _score(
         features, lang=lang, top_k=TOP_REASONS, known_inputs=frames.known_inputs
     )
     years = survey_years(household_rows, household_rows["round"].to_numpy(dtype=np.int64), policy)
-    categories = monitoring_category(features, scores, policy, years)
+    categories = monitoring_category(features, scores, policy, years, lang)
     names = [str(name) for name in features.columns]
     rows = _Rows(
         indicators=[dict(zip(names, values, strict=True)) for values in features.to_numpy().tolist()],
@@ -415,6 +428,7 @@ def _response(
         category=category,
         category_rule=rows.rule[position],
         data_completeness=_optional(rows.completeness[position]),
+        income_to_line_ratio=_optional(indicators.get("income_to_line_ratio")),
         sufficient_data=bool(rows.sufficient[position]),
         missing_blocks=[_block(code, lang) for code in rows.missing_blocks[position]],
         reasons=[_reason(reason) for reason in reasons],

@@ -116,6 +116,8 @@ from store.cases import known_villages
 from store.database import create_schema, make_engine
 from store.register import registered_household
 from survey.text import printable, redact_credentials
+from workbench.app import Workbench, WorkbenchSettings
+from workbench.landing import LandingPages
 
 logger = logging.getLogger(__name__)
 
@@ -142,12 +144,16 @@ class _Outcome:
 
 
 model_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+workbench_app = Workbench()
+"""The workbench's pages (`workbench.app`), mounted at /app: one deployable with the API. Each worker
+attaches its own database engine and models to it once they are loaded."""
 RETRY_AFTER_SECONDS = 5
 """What a 503 asks the client to wait (the audit trail's database is down or behind)."""
 
 
 @bentoml.service(name="povrisk", workers=service_workers(), traffic={"timeout": 30})
 @bentoml.asgi_app(model_app, path="/")
+@bentoml.asgi_app(workbench_app, path="/app")
 class PovertyRiskService:
     """Scores households with the champion poverty and relapse models."""
 
@@ -163,6 +169,7 @@ class PovertyRiskService:
         self._engine = make_engine()
         create_schema(self._engine)
         self._audit = AuditWriter(self._engine, capacity=audit_queue_capacity(), describe_household=self._ref)
+        workbench_app.attach(WorkbenchSettings(engine=self._engine, models=self._current))
         _WORKER_HEALTH.append(self._health)
         self._dispatcher: CorkDispatcher[_Job, _Outcome | None] = CorkDispatcher(
             max_latency_in_ms=BATCH_MAX_LATENCY_MS,
@@ -666,6 +673,7 @@ _service.add_asgi_middleware(RefusalLog, salt=log_salt())
 _service.add_asgi_middleware(OpenApiDocs)
 _service.add_asgi_middleware(HealthDetail, report=_worker_health)
 _service.add_asgi_middleware(RelativeRedirects)
+_service.add_asgi_middleware(LandingPages)
 
 
 def _freeze_long_lived() -> None:

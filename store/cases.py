@@ -16,7 +16,7 @@ intervened) or a `FlagConflict` (when someone else already moved the status on).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -318,15 +318,26 @@ def list_flags(
     status: str | None = None,
     round: int | None = None,
     county: str | None = None,
+    *,
+    villages: Collection[str] | None = None,
+    statuses: Collection[str] | None = None,
+    household: str | None = None,
 ) -> pd.DataFrame:
-    """Flags, optionally filtered, ordered by village, round, then poverty risk (highest first)."""
+    """Flags, optionally filtered (`villages`/`statuses`: any of several), ordered by village, round,
+    then poverty risk (highest first)."""
     query = select(Flag.__table__)
     if county is not None:
         query = query.where(Flag.county_id == county)
     if village is not None:
         query = query.where(Flag.village_id == village)
+    if villages is not None:
+        query = query.where(Flag.village_id.in_(sorted(villages)))
+    if household is not None:
+        query = query.where(Flag.household_id == household)
     if status is not None:
         query = query.where(Flag.status == status)
+    if statuses is not None:
+        query = query.where(Flag.status.in_(sorted(statuses)))
     if round is not None:
         query = query.where(Flag.round == round)
     query = query.order_by(Flag.village_id, Flag.round, Flag.poverty_risk.desc(), Flag.id)
@@ -335,11 +346,15 @@ def list_flags(
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
-def flag_history(engine: Engine, flag_id: int | None = None) -> pd.DataFrame:
-    """History rows (all, or one flag's), oldest first."""
+def flag_history(
+    engine: Engine, flag_id: int | None = None, *, flag_ids: Collection[int] | None = None
+) -> pd.DataFrame:
+    """History rows (all, one flag's, or those of `flag_ids`), oldest first."""
     query = select(FlagHistory.__table__).order_by(FlagHistory.id)
     if flag_id is not None:
         query = query.where(FlagHistory.flag_id == flag_id)
+    if flag_ids is not None:
+        query = query.where(FlagHistory.flag_id.in_([int(one) for one in flag_ids]))
     with engine.connect() as connection:
         result = connection.execute(query)
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
@@ -603,7 +618,11 @@ def _insert_flags(session: Session, rows: list[dict[str, Any]], now: datetime) -
     records = [
         {**row, "status": INITIAL_STATUS, "created_at": now, "updated_at": now, "version": 1} for row in rows
     ]
-    result = session.execute(insert(Flag).returning(Flag.id, sort_by_parameter_order=True), records)
+    # render_nulls: the ORM would otherwise leave out a row's None values and split the rows into one
+    # statement per run of equal None patterns (a flag without a tier among flags with one), which made
+    # 52,000 flags take 39 s instead of 3 s
+    statement = insert(Flag).execution_options(render_nulls=True)
+    result = session.execute(statement.returning(Flag.id, sort_by_parameter_order=True), records)
     return [int(flag_id) for flag_id in result.scalars()]
 
 

@@ -512,44 +512,58 @@ def registered_household(
 ) -> RegisteredHousehold | None:
     """The household's rows up to `round_` (default: its latest round) and the village context of that
     round; None when the register has no row of it in that round."""
+    history = registered_history(engine, county_id, household_id, round_)
+    if not history or (round_ is not None and history[-1].round != round_):
+        return None
+    return history[-1]
+
+
+def registered_history(
+    engine: Engine, county_id: str, household_id: str, up_to: int | None = None
+) -> list[RegisteredHousehold]:
+    """The household as the register knows it at each round it was surveyed in (up to `up_to`), earliest
+    first: what `registered_household` gives for each of those rounds, read in three queries."""
     with engine.connect() as connection:
         versions = {
             r: version
             for r, version in _current_versions(connection, county_id).items()
-            if round_ is None or r <= round_
+            if up_to is None or r <= up_to
         }
         households = _household_rows(connection, DATA_TABLES["households"], versions, household_id)
         if households.empty:
-            return None
-        target = int(households["round"].max()) if round_ is None else round_
-        current = households[households["round"] == target]
-        if current.empty:
-            return None
-        households = households[households["round"] <= target].reset_index(drop=True)
-        members = _household_rows(
-            connection,
-            DATA_TABLES["members"],
-            {r: v for r, v in versions.items() if r <= target},
-            household_id,
-        )
-        village_id = str(current["village_id"].iloc[0])
+            return []
+        members = _household_rows(connection, DATA_TABLES["members"], versions, household_id)
+        lived_in = dict(zip(households["round"].tolist(), households["village_id"].astype(str), strict=True))
         counts = connection.execute(
             select(
-                village_rounds.c.households, village_rounds.c.answering_shocks, village_rounds.c.with_shocks
+                village_rounds.c[INGEST_KEY],
+                village_rounds.c.village_id,
+                village_rounds.c.households,
+                village_rounds.c.answering_shocks,
+                village_rounds.c.with_shocks,
             ).where(
-                village_rounds.c[INGEST_KEY] == versions[target]["id"],
-                village_rounds.c.village_id == village_id,
+                village_rounds.c[INGEST_KEY].in_([versions[r]["id"] for r in lived_in]),
+                village_rounds.c.village_id.in_(set(lived_in.values())),
             )
-        ).one_or_none()
-    return RegisteredHousehold(
-        county_id=county_id,
-        household_id=household_id,
-        round=target,
-        village_id=village_id,
-        households=households,
-        members=None if members.empty else members,
-        village_counts=None if counts is None else dict(counts._mapping),
-    )
+        ).all()
+    village_counts = {
+        (ingest_id, village): {"households": n, "answering_shocks": answering, "with_shocks": reporting}
+        for ingest_id, village, n, answering, reporting in counts
+    }
+    return [
+        RegisteredHousehold(
+            county_id=county_id,
+            household_id=household_id,
+            round=round_,
+            village_id=village_id,
+            households=households[households["round"] <= round_].reset_index(drop=True),
+            members=None
+            if members.empty or not (members["round"] <= round_).any()
+            else members[members["round"] <= round_].reset_index(drop=True),
+            village_counts=village_counts.get((versions[round_]["id"], village_id)),
+        )
+        for round_, village_id in sorted(lived_in.items())
+    ]
 
 
 def _household_rows(
@@ -587,3 +601,44 @@ def _household_rows(
             frames.append(_as_ingested(part, layouts[same[0]], rounds[rows]))
     together = pd.concat(frames, ignore_index=True)
     return together.sort_values("round", kind="stable").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------ places
+
+
+def county_places(engine: Engine, county_id: str) -> dict[str, str | None]:
+    """The villages of the county's latest round (where its households live, and its village table's
+    villages) with each one's township (None where the survey gives none); empty for a county the
+    register does not hold."""
+    with engine.connect() as connection:
+        versions = _current_versions(connection, county_id)
+        if not versions:
+            return {}
+        ingest_id = versions[max(versions)]["id"]
+        household_table, village_table = DATA_TABLES["households"], DATA_TABLES["villages"]
+        lived_in = connection.execute(
+            select(household_table.c.village_id).where(household_table.c[INGEST_KEY] == ingest_id).distinct()
+        ).scalars()
+        places: dict[str, str | None] = dict.fromkeys(lived_in)
+        listed = connection.execute(
+            select(village_table.c.village_id, village_table.c.township_id).where(
+                village_table.c[INGEST_KEY] == ingest_id
+            )
+        ).all()
+        places.update(dict(listed))
+    return places
+
+
+def township_of(engine: Engine, county_id: str, village_id: str) -> str | None:
+    """The township the register's latest village table places a village in (None: not given)."""
+    with engine.connect() as connection:
+        versions = _current_versions(connection, county_id)
+        if not versions:
+            return None
+        table = DATA_TABLES["villages"]
+        township = connection.execute(
+            select(table.c.township_id).where(
+                table.c[INGEST_KEY] == versions[max(versions)]["id"], table.c.village_id == village_id
+            )
+        ).scalar_one_or_none()
+    return None if township is None else str(township)

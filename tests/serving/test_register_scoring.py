@@ -7,16 +7,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
+from features.frame import build_features
 from monitoring.causes import SECONDARY_SEPARATOR
 from serving.batch import score_round
 from serving.schemas import SUBMITTED_WITH_HISTORY
-from serving.scoring import register_context, registered_input, score_household, score_registered
+from serving.scoring import (
+    register_context,
+    registered_input,
+    score_household,
+    score_registered,
+    score_registered_rounds,
+)
 from store.database import create_schema, make_engine
-from store.register import ingest_survey, read_register, registered_household
+from store.register import ingest_survey, read_register, registered_history, registered_household
 from survey.io import Survey
 from survey.validate import conform
 
@@ -121,3 +129,22 @@ def test_the_register_keeps_each_villages_counts(register: Engine, county: Surve
     expected = village_round_context(county.households).set_index(["village_id", "round"])
     counts = expected.loc[(registered.village_id, ROUND)]
     assert registered.village_counts == {name: int(counts[name]) for name in counts.index}
+
+
+def test_a_households_rounds_scored_together_equal_each_round_by_reference(
+    register: Engine, loaded: Any
+) -> None:
+    household_id = str(read_register(register, COUNTY, [ROUND]).households["household_id"].iloc[3])
+    history = registered_history(register, COUNTY, household_id)
+    assert [registered.round for registered in history] == [0, 1, 2]
+    together = score_registered_rounds(loaded, history, "en")
+    for registered, answer in zip(history, together, strict=True):
+        alone = score_registered(
+            loaded, registered_household(register, COUNTY, household_id, registered.round), "en"
+        )
+        assert answer.model_dump() == alone.model_dump()
+    survey = read_register(register, COUNTY)
+    features = build_features(survey.households, survey.members, loaded.predictor.policy)
+    expected = features.xs(household_id, level="household_id")["income_to_line_ratio"]
+    ratios = pd.Series([answer.income_to_line_ratio for answer in together], dtype=float)
+    np.testing.assert_allclose(ratios.to_numpy(), expected.to_numpy(), rtol=1e-12)  # NaN where unknown

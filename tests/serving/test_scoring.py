@@ -295,7 +295,7 @@ def test_a_household_sent_with_its_ids_alone_has_insufficient_data_not_a_tier(lo
     codes = [block.code for block in response.missing_blocks]
     assert {"income", "members"} <= set(codes)
     assert "收入" in [block.label for block in response.missing_blocks]
-    assert "missing income" in response.category_rule
+    assert "缺少：收入" in response.category_rule  # the rule in the language asked for
 
 
 def test_a_registered_poor_household_with_too_little_data_is_poor_on_its_facts_without_a_tier(

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, text
 
+import store.accounts
+import store.register_tables  # noqa: F401
 from store.cases import (
     FlagConflict,
     StatusChange,
@@ -26,7 +28,7 @@ from store.cases import (
     set_status,
     upsert_flags,
 )
-from store.database import VERSION_TABLE, create_schema, head_revision, make_engine, schema_revision
+from store.database import VERSION_TABLE, Base, create_schema, head_revision, make_engine, schema_revision
 
 from .test_cases import _flags
 
@@ -176,14 +178,7 @@ def test_concurrent_create_schema_on_an_empty_database(engines: Callable[[], Eng
     writers = [engines() for _ in range(4)]
     # the `engines` fixture migrated the schema already: start again from an empty one
     with writers[0].begin() as connection:
-        connection.execute(
-            text(
-                "DROP TABLE flag_history, flags, score_audit, score_audit_rejected, register_households, "
-                "register_members, register_verification, register_villages, register_village_rounds, "
-                "register_ingests, "
-                f"{VERSION_TABLE}"
-            )
-        )
+        connection.execute(text(f"DROP TABLE {', '.join(Base.metadata.tables)}, {VERSION_TABLE}"))
     all_start = threading.Barrier(len(writers))
 
     def migrate(engine: Engine) -> str | None:

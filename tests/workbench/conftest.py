@@ -1,0 +1,60 @@
+"""The workbench's fixtures: the serving tests' small county and models, a register holding the county
+(`C1`) with round 2's flags in the flag store, and one account per role."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from serving.batch import score_round
+from store.accounts import add_user
+from store.cases import upsert_flags
+from store.database import create_schema, make_engine
+from store.register import ingest_survey, read_register
+from survey.io import Survey
+from survey.validate import conform
+from tests.serving import conftest as serving
+
+# the serving tests' fixtures: the small county, its trained models, the registry, the API keys
+policy, county, trained, loaded = serving.policy, serving.county, serving.trained, serving.loaded
+registry, api_keys = serving.registry, serving.api_keys
+
+COUNTY = "C1"
+ROUND = 2
+PASSWORD = "a long enough password"
+CADRE_VILLAGES = ("V0001", "V0002")
+FLAGGED_AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+ACCOUNTS: dict[str, dict[str, Any]] = {
+    "li.cadre": {"role": "cadre", "county_id": COUNTY, "villages": CADRE_VILLAGES},
+    "wang.township": {"role": "township", "county_id": COUNTY, "townships": ("T01",)},
+    "zhao.monitor": {"role": "monitor", "county_id": COUNTY},
+    "an.analyst": {"role": "analyst"},
+}
+
+
+def fill_store(engine: Engine, county: Survey, loaded: Any) -> None:
+    """The county in the register, round 2's flags (zh) in the flag store, and the accounts."""
+    create_schema(engine)
+    ingest_survey(engine, county, COUNTY, source="test", by="test")
+    flags = score_round(loaded.predictor, conform(read_register(engine, COUNTY)), ROUND, lang="zh")
+    upsert_flags(engine, flags.assign(county_id=COUNTY))
+    for user_id, account in ACCOUNTS.items():
+        add_user(engine, user_id, password=PASSWORD, now=FLAGGED_AT, **account)
+
+
+@pytest.fixture(scope="module")
+def store_engine(county: Survey, loaded: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('workbench') / 'povrisk.db'}")
+    fill_store(engine, county, loaded)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def store_path(store_engine: Engine) -> Path:
+    return Path(str(store_engine.url.database))

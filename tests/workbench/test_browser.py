@@ -1,0 +1,141 @@
+"""The workbench in a real browser, tier 3: Debian's Chromium driven by Playwright against a real
+`bentoml serve` of the service (the workbench mounted at /app), its store a SQLite file holding the
+county in the register, round 2's flags and one account per role.
+
+Screenshots of the main pages at phone (360x740) and desktop size go to `screenshots/` (README)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from serving.launch import running_service
+from store.cases import list_flags
+from store.database import make_engine
+from tests.browser import DESKTOP, PHONE, SCREENSHOTS, chromium_path
+
+from .conftest import CADRE_VILLAGES, COUNTY, PASSWORD, fill_store
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def served(
+    registry: str,
+    api_keys: dict[str, Any],
+    county: Any,
+    loaded: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, Any]]:
+    folder = tmp_path_factory.mktemp("browser")
+    database = f"sqlite:///{folder / 'povrisk.db'}"
+    engine = make_engine(database)
+    fill_store(engine, county, loaded)
+    flags = list_flags(engine, county=COUNTY, round=2)
+    engine.dispose()
+    environment = {
+        "POVRISK_API_KEYS_FILE": str(api_keys["path"]),
+        "POVRISK_DB_URL": database,
+        "POVRISK_MODEL_CACHE": str(folder / "cache"),
+        "POVRISK_LOG_SALT": "test-salt",
+        "BENTOML_HOME": str(folder / "bentoml-home"),
+    }
+    with running_service(tracking_uri=registry, log=folder / "serve.log", environment=environment) as url:
+        yield {"url": url, "flags": flags}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+class Visit:
+    """A browser context that remembers every request it made."""
+
+    def __init__(self, browser: Any, base_url: str, viewport: dict[str, int]) -> None:
+        self.context = browser.new_context(viewport=viewport, base_url=base_url, locale="zh-CN")
+        self.requests: list[str] = []
+        self.context.on("request", lambda request: self.requests.append(request.url))
+        self.page = self.context.new_page()
+
+    def log_in(self, user: str) -> None:
+        self.page.goto("/app/")
+        assert self.page.url.endswith("/app/login")
+        self.page.fill("#username", user)
+        self.page.fill("#password", PASSWORD)
+        self.page.click("button[type=submit]")
+        self.page.wait_for_url(re.compile(r".*/app/$"))
+
+    def shoot(self, name: str, full_page: bool = True) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def _households(flags: Any, inside: bool) -> list[str]:
+    mine = flags["village_id"].isin(CADRE_VILLAGES)
+    return flags.loc[mine if inside else ~mine, "household_id"].astype(str).tolist()
+
+
+def test_a_cadre_on_a_phone_sees_her_villages_and_opens_a_household(
+    browser: Any, served: dict[str, Any]
+) -> None:
+    visit = Visit(browser, served["url"], PHONE)
+    try:
+        visit.page.goto("/")
+        assert "povrisk" in visit.page.title() and visit.page.get_by_text("进入工作台").count() == 1
+        visit.shoot("phone-landing")
+        visit.log_in("li.cadre")
+        listed = visit.page.locator(".work .hh").all_inner_texts()
+        assert sorted(listed) == sorted(_households(served["flags"], inside=True))
+        assert visit.page.locator("h1").inner_text() == "待办"
+        visit.shoot("phone-worklist", full_page=False)
+        visit.page.locator(".work a").first.click()
+        visit.page.wait_for_url(re.compile(r".*/app/households/C1/.+"))
+        assert visit.page.get_by_text("致贫风险（现在）").count() == 1
+        assert visit.page.locator("svg.chart").count() == 1
+        width = visit.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"the page is {width} px wide on a {PHONE['width']} px phone"
+        visit.shoot("phone-household")
+        outsider = _households(served["flags"], inside=False)[0]
+        refused = visit.page.goto(f"/app/households/{COUNTY}/{outsider}")
+        assert refused is not None and refused.status == 403
+        forged = visit.context.request.post(f"{served['url']}/app/logout", form={"csrf_token": "forged"})
+        assert forged.status == 403
+        assert all(url.startswith(served["url"]) for url in visit.requests), [
+            url for url in visit.requests if not url.startswith(served["url"])
+        ]
+    finally:
+        visit.close()
+
+
+def test_the_pages_at_desktop_size_make_no_request_off_the_service(
+    browser: Any, served: dict[str, Any]
+) -> None:
+    visit = Visit(browser, served["url"], DESKTOP)
+    try:
+        visit.page.goto("/docs")
+        assert visit.page.get_by_text("POST /score", exact=True).count() == 1
+        visit.shoot("desktop-api-docs")
+        visit.log_in("zhao.monitor")
+        visit.shoot("desktop-worklist", full_page=False)
+        household = _households(served["flags"], inside=False)[0]
+        visit.page.goto(f"/app/households/{COUNTY}/{household}")
+        visit.page.get_by_text("English").click()
+        visit.page.wait_for_load_state()
+        assert visit.page.get_by_text("Risk of being poor now").count() == 1
+        visit.shoot("desktop-household-en")
+        assert all(url.startswith(served["url"]) for url in visit.requests)
+    finally:
+        visit.close()
