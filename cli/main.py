@@ -659,7 +659,10 @@ def flags_list(
 @flags_app.command("set")
 def flags_set(
     flag_id: Annotated[int, typer.Argument(help="Flag id (from `povrisk flags list`).")],
-    status: Annotated[str, typer.Argument(help="New status: verified, rejected, assisted, risk_eliminated.")],
+    status: Annotated[
+        str,
+        typer.Argument(help="New status, the next in the monitoring procedure (e.g. verified, rejected)."),
+    ],
     by: Annotated[str, typer.Option(help="Who made the decision (at most 200 characters).")],
     note: Annotated[str, typer.Option(help="What was found or done (at most 2,000 characters).")] = "",
 ) -> None:

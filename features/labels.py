@@ -109,8 +109,8 @@ def field_poverty_outcomes(decisions: pd.DataFrame) -> pd.DataFrame:
     """Poverty outcomes (household_id, round, outcome 1.0/0.0) from field decisions on flags.
 
     ``decisions`` has one row per decided flag: household_id, round, category (the monitoring category
-    the flag was raised in) and decision (``verified`` or ``rejected``; a flag later moved on to
-    ``assisted`` or ``risk_eliminated`` was verified first and counts as ``verified``).
+    the flag was raised in) and decision (``verified`` or ``rejected``: what the household visit found,
+    whatever the later steps of the procedure decided).
 
     Only ``poor``-category flags are kept: verifying one means a field visit found the household poor in
     that round (outcome 1.0), rejecting one means it found it not poor (0.0). A decision on a watched

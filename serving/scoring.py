@@ -11,9 +11,10 @@ answer never depends on what else was sent with it.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,7 @@ from serving.schemas import (
     FROM_REGISTER,
     MODEL_SOURCES,
     NO_HISTORY,
+    SUBMITTED_WITH_HISTORY,
     Basis,
     CauseOut,
     ChangedReason,
@@ -55,6 +57,7 @@ from serving.schemas import (
     frames_of,
     household_from_survey,
 )
+from store.cases import NO_COUNTY
 from store.register import RegisteredHousehold
 from survey.io import Survey
 from survey.text import redact_credentials
@@ -293,6 +296,38 @@ def score_registered_rounds(
         for registered, household in zip(history, households, strict=True)
     ]
     return score_households(models, households, lang, contexts)
+
+
+def score_registered_with(
+    models: LoadedModels, registered: RegisteredHousehold, changes: Mapping[str, Any], lang: Language = "zh"
+) -> ScoreResponse:
+    """A registered household as it is now after `changes` to its latest row (what it declared, what a
+    visit found), on top of its stored history and its village's context. `WhatIfError` for a change
+    the household's schema refuses."""
+    household = apply_changes(registered_input(registered), WhatIfChanges(household=dict(changes)))
+    return score_household(
+        models, household, lang, register_context(registered, household, SUBMITTED_WITH_HISTORY)
+    )
+
+
+def flag_of(answer: ScoreResponse, village_id: str) -> dict[str, Any]:
+    """An answer as one row of a flag frame (`store.cases`), for a case a person opens."""
+    return {
+        "county_id": answer.county_id or NO_COUNTY,
+        "household_id": answer.household_id,
+        "village_id": village_id,
+        "round": answer.round,
+        "category": answer.category,
+        "category_rule": answer.category_rule,
+        "poverty_risk": answer.poverty_risk,
+        "relapse_risk": answer.relapse_risk,
+        "risk_tier": answer.risk_tier,
+        "reasons_json": json.dumps([reason.model_dump() for reason in answer.reasons], ensure_ascii=False),
+        "model_name": ";".join(ref.name for ref in answer.models),
+        "model_version": ";".join(ref.version for ref in answer.models),
+        "main_cause": answer.main_cause.code,
+        "data_completeness": answer.data_completeness,
+    }
 
 
 def score_household(

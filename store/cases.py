@@ -1,10 +1,14 @@
-"""The flag store: households to visit, and what monitoring teams decided about each.
+"""The flag store, a case file: households to visit, and every step people took on each.
 
-A flag is one household in one round that batch scoring put under monitoring. A flag starts as
-"flagged"; people move it on: flagged -> verified | rejected, verified -> assisted,
-assisted -> risk_eliminated. Every change of status is appended to `flag_history`, which is never
-updated or deleted. Re-scoring a round refreshes the scores of flags still "flagged" and leaves every
-flag a person has moved on exactly as that person left it.
+A flag (a case) is one household in one round put under monitoring: by batch scoring (channel "model")
+or by a person (`open_case`: a household's declaration, a department's data). A case starts as
+"flagged" and follows the monitoring procedure (ALLOWED_TRANSITIONS below; the steps and who may take
+them: `monitoring/procedure.yaml`). Every step is appended to `flag_history` (who, in which role, when,
+the note and the step's details), which is never updated or deleted; `add_case_note` records something
+without moving the case (an objection during the public notice). A household has at most one open case
+(any status but rejected and risk_eliminated): batch scoring of another round leaves it alone.
+Re-scoring a round refreshes the scores of flags still "flagged" and leaves every flag a person has moved
+on exactly as that person left it.
 
 SQLite by default (a file in the working folder); PostgreSQL or any other SQLAlchemy URL through
 `POVRISK_DB_URL`. Every public function runs in one transaction: a failure leaves nothing half-written.
@@ -16,6 +20,7 @@ intervened) or a `FlagConflict` (when someone else already moved the status on).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,14 +73,31 @@ NOTE_MAX_LENGTH = 2_000
 _RACE_SQLSTATES = frozenset({"23505", "40P01", "40001"})
 _RACE_SQLITE_ERRORS = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_BUSY"})
 
+# The monitoring procedure's statuses (monitoring/procedure.yaml names the steps between them and who may
+# take each): identification (visit, village review, public notice, township review, county approval),
+# monitoring with assistance, risk elimination (proposed, visited, reviewed, noticed, approved); a case
+# found not at risk is rejected, which can be reopened.
 ALLOWED_TRANSITIONS: Mapping[str, frozenset[str]] = {
     "flagged": frozenset({"verified", "rejected"}),
-    "verified": frozenset({"assisted"}),
-    "assisted": frozenset({"risk_eliminated"}),
-    "rejected": frozenset(),
+    "verified": frozenset({"village_reviewed", "rejected"}),
+    "village_reviewed": frozenset({"notice_running"}),
+    "notice_running": frozenset({"township_reviewed", "rejected"}),
+    "township_reviewed": frozenset({"monitored", "rejected"}),
+    "monitored": frozenset({"assisted"}),
+    "assisted": frozenset({"elimination_proposed"}),
+    "elimination_proposed": frozenset({"elimination_verified", "assisted"}),
+    "elimination_verified": frozenset({"elimination_reviewed"}),
+    "elimination_reviewed": frozenset({"elimination_notice"}),
+    "elimination_notice": frozenset({"risk_eliminated", "assisted"}),
     "risk_eliminated": frozenset(),
+    "rejected": frozenset({"flagged"}),
 }
 STATUSES = tuple(ALLOWED_TRANSITIONS)
+CLOSED_STATUSES = frozenset({"rejected", "risk_eliminated"})
+"""A household has at most one case in any other status (an open case)."""
+MODEL_CHANNEL = "model"
+CHANNELS = (MODEL_CHANNEL, "declaration", "department")
+"""How a case was discovered: the model's flags, the household's own declaration, a department's data."""
 
 # Columns a flag frame must carry (what `serving.batch.score_round` returns); `reasons_json` is stored
 # in the `reasons` column.
@@ -164,6 +186,8 @@ class Flag(Base):
     main_cause: Mapped[str | None] = mapped_column(String(32), nullable=True)
     data_completeness: Mapped[float | None] = mapped_column(Float, nullable=True)
     status: Mapped[str] = mapped_column(String(32), default=INITIAL_STATUS, index=True)
+    channel: Mapped[str] = mapped_column(String(16), default=MODEL_CHANNEL, server_default=MODEL_CHANNEL)
+    notice_ends: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -184,6 +208,8 @@ class FlagHistory(Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     county_id: Mapped[str] = mapped_column(String(64), default=NO_COUNTY, server_default="")
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    details: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class ScoreAudit(Base):
@@ -231,9 +257,12 @@ class UpsertResult:
     inserted: int
     updated: int
     unchanged: int
+    already_open: int = 0
+    """Households left out because they have an open case of another round (one open case each)."""
 
     def __str__(self) -> str:
-        return f"{self.inserted:,} new, {self.updated:,} updated, {self.unchanged:,} unchanged"
+        text = f"{self.inserted:,} new, {self.updated:,} updated, {self.unchanged:,} unchanged"
+        return text + (f", {self.already_open:,} with a case still open" if self.already_open else "")
 
 
 @dataclass(frozen=True)
@@ -283,20 +312,20 @@ def _upsert_once(engine: Engine, rows: list[dict[str, Any]], fields: tuple[str, 
     now = _now()
     with Session(engine) as session, session.begin():
         existing = _existing_flags(session, rows, fields)
-        to_insert, to_update, unchanged = _plan_upsert(rows, existing, fields)
+        open_elsewhere = _open_in_other_rounds(session, rows)
+        kept = [
+            row
+            for row in rows
+            if (row["county_id"], row["household_id"]) not in open_elsewhere or _flag_key(row) in existing
+        ]
+        to_insert, to_update, unchanged = _plan_upsert(kept, existing, fields)
         to_insert.sort(key=_flag_key)
         to_update.sort(key=lambda row: row["flag_id"])
         inserted_ids = _insert_flags(session, to_insert, now)
         _append_history(
             session,
             [
-                {
-                    "flag_id": flag_id,
-                    "county_id": row["county_id"],
-                    "from_status": None,
-                    "to_status": INITIAL_STATUS,
-                    "note": "scored",
-                }
+                _created(flag_id, row["county_id"], "scored")
                 for flag_id, row in zip(inserted_ids, to_insert, strict=True)
             ],
             by=SYSTEM_ACTOR,
@@ -304,7 +333,10 @@ def _upsert_once(engine: Engine, rows: list[dict[str, Any]], fields: tuple[str, 
         )
         updated = _update_open_flags(session, to_update, fields, now)
     return UpsertResult(
-        inserted=len(inserted_ids), updated=updated, unchanged=unchanged + len(to_update) - updated
+        inserted=len(inserted_ids),
+        updated=updated,
+        unchanged=unchanged + len(to_update) - updated,
+        already_open=len(rows) - len(kept),
     )
 
 
@@ -346,6 +378,15 @@ def list_flags(
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
+def get_flag(engine: Engine, flag_id: int) -> dict[str, Any] | None:
+    """One flag (case) as a plain mapping of its columns; None when there is none with that id."""
+    if not 1 <= flag_id <= LARGEST_FLAG_ID:
+        return None
+    with engine.connect() as connection:
+        row = connection.execute(select(Flag.__table__).where(Flag.id == flag_id)).mappings().one_or_none()
+    return None if row is None else dict(row)
+
+
 def flag_history(
     engine: Engine, flag_id: int | None = None, *, flag_ids: Collection[int] | None = None
 ) -> pd.DataFrame:
@@ -360,14 +401,9 @@ def flag_history(
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
-# The field decision each status stands for: assisted and risk_eliminated are reached only through
-# verified (ALLOWED_TRANSITIONS), so they carry the verification of the household in the flag's round.
-FIELD_DECISION_OF_STATUS: Mapping[str, str] = {
-    "verified": "verified",
-    "assisted": "verified",
-    "risk_eliminated": "verified",
-    "rejected": "rejected",
-}
+# What a household visit can find (the step out of "flagged"): the household is at risk (verified) or not
+# (rejected). A later review or approval does not change what the visit found.
+FIELD_DECISIONS = ("verified", "rejected")
 FIELD_DECISION_COLUMNS = (
     "flag_id",
     "household_id",
@@ -380,12 +416,13 @@ FIELD_DECISION_COLUMNS = (
 
 
 def field_decisions(engine: Engine) -> pd.DataFrame:
-    """What field visits decided about flags: one row per flag moved on from "flagged".
+    """What household visits found: one row per flag whose household was visited.
 
     Columns: flag_id, household_id, round, category (the monitoring category the flag was raised in),
-    decision ("verified" or "rejected"; see FIELD_DECISION_OF_STATUS) and who decided and when (the
-    flag_history row that left "flagged"). Flags still "flagged" carry no decision and are left out. An
-    empty frame (with these columns) when the database has no flag store yet. Ordered by flag id.
+    decision ("verified" or "rejected": the finding of the visit, the step out of "flagged"; the latest
+    when a case was reopened and visited again) and who decided and when. Flags not visited carry no
+    decision and are left out. An empty frame (with these columns) when the database has no flag store
+    yet. Ordered by flag id.
     """
     if Flag.__tablename__ not in inspect(engine).get_table_names():
         return pd.DataFrame(columns=list(FIELD_DECISION_COLUMNS))
@@ -395,22 +432,34 @@ def field_decisions(engine: Engine) -> pd.DataFrame:
             Flag.household_id,
             Flag.round,
             Flag.category,
-            Flag.status,
+            FlagHistory.to_status.label("decision"),
             FlagHistory.by.label("decided_by"),
             FlagHistory.at.label("decided_at"),
         )
         .join(FlagHistory, FlagHistory.flag_id == Flag.id)
-        .where(FlagHistory.from_status == INITIAL_STATUS, Flag.status.in_(list(FIELD_DECISION_OF_STATUS)))
-        .order_by(Flag.id)
+        .where(FlagHistory.from_status == INITIAL_STATUS, FlagHistory.to_status.in_(FIELD_DECISIONS))
+        .order_by(Flag.id, FlagHistory.id)
     )
     with engine.connect() as connection:
         result = connection.execute(query)
         rows = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-    rows["decision"] = rows.pop("status").map(FIELD_DECISION_OF_STATUS)
-    return rows.loc[:, list(FIELD_DECISION_COLUMNS)]
+    latest = rows.drop_duplicates(subset="flag_id", keep="last").reset_index(drop=True)
+    return latest.loc[:, list(FIELD_DECISION_COLUMNS)]
 
 
-def set_status(engine: Engine, flag_id: int, status: str, by: str, note: str | None = None) -> StatusChange:
+def set_status(
+    engine: Engine,
+    flag_id: int,
+    status: str,
+    by: str,
+    note: str | None = None,
+    *,
+    role: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    notice_ends: datetime | None = None,
+    expected_version: int | None = None,
+    expected_status: str | None = None,
+) -> StatusChange:
     """Move a flag to `status` (see ALLOWED_TRANSITIONS) and append a history row.
 
     Raises `FlagNotFound` for an unknown id and `IllegalTransition` for a change the workflow forbids.
@@ -424,9 +473,10 @@ def set_status(engine: Engine, flag_id: int, status: str, by: str, note: str | N
     control characters (`survey.text`) in either.
     """
     _check_status_change(flag_id, by, note)
+    step = _Step(role, details, notice_ends, expected_version, expected_status)
     for attempt in range(1, STATUS_CHANGE_ATTEMPTS + 1):
         try:
-            return _change_status(engine, flag_id, status, by, note)
+            return _change_status(engine, flag_id, status, by, note, step)
         except _StaleRead as stale:
             current_version, current_status = _version_and_status(engine, flag_id)
             if current_status != stale.status or attempt == STATUS_CHANGE_ATTEMPTS:
@@ -465,17 +515,37 @@ class _StaleRead(Exception):
         self.status = status
 
 
-def _change_status(engine: Engine, flag_id: int, status: str, by: str, note: str | None) -> StatusChange:
+@dataclass(frozen=True)
+class _Step:
+    """What a person's step adds to a status change: their role, the step's details, the end of the
+    public notice it starts, and the version of the case they saw (a later one is a conflict)."""
+
+    role: str | None = None
+    details: Mapping[str, Any] | None = None
+    notice_ends: datetime | None = None
+    expected_version: int | None = None
+    expected_status: str | None = None
+
+
+def _change_status(
+    engine: Engine, flag_id: int, status: str, by: str, note: str | None, step: _Step
+) -> StatusChange:
     """One attempt: read the flag, check the transition, write it where the version is still the one read."""
     with Session(engine) as session, session.begin():
         flag = session.get(Flag, flag_id)
         if flag is None:
             raise FlagNotFound(f"no flag with id {flag_id}")
         from_status, read_version = flag.status, flag.version
+        if step.expected_version is not None and step.expected_version != read_version:
+            raise FlagConflict(
+                flag_id, step.expected_version, step.expected_status or from_status, read_version, from_status
+            )
         _check_transition(from_status, status)
         now = _now()
         flag.status = status
         flag.updated_at = now
+        if step.notice_ends is not None:
+            flag.notice_ends = step.notice_ends
         try:
             session.flush()  # UPDATE ... WHERE id = :id AND version = :read_version
         except StaleDataError as error:
@@ -489,12 +559,154 @@ def _change_status(engine: Engine, flag_id: int, status: str, by: str, note: str
                     "from_status": from_status,
                     "to_status": status,
                     "note": note,
+                    "role": step.role,
+                    "details": None if step.details is None else json.dumps(step.details, ensure_ascii=False),
                 }
             ],
             by=by,
             at=now,
         )
         return StatusChange(flag_id=flag_id, from_status=from_status, to_status=status, version=flag.version)
+
+
+def add_case_note(
+    engine: Engine,
+    flag_id: int,
+    by: str,
+    note: str,
+    *,
+    role: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Record something on a case without moving it on (an objection during the public notice, a
+    household's declaration while its case is open): a history row whose status stays what it was."""
+    _check_status_change(flag_id, by, note)
+    with Session(engine) as session, session.begin():
+        flag = session.get(Flag, flag_id)
+        if flag is None:
+            raise FlagNotFound(f"no flag with id {flag_id}")
+        _append_history(
+            session,
+            [
+                {
+                    "flag_id": flag_id,
+                    "county_id": flag.county_id,
+                    "from_status": flag.status,
+                    "to_status": flag.status,
+                    "note": note,
+                    "role": role,
+                    "details": None if details is None else json.dumps(dict(details), ensure_ascii=False),
+                }
+            ],
+            by=by,
+            at=_now(),
+        )
+
+
+@dataclass(frozen=True)
+class OpenedCase:
+    """The case a discovery led to: a new one, or the household's case already open."""
+
+    flag_id: int
+    created: bool
+
+
+def open_case(
+    engine: Engine,
+    flag: Mapping[str, Any],
+    channel: str,
+    by: str,
+    *,
+    role: str | None = None,
+    note: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> OpenedCase:
+    """Open a case found by a person's channel (a declaration, a department's data): `flag` is one row
+    of a flag frame (the household scored with what was found). A household never has two open cases:
+    when one is open, the discovery is recorded on it instead; a case of the same round closed as not
+    at risk is reopened."""
+    if channel not in CHANNELS:
+        raise ValueError(f"channel {channel!r}: one of {', '.join(CHANNELS)}")
+    (row,) = _flag_rows(pd.DataFrame([dict(flag)]), allow_unmonitored=True)  # a person asked: visit it
+    _check_status_change(1, by, note)
+    recorded = {"channel": channel, **(details or {})}
+    with Session(engine) as session, session.begin():
+        current = (
+            session.execute(
+                select(Flag)
+                .where(
+                    Flag.county_id == row["county_id"],
+                    Flag.household_id == row["household_id"],
+                    (Flag.status.not_in(sorted(CLOSED_STATUSES))) | (Flag.round == row["round"]),
+                )
+                .order_by(Flag.round.desc())
+            )
+            .scalars()
+            .first()
+        )
+        now = _now()
+        if current is not None and current.status not in CLOSED_STATUSES:
+            _append_history(session, [_entry(current, current.status, note, role, recorded)], by=by, at=now)
+            return OpenedCase(current.id, created=False)
+        if current is not None:  # closed in this round: reopened by the discovery
+            if (
+                current.status not in ALLOWED_TRANSITIONS
+                or INITIAL_STATUS not in ALLOWED_TRANSITIONS[current.status]
+            ):
+                raise IllegalTransition(
+                    f"household {row['household_id']}'s case of round {row['round']} is closed as "
+                    f"{current.status!r} and cannot be reopened in that round"
+                )
+            from_status = current.status
+            for field in _SCORED_FIELDS:
+                setattr(current, field, row[field])
+            current.status, current.channel, current.updated_at = INITIAL_STATUS, channel, now
+            session.flush()
+            _append_history(
+                session, [_entry(current, INITIAL_STATUS, note, role, recorded, from_status)], by=by, at=now
+            )
+            return OpenedCase(current.id, created=False)
+        (flag_id,) = _insert_flags(session, [{**row, "channel": channel}], now)
+        _append_history(session, [_created(flag_id, row["county_id"], note, role, recorded)], by=by, at=now)
+        return OpenedCase(flag_id, created=True)
+
+
+def _created(
+    flag_id: int,
+    county_id: str,
+    note: str | None,
+    role: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The history row of a case's creation."""
+    return {
+        "flag_id": flag_id,
+        "county_id": county_id,
+        "from_status": None,
+        "to_status": INITIAL_STATUS,
+        "note": note,
+        "role": role,
+        "details": None if details is None else json.dumps(dict(details), ensure_ascii=False),
+    }
+
+
+def _entry(
+    flag: Flag,
+    to_status: str,
+    note: str | None,
+    role: str | None,
+    details: Mapping[str, Any],
+    from_status: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "flag_id": flag.id,
+        "county_id": flag.county_id,
+        "from_status": flag.status if from_status is None else from_status,
+        "to_status": to_status,
+        "note": note,
+        "role": role,
+        "details": json.dumps(dict(details), ensure_ascii=False),
+    }
 
 
 def _version_and_status(engine: Engine, flag_id: int) -> tuple[int, str]:
@@ -517,8 +729,9 @@ def _check_transition(from_status: str, to_status: str) -> None:
         )
 
 
-def _flag_rows(flags: pd.DataFrame) -> list[dict[str, Any]]:
-    """Plain-Python records of a flag frame, checked for columns and duplicate keys."""
+def _flag_rows(flags: pd.DataFrame, allow_unmonitored: bool = False) -> list[dict[str, Any]]:
+    """Plain-Python records of a flag frame, checked for columns and duplicate keys (and, unless a
+    person opened the case, that no household in it is unmonitored)."""
     missing = [column for column in FLAG_FRAME_COLUMNS if column not in flags.columns]
     if missing:
         raise ValueError(f"flag frame lacks column(s): {', '.join(missing)}")
@@ -527,7 +740,7 @@ def _flag_rows(flags: pd.DataFrame) -> list[dict[str, Any]]:
     frame = flags.loc[:, columns].rename(columns={"reasons_json": "reasons"})
     frame["county_id"] = flags["county_id"].astype(str) if "county_id" in flags.columns else NO_COUNTY
     unmonitored = frame["category"] == NOT_MONITORED
-    if unmonitored.any():
+    if unmonitored.any() and not allow_unmonitored:
         raise ValueError(
             f"flag frame holds {int(unmonitored.sum())} household(s) in category {NOT_MONITORED!r}; "
             "only monitored households are flags (serving.batch.score_round leaves them out)"
@@ -579,6 +792,23 @@ def _existing_flags(
     ]
     result = session.execute(select(*columns).where(Flag.round.in_(rounds), Flag.county_id.in_(counties)))
     return {_flag_key(dict(record._mapping)): dict(record._mapping) for record in result}
+
+
+def _open_in_other_rounds(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(county, household) of the rows' households that have an open case in a round the rows are not of."""
+    if not rows:
+        return set()
+    counties = sorted({row["county_id"] for row in rows})
+    rounds = sorted({row["round"] for row in rows})
+    result = session.execute(
+        select(Flag.county_id, Flag.household_id).where(
+            Flag.county_id.in_(counties),
+            Flag.round.not_in(rounds),
+            Flag.status.not_in(sorted(CLOSED_STATUSES)),
+        )
+    )
+    wanted = {(row["county_id"], row["household_id"]) for row in rows}
+    return {(str(county), str(household)) for county, household in result} & wanted
 
 
 def _plan_upsert(

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -28,7 +29,17 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
-from serving.scoring import LoadedModels, score_registered_rounds
+from features.policy import ProcedureDeadlines
+from monitoring.procedure import (
+    NOTICE_STATUSES,
+    StepRefused,
+    check_step,
+    declared_changes,
+    declared_events,
+    notice_end,
+    procedure_steps,
+)
+from serving.scoring import LoadedModels, flag_of, score_registered_rounds, score_registered_with
 from store.accounts import (
     Account,
     LoginRules,
@@ -39,9 +50,19 @@ from store.accounts import (
     record_access,
     session_of,
 )
-from store.cases import flag_history, list_flags
+from store.cases import (
+    NOTE_MAX_LENGTH,
+    FlagConflict,
+    add_case_note,
+    flag_history,
+    get_flag,
+    list_flags,
+    open_case,
+    set_status,
+)
 from store.register import registered_history, township_of
 from survey.catalogue import LANGUAGES, Language, label, message
+from workbench.case_views import OBJECTION, aware, case_state, case_views
 from workbench.security import (
     APP_PATH,
     CSRF_FIELD,
@@ -62,6 +83,7 @@ logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 HOUSEHOLD_ROLES = frozenset({"cadre", "township", "monitor"})
+_STEP_NAMES = frozenset(procedure_steps()) | {OBJECTION, "declaration"}
 VIEWERS_SHOWN = 20
 SEARCH_MAX_LENGTH = 64
 
@@ -108,6 +130,10 @@ def build_workbench(settings: WorkbenchSettings) -> Starlette:
         Route("/logout", pages.logout, methods=["POST"]),
         Route("/language", pages.language, methods=["GET"]),
         Route("/households/{county_id}/{household_id}", pages.household, methods=["GET"]),
+        Route("/cases/{flag_id:int}/steps", pages.take_step, methods=["POST"]),
+        Route("/cases/{flag_id:int}/objections", pages.record_objection, methods=["POST"]),
+        Route("/declarations", pages.declaration_form, methods=["GET"]),
+        Route("/declarations", pages.declare, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return Starlette(
@@ -223,9 +249,7 @@ class _Pages:
             self.settings.engine, county=account.county_id, villages=villages, statuses=OPEN_STATUSES
         )
         page = _page_number(request.query_params.get("page"))
-        work = worklist(
-            flags, self.settings.clock(), self.settings.models().predictor.policy.procedure, lang, page
-        )
+        work = worklist(flags, account.role, self.settings.clock(), self._deadlines(), lang, page)
         places = _places_text(account, lang)
         return self._render(
             request,
@@ -246,7 +270,7 @@ class _Pages:
             villages=self._villages(account),
             statuses=OPEN_STATUSES,
         )
-        work = worklist(flags, self.settings.clock(), self.settings.models().predictor.policy.procedure, lang)
+        work = worklist(flags, account.role, self.settings.clock(), self._deadlines(), lang)
         return self._render(
             request,
             "worklist.html",
@@ -264,9 +288,28 @@ class _Pages:
         session = self._session(request)
         if session is None:
             return _to_login(request)
-        account = session.account
         county_id = request.path_params["county_id"]
         household_id = request.path_params["household_id"]
+        done = request.query_params.get("done", "")
+        notice = (
+            message("procedure.done", _language(request), step=label("step", done, _language(request)))
+            if done in _STEP_NAMES
+            else None
+        )
+        return self._household_page(request, session, county_id, household_id, notice=notice)
+
+    def _household_page(
+        self,
+        request: Request,
+        session: WebSession,
+        county_id: str,
+        household_id: str,
+        *,
+        notice: str | None = None,
+        error: str | None = None,
+        status: int = 200,
+    ) -> Response:
+        account = session.account
         engine = self.settings.engine
         history = (
             registered_history(engine, county_id, household_id) if account.role in HOUSEHOLD_ROLES else []
@@ -275,28 +318,209 @@ class _Pages:
         if village_id is None or not self._covers(account, county_id, village_id):
             return self._refuse(request, session, county_id, household_id)
         lang = _language(request)
-        record_access(
-            engine,
-            [
-                {
-                    "user_id": account.user_id,
-                    "action": "view_household",
-                    "allowed": True,
-                    "county_id": county_id,
-                    "household_id": household_id,
-                    "path": request.url.path,
-                }
-            ],
-            now=self.settings.clock(),
-        )
+        now = self.settings.clock()
+        self._record(account, "view_household", True, county_id, household_id, request.url.path)
         scores = score_registered_rounds(self.settings.models(), history, lang)
         cases = list_flags(engine, county=county_id, household=household_id)
         steps = flag_history(engine, flag_ids=cases["id"].tolist()) if len(cases) else cases
+        case_list = case_views(cases, steps, account.role, now, self._deadlines(), lang)
         viewers = access_entries(engine, county_id=county_id, household_id=household_id, limit=VIEWERS_SHOWN)
         viewers = viewers[viewers["allowed"].astype(bool)] if len(viewers) else viewers
-        zone = ZoneInfo(self.settings.models().predictor.policy.procedure.timezone)
-        view = household_view(scores, cases, steps, viewers, village_id, lang, zone)
-        return self._render(request, "household.html", {"session": session, "h": view})
+        view = household_view(
+            scores, case_list, viewers, village_id, lang, ZoneInfo(self._deadlines().timezone)
+        )
+        context = {"session": session, "h": view, "notice": notice, "error": error}
+        return self._render(request, "household.html", context, status=status)
+
+    # ------------------------------------------------------------------------------------ cases
+
+    async def take_step(self, request: Request) -> Response:
+        """A step of the procedure on a case, from the form on its household's page."""
+        form = await request.form()
+        checked = await run_in_threadpool(self._checked_case, request, form)
+        if isinstance(checked, Response):
+            return checked
+        session, case = checked
+        account, lang, now = session.account, _language(request), self.settings.clock()
+        step_name, note = _field(form, "step"), _field(form, "note").strip() or None
+        seen_version = _int_field(form, "version")
+        if seen_version is not None and seen_version != int(case["version"]):  # moved on since the page
+            error = message("procedure.conflict", lang, status=label("status", str(case["status"]), lang))
+            return await self._case_refused(request, session, case, error)
+        try:
+            step = check_step(step_name, account.role, case_state(case), note, now)
+        except StepRefused as refused:
+            error = _refusal_text(
+                refused, step_name, str(case["status"]), account.role, lang, self._deadlines()
+            )
+            return await self._case_refused(request, session, case, error)
+        notice_ends = notice_end(now, self._deadlines()) if step.starts_notice else None
+        try:
+            await run_in_threadpool(
+                lambda: set_status(
+                    self.settings.engine,
+                    int(case["id"]),
+                    step.to_status,
+                    account.user_id,
+                    note,
+                    role=account.role,
+                    details={"step": step.name},
+                    notice_ends=notice_ends,
+                    expected_version=_int_field(form, "version"),
+                    expected_status=_field(form, "status") or None,
+                )
+            )
+        except FlagConflict as conflict:
+            error = message("procedure.conflict", lang, status=label("status", conflict.current_status, lang))
+            return await self._case_refused(request, session, case, error)
+        return _redirect(f"{APP_PATH}/households/{case['county_id']}/{case['household_id']}?done={step.name}")
+
+    async def record_objection(self, request: Request) -> Response:
+        """An objection raised while a case's public notice runs (kept on the case, which stays put)."""
+        form = await request.form()
+        checked = await run_in_threadpool(self._checked_case, request, form)
+        if isinstance(checked, Response):
+            return checked
+        session, case = checked
+        lang, note = _language(request), _field(form, "note").strip()
+        error = None
+        if str(case["status"]) not in NOTICE_STATUSES:
+            error = message(
+                "procedure.refused_out_of_order",
+                lang,
+                status=label("status", str(case["status"]), lang),
+                step=label("step", OBJECTION, lang),
+            )
+        elif not note:
+            error = message("procedure.refused_no_note", lang, step=label("step", OBJECTION, lang))
+        if error is None:
+            await run_in_threadpool(
+                add_case_note,
+                self.settings.engine,
+                int(case["id"]),
+                session.account.user_id,
+                note,
+                role=session.account.role,
+                details={"kind": OBJECTION},
+            )
+            return _redirect(
+                f"{APP_PATH}/households/{case['county_id']}/{case['household_id']}?done={OBJECTION}"
+            )
+        return await self._case_refused(request, session, case, error)
+
+    # ------------------------------------------------------------------------------------ declarations
+
+    def declaration_form(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None:
+            return _to_login(request)
+        if session.account.role not in HOUSEHOLD_ROLES:
+            return self._refuse(request, session, str(session.account.county_id), "")
+        household = request.query_params.get("household", "")[:SEARCH_MAX_LENGTH]
+        return self._declaration_page(request, session, {"household": household})
+
+    def _declaration_page(
+        self,
+        request: Request,
+        session: WebSession,
+        values: dict[str, str],
+        error: str | None = None,
+        status: int = 200,
+    ) -> Response:
+        lang = _language(request)
+        events = [(name, label("event", name, lang)) for name in declared_events()]
+        context = {"session": session, "events": events, "values": values, "error": error}
+        return self._render(request, "declaration.html", context, status=status)
+
+    async def declare(self, request: Request) -> Response:
+        """A household's own declaration: scored at once with what it declared, opened as a case (or
+        recorded on its open case)."""
+        form = await request.form()
+        session = await run_in_threadpool(self._session, request)
+        if session is None:
+            return _to_login(request)
+        if not tokens_match(session.csrf_token, _field(form, CSRF_FIELD)):
+            return self._bad_form(request, session)
+        return await run_in_threadpool(self._declare, request, session, form)
+
+    def _declare(self, request: Request, session: WebSession, form: Any) -> Response:
+        account, lang = session.account, _language(request)
+        values = {name: _field(form, name).strip() for name in ("household", "event", "amount", "note")}
+        values["household"] = values["household"][:SEARCH_MAX_LENGTH]
+        most = self.settings.models().predictor.policy.money_bounds.max_yearly_amount
+        problems = []
+        if values["event"] not in declared_events():
+            problems.append(message("declaration.bad_event", lang))
+        amount = _amount(values["amount"], most)
+        if amount is _BAD_AMOUNT:
+            problems.append(message("declaration.bad_amount", lang, most=f"{most:,.0f}"))
+        if not values["note"]:
+            problems.append(message("declaration.no_note", lang))
+        county_id = str(account.county_id)
+        history = (
+            registered_history(self.settings.engine, county_id, values["household"])
+            if values["household"]
+            else []
+        )
+        if (
+            account.role not in HOUSEHOLD_ROLES
+            or not history
+            or not self._covers(account, county_id, history[-1].village_id)
+        ):
+            if values["household"]:
+                self._record(account, "declaration", False, county_id, values["household"], request.url.path)
+            problems.append(message("declaration.no_household", lang, household=values["household"]))
+        if problems:
+            return self._declaration_page(request, session, values, " ".join(problems), status=400)
+        latest = history[-1]
+        changes = declared_changes(
+            values["event"],
+            amount if isinstance(amount, float) else None,
+            {str(key): value for key, value in latest.households.iloc[-1].items()},
+        )
+        answer = score_registered_with(self.settings.models(), latest, changes, lang)
+        open_case(
+            self.settings.engine,
+            flag_of(answer, latest.village_id),
+            "declaration",
+            account.user_id,
+            role=account.role,
+            note=values["note"][:NOTE_MAX_LENGTH],
+            details={"event": values["event"], "amount": amount if isinstance(amount, float) else None},
+        )
+        return _redirect(f"{APP_PATH}/households/{county_id}/{values['household']}?done=declaration")
+
+    async def _case_refused(
+        self, request: Request, session: WebSession, case: dict[str, Any], error: str
+    ) -> Response:
+        """The case's household page again, saying why nothing was done (409)."""
+        return await run_in_threadpool(
+            self._household_page,
+            request,
+            session,
+            str(case["county_id"]),
+            str(case["household_id"]),
+            error=error,
+            status=409,
+        )
+
+    def _checked_case(self, request: Request, form: Any) -> tuple[WebSession, dict[str, Any]] | Response:
+        """The session and the case a form acts on, or the refusal: no session (to login), no CSRF token
+        (403), an unknown case (404), a case outside the account's area (403, recorded)."""
+        session = self._session(request)
+        if session is None:
+            return _to_login(request)
+        if not tokens_match(session.csrf_token, _field(form, CSRF_FIELD)):
+            return self._bad_form(request, session)
+        case = get_flag(self.settings.engine, int(request.path_params["flag_id"]))
+        if case is None:
+            return self.not_found(request, LookupError())
+        account = session.account
+        if account.role not in HOUSEHOLD_ROLES or not self._covers(
+            account, str(case["county_id"]), str(case["village_id"])
+        ):
+            return self._refuse(request, session, str(case["county_id"]), str(case["household_id"]))
+        return session, case
 
     def not_found(self, request: Request, _error: Exception) -> Response:
         session = self._session(request)
@@ -310,6 +534,35 @@ class _Pages:
             self.settings.engine,
             request.cookies.get(SESSION_COOKIE),
             self.settings.rules,
+            now=self.settings.clock(),
+        )
+
+    def _deadlines(self) -> ProcedureDeadlines:
+        return self.settings.models().predictor.policy.procedure
+
+    def _record(
+        self,
+        account: Account,
+        action: str,
+        allowed: bool,
+        county_id: str,
+        household_id: str,
+        path: str,
+        detail: str | None = None,
+    ) -> None:
+        record_access(
+            self.settings.engine,
+            [
+                {
+                    "user_id": account.user_id,
+                    "action": action,
+                    "allowed": allowed,
+                    "county_id": county_id[:SEARCH_MAX_LENGTH],
+                    "household_id": household_id[:SEARCH_MAX_LENGTH],
+                    "path": path,
+                    "detail": detail,
+                }
+            ],
             now=self.settings.clock(),
         )
 
@@ -339,20 +592,14 @@ class _Pages:
             county_id[:SEARCH_MAX_LENGTH],
             household_id[:SEARCH_MAX_LENGTH],
         )
-        record_access(
-            self.settings.engine,
-            [
-                {
-                    "user_id": account.user_id,
-                    "action": "view_household",
-                    "allowed": False,
-                    "county_id": county_id[:SEARCH_MAX_LENGTH],
-                    "household_id": household_id[:SEARCH_MAX_LENGTH],
-                    "path": request.url.path,
-                    "detail": "outside the account's area, or not in the register",
-                }
-            ],
-            now=self.settings.clock(),
+        self._record(
+            account,
+            "view_household",
+            False,
+            county_id,
+            household_id,
+            request.url.path,
+            "outside the account's area, or not in the register",
         )
         context = self._message_context("page.forbidden_title", "page.forbidden", session)
         return self._render(request, "message.html", context, status=403)
@@ -396,6 +643,49 @@ class _Pages:
 def _language(request: Request) -> Language:
     chosen = request.cookies.get(LANGUAGE_COOKIE, "zh")
     return "en" if chosen == "en" else "zh"
+
+
+def _refusal_text(
+    refused: StepRefused,
+    step_name: str,
+    status: str,
+    role: str,
+    lang: Language,
+    deadlines: ProcedureDeadlines,
+) -> str:
+    """Why a step was refused, in the reader's words (no code of a step, status or role)."""
+    ends = refused.values.get("ends")
+    return message(
+        refused.reason,
+        lang,
+        step=label("step", step_name, lang) if step_name in _STEP_NAMES else step_name,
+        status=label("status", status, lang),
+        role=label("role", role, lang),
+        ends="" if ends is None else _local_time(ends, deadlines),
+    )
+
+
+_BAD_AMOUNT = object()
+
+
+def _amount(text: str, most: float) -> float | object | None:
+    """The declared amount: None when not given, _BAD_AMOUNT when not a number from 0 to `most`."""
+    if not text:
+        return None
+    try:
+        value = float(text.replace(",", ""))
+    except ValueError:
+        return _BAD_AMOUNT
+    return value if 0 <= value <= most else _BAD_AMOUNT
+
+
+def _int_field(form: Any, name: str) -> int | None:
+    value = _field(form, name)
+    return int(value) if value.isdigit() and len(value) < 10 else None
+
+
+def _local_time(value: datetime, deadlines: ProcedureDeadlines) -> str:
+    return aware(value).astimezone(ZoneInfo(deadlines.timezone)).strftime("%Y-%m-%d %H:%M")
 
 
 def _page_number(value: str | None) -> int:

@@ -6,26 +6,25 @@ language; codes (categories, statuses, tiers) never reach a page as they are.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from features.policy import ProcedureDeadlines
+from monitoring.procedure import days_over, identification_due
 from serving.schemas import ScoreResponse
-from store.cases import SYSTEM_ACTOR
+from store.cases import CLOSED_STATUSES, STATUSES
 from survey.catalogue import Language, label, message
+from workbench.case_views import CaseView, aware, case_state, next_step_text
 from workbench.chart import ChartText, risk_chart
 
-OPEN_STATUSES = ("flagged", "verified", "assisted")
-"""Cases that still need someone: awaiting a visit, assistance to decide, being assisted."""
-AWAITING_IDENTIFICATION = "flagged"
-"""The status whose deadline is the identification deadline (discovery + identification_days)."""
+OPEN_STATUSES = tuple(status for status in STATUSES if status not in CLOSED_STATUSES)
+"""Cases that still need someone (every status but rejected and risk eliminated)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +36,9 @@ class WorkItem:
     category: str
     tier: str
     status: str
+    next_step: str
+    actionable: bool
+    """Whether the reader's role can take the next step now."""
     poverty_risk: float | None
     relapse_risk: float | None
     deadline: str
@@ -57,57 +59,70 @@ class Worklist:
     items: list[WorkItem]
     open_count: int
     overdue_count: int
-    by_status: list[tuple[str, int]]
+    actionable_count: int
     page: int
     pages: int
 
 
 def worklist(
-    flags: pd.DataFrame, now: datetime, deadlines: ProcedureDeadlines, lang: Language, page: int = 1
+    flags: pd.DataFrame,
+    role: str,
+    now: datetime,
+    deadlines: ProcedureDeadlines,
+    lang: Language,
+    page: int = 1,
 ) -> Worklist:
-    """Open cases, overdue first (most days over first), then by risk (the higher of the two risks),
-    highest first; the items of one page (`WORKLIST_PAGE` a page, pages from 1)."""
-    items = [_work_item(row, now, deadlines, lang) for row in flags.to_dict("records")]
-    items.sort(key=lambda item: (-(item.days_over or -1), -_highest_risk(item), item.household_id))
-    counts = flags["status"].value_counts() if len(flags) else pd.Series(dtype=int)
+    """Open cases, overdue first (most days over first), then those the reader's role can move on now,
+    then by risk (the higher of the two risks), highest first; the items of one page (`WORKLIST_PAGE` a
+    page, pages from 1)."""
+    items = [_work_item(row, role, now, deadlines, lang) for row in flags.to_dict("records")]
+    items.sort(
+        key=lambda item: (
+            -(item.days_over or -1),
+            not item.actionable,
+            -_highest_risk(item),
+            item.household_id,
+        )
+    )
     pages = max(1, -(-len(items) // WORKLIST_PAGE))
     page = min(max(page, 1), pages)
     return Worklist(
         items=items[(page - 1) * WORKLIST_PAGE : page * WORKLIST_PAGE],
         open_count=len(items),
         overdue_count=sum(item.overdue for item in items),
-        by_status=[(label("status", status, lang), int(counts.get(status, 0))) for status in OPEN_STATUSES],
+        actionable_count=sum(item.actionable for item in items),
         page=page,
         pages=pages,
     )
 
 
 def _work_item(
-    row: Mapping[Any, Any], now: datetime, deadlines: ProcedureDeadlines, lang: Language
+    row: Mapping[Any, Any], role: str, now: datetime, deadlines: ProcedureDeadlines, lang: Language
 ) -> WorkItem:
-    status = str(row["status"])
-    deadline_text, days_over = "", None
-    if status == AWAITING_IDENTIFICATION:
-        zone = ZoneInfo(deadlines.timezone)
-        due = _aware(row["created_at"]) + timedelta(days=deadlines.identification_days)
-        left = (due.astimezone(zone).date() - now.astimezone(zone).date()).days
-        if left < 0:
-            days_over = -left
-            deadline_text = message("page.overdue_days", lang, days=-left)
-        else:
-            deadline_text = message("page.days_left", lang, days=left)
+    state = case_state(row)
+    over = days_over(identification_due(state, deadlines), now, deadlines)
+    deadline_text = ""
+    if over is not None:
+        deadline_text = (
+            message("page.overdue_days", lang, days=over)
+            if over > 0
+            else message("page.days_left", lang, days=-over)
+        )
+    next_step, actionable = next_step_text(row, role, now, lang)
     return WorkItem(
         county_id=str(row["county_id"]),
         household_id=str(row["household_id"]),
         village_id=str(row["village_id"]),
-        round=int(row["round"]),  # type: ignore[call-overload]
+        round=int(row["round"]),
         category=label("category", str(row["category"]), lang),
         tier=tier_text(_text_or_none(row["risk_tier"]), lang),
-        status=label("status", status, lang),
+        status=label("status", state.status, lang),
+        next_step=next_step,
+        actionable=actionable,
         poverty_risk=_number(row["poverty_risk"]),
         relapse_risk=_number(row["relapse_risk"]),
         deadline=deadline_text,
-        days_over=days_over,
+        days_over=over if over is not None and over > 0 else None,
     )
 
 
@@ -124,12 +139,6 @@ class RiskView:
     title: str
     value: str
     words: str
-
-
-@dataclass(frozen=True)
-class CaseView:
-    heading: str
-    steps: list[str]
 
 
 @dataclass(frozen=True)
@@ -157,15 +166,14 @@ class HouseholdView:
 
 def household_view(
     scores: Sequence[ScoreResponse],
-    cases: pd.DataFrame,
-    history: pd.DataFrame,
+    cases: list[CaseView],
     viewers: pd.DataFrame,
     village_id: str,
     lang: Language,
     zone: ZoneInfo,
 ) -> HouseholdView:
     """The household page: `scores` are its rounds scored from the register (earliest first; the last
-    is now), `cases` its flags, `history` their steps, `viewers` the access log of the page; times
+    is now), `cases` its cases as the reader sees them, `viewers` the access log of the page; times
     are shown in `zone`."""
     now = scores[-1]
     county = now.county_id or ""
@@ -204,7 +212,7 @@ def household_view(
             )
             for score in scores
         ],
-        cases=_cases(cases, history, lang, zone),
+        cases=cases,
         viewers=[
             message("page.audit_entry", lang, at=_when(row["at"], zone), user=row["user_id"])
             for row in viewers.to_dict("records")
@@ -237,43 +245,6 @@ def _chart(scores: Sequence[ScoreResponse], lang: Language) -> str:
     )
 
 
-def _cases(cases: pd.DataFrame, history: pd.DataFrame, lang: Language, zone: ZoneInfo) -> list[CaseView]:
-    """Every case of the household, latest round first, each with its steps (who, when, what)."""
-    views = []
-    for case in cases.sort_values("round", ascending=False).to_dict("records"):
-        steps = history[history["flag_id"] == case["id"]] if len(history) else history
-        heading = message(
-            "page.case_round",
-            lang,
-            round=case["round"],
-            category=label("category", str(case["category"]), lang),
-            status=label("status", str(case["status"]), lang),
-        )
-        views.append(CaseView(heading, [_step(step, lang, zone) for step in steps.to_dict("records")]))
-    return views
-
-
-def _step(step: Mapping[Any, Any], lang: Language, zone: ZoneInfo) -> str:
-    what = (
-        message("page.history_created", lang)
-        if step["from_status"] is None
-        else label("status", str(step["to_status"]), lang)
-    )
-    note = step.get("note")
-    if step["from_status"] is not None and note:
-        what = f"{what}（{note}）" if lang == "zh" else f"{what} ({note})"
-    by = message("page.actor_batch_scoring", lang) if step["by"] == SYSTEM_ACTOR else step["by"]
-    return message("page.history_by", lang, at=_when(step["at"], zone), by=by, step=what)
-
-
-def reasons_of(flag_reasons: str) -> list[str]:
-    """The sentences of a flag's stored reasons (JSON), for lists built from the flag store."""
-    try:
-        return [str(reason["sentence"]) for reason in json.loads(flag_reasons)]
-    except (ValueError, TypeError, KeyError):
-        return []
-
-
 def _percent(value: float | None, lang: Language) -> str:
     return message("page.unknown", lang) if value is None else f"{value:.2f}"
 
@@ -284,12 +255,8 @@ def _ratio(value: float | None, lang: Language) -> str:
 
 def _when(value: object, zone: ZoneInfo) -> str:
     if isinstance(value, datetime):
-        return _aware(value).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        return aware(value).astimezone(zone).strftime("%Y-%m-%d %H:%M")
     return str(value)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _number(value: object) -> float | None:

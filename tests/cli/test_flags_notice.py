@@ -38,13 +38,15 @@ def _flags(round_: int) -> pd.DataFrame:
 
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A flag store with rounds 2 and 3 and one field decision carrying a private note."""
+    """A flag store with round 2 of one county, round 3 of another, and one field decision carrying a
+    private note."""
     database = tmp_path / "flags.db"
     monkeypatch.setenv("POVRISK_DB_URL", f"sqlite:///{database}")
     engine = make_engine(f"sqlite:///{database}")
     create_schema(engine)
     upsert_flags(engine, _flags(2))
-    upsert_flags(engine, _flags(3).drop(columns=["main_cause"]))
+    # round 3 of another county (a household has one open case: this county's round-2 ones are open)
+    upsert_flags(engine, _flags(3).drop(columns=["main_cause"]).assign(county_id="C2"))
     flags = list_flags(engine, round=2).set_index("household_id")
     set_status(engine, int(flags.loc["h1", "id"]), "verified", by="cadre Li", note="head Wang Fang, ID 1101")
     engine.dispose()

@@ -43,7 +43,7 @@ def test_decisions_carry_the_first_decision_and_leave_open_flags_out(engine: Eng
     set_status(engine, _id(engine, "h1"), "verified", by="cadre Wang")
     set_status(engine, _id(engine, "h2"), "rejected", by="cadre Li", note="income above the line")
     set_status(engine, _id(engine, "h3"), "verified", by="cadre Wang")
-    for status in ("verified", "assisted", "risk_eliminated"):
+    for status in ("verified", "village_reviewed", "notice_running", "township_reviewed", "monitored"):
         set_status(engine, _id(engine, "h4"), status, by="cadre Zhao")
     # h5 (round 2) and h1 (round 1) are still "flagged": no decision
     decisions = field_decisions(engine)

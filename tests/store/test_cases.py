@@ -16,10 +16,12 @@ from store.cases import (
     ACTOR_MAX_LENGTH,
     LARGEST_FLAG_ID,
     NOTE_MAX_LENGTH,
+    FlagConflict,
     FlagHistory,
     FlagNotFound,
     IllegalTransition,
     UpsertResult,
+    field_decisions,
     flag_history,
     list_flags,
     set_status,
@@ -116,25 +118,50 @@ def test_rescoring_never_overwrites_a_human_decision(engine: Engine) -> None:
     assert flags.loc["h1", "poverty_risk"] == pytest.approx(0.5)
 
 
-def test_new_round_inserts_new_flags(engine: Engine) -> None:
+def test_a_new_round_opens_no_second_case_for_a_household(engine: Engine) -> None:
     upsert_flags(engine, _flags())
-    assert upsert_flags(engine, _flags(round=[3, 3, 3])) == UpsertResult(inserted=3, updated=0, unchanged=0)
-    assert len(list_flags(engine)) == 6
+    set_status(engine, _id_of(engine, "h1"), "rejected", by="team 3", note="not at risk")  # h1's case closed
+    result = upsert_flags(engine, _flags(round=[3, 3, 3]))
+    assert result == UpsertResult(inserted=1, updated=0, unchanged=0, already_open=2)
+    assert "2 with a case still open" in str(result)
+    assert sorted(zip(*[list_flags(engine)[c] for c in ("household_id", "round")], strict=True)) == [
+        ("h1", 2),
+        ("h1", 3),
+        ("h2", 2),
+        ("h3", 2),
+    ]
 
 
-def test_legal_transitions_walk_the_workflow(engine: Engine) -> None:
+FULL_PROCEDURE = (
+    "verified",
+    "village_reviewed",
+    "notice_running",
+    "township_reviewed",
+    "monitored",
+    "assisted",
+    "elimination_proposed",
+    "elimination_verified",
+    "elimination_reviewed",
+    "elimination_notice",
+    "risk_eliminated",
+)
+
+
+def test_legal_transitions_walk_the_procedure(engine: Engine) -> None:
     upsert_flags(engine, _flags())
     flag_id = _id_of(engine, "h1")
-    for status in ("verified", "assisted", "risk_eliminated"):
-        change = set_status(engine, flag_id, status, by="team 3")
+    for status in FULL_PROCEDURE:
+        change = set_status(engine, flag_id, status, by="team 3", role="monitor")
         assert change.to_status == status
     rejected = set_status(engine, _id_of(engine, "h2"), "rejected", by="team 3", note="income misreported")
     assert rejected.from_status == "flagged"
+    reopened = set_status(engine, _id_of(engine, "h2"), "flagged", by="township", note="new evidence")
+    assert reopened.from_status == "rejected"
     history = flag_history(engine, flag_id)
-    assert list(history["to_status"]) == ["flagged", "verified", "assisted", "risk_eliminated"]
-    assert list(history["from_status"].iloc[1:]) == ["flagged", "verified", "assisted"]
-    assert list(history["by"].iloc[1:]) == ["team 3"] * 3
-    assert list_flags(engine).set_index("household_id").loc["h1", "version"] == 4
+    assert list(history["to_status"]) == ["flagged", *FULL_PROCEDURE]
+    assert list(history["from_status"].iloc[1:]) == ["flagged", *FULL_PROCEDURE[:-1]]
+    assert set(history["role"].iloc[1:]) == {"monitor"}
+    assert list_flags(engine).set_index("household_id").loc["h1", "version"] == len(FULL_PROCEDURE) + 1
 
 
 @pytest.mark.parametrize(
@@ -143,8 +170,9 @@ def test_legal_transitions_walk_the_workflow(engine: Engine) -> None:
         ((), "assisted"),
         ((), "risk_eliminated"),
         (("rejected",), "verified"),
-        (("verified",), "rejected"),
-        (("verified", "assisted", "risk_eliminated"), "flagged"),
+        (("verified",), "assisted"),
+        (("verified", "village_reviewed"), "township_reviewed"),
+        (FULL_PROCEDURE, "flagged"),
         ((), "cleared"),
     ],
 )
@@ -178,7 +206,7 @@ def test_history_is_append_only(engine: Engine) -> None:
     first = flag_history(engine)
     set_status(engine, flag_id, "verified", by="a")
     upsert_flags(engine, _flags(poverty_risk=[0.2, 0.2, 0.2]))
-    set_status(engine, flag_id, "assisted", by="b")
+    set_status(engine, flag_id, "village_reviewed", by="b")
     after = flag_history(engine)
     pd.testing.assert_frame_equal(_plain(after.iloc[: len(first)]), _plain(first))
     assert len(after) == len(first) + 2
@@ -191,6 +219,8 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
 
 def test_list_flags_filters(engine: Engine) -> None:
     upsert_flags(engine, _flags())
+    for household in ("h1", "h2", "h3"):  # closed, so that round 3 opens new cases
+        set_status(engine, _id_of(engine, household), "rejected", by="a", note="not at risk")
     upsert_flags(engine, _flags(round=[3, 3, 3]))
     set_status(engine, _id_of_round(engine, "h2", 3), "verified", by="a")
     assert sorted(list_flags(engine, village="v1")["household_id"]) == ["h1", "h1", "h2", "h2"]
@@ -320,3 +350,76 @@ def test_the_actor_limit_is_the_history_column_length() -> None:
 def test_the_largest_flag_id_is_one_the_database_can_look_up(engine: Engine) -> None:
     with pytest.raises(FlagNotFound, match=str(LARGEST_FLAG_ID)):
         set_status(engine, LARGEST_FLAG_ID, "verified", by="cadre Li")
+
+
+def test_a_discovery_opens_a_case_or_joins_the_open_one(engine: Engine) -> None:
+    from store.cases import open_case
+
+    upsert_flags(engine, _flags())
+    declared = {**_flags().iloc[0].to_dict(), "household_id": "h9", "category": "not_monitored"}
+    opened = open_case(engine, declared, "declaration", "li.cadre", role="cadre", note="phoned: surgery")
+    assert opened.created
+    case = list_flags(engine, household="h9").iloc[0]
+    assert (case["channel"], case["status"], case["category"]) == ("declaration", "flagged", "not_monitored")
+    created = flag_history(engine, opened.flag_id).iloc[0]
+    assert (created["by"], created["role"], created["note"]) == ("li.cadre", "cadre", "phoned: surgery")
+    assert json.loads(created["details"])["channel"] == "declaration"
+
+    again = open_case(engine, {**declared, "round": 3}, "department", "zhao", role="monitor", note="bill")
+    assert again == type(opened)(opened.flag_id, created=False)  # never two open cases
+    assert len(list_flags(engine, household="h9")) == 1
+    joined = flag_history(engine, opened.flag_id).iloc[-1]
+    assert joined["from_status"] == joined["to_status"] == "flagged"
+
+
+def test_a_discovery_reopens_a_case_closed_in_its_round(engine: Engine) -> None:
+    from store.cases import open_case
+
+    upsert_flags(engine, _flags())
+    flag_id = _id_of(engine, "h2")
+    set_status(engine, flag_id, "rejected", by="li", note="not at risk")
+    reopened = open_case(
+        engine, _flags().iloc[1].to_dict(), "declaration", "li", role="cadre", note="ill again"
+    )
+    assert reopened == type(reopened)(flag_id, created=False)
+    assert list_flags(engine, household="h2").iloc[0]["status"] == "flagged"
+
+
+def test_a_note_on_a_case_keeps_its_status(engine: Engine) -> None:
+    from store.cases import add_case_note
+
+    upsert_flags(engine, _flags())
+    flag_id = _id_of(engine, "h1")
+    add_case_note(
+        engine, flag_id, "villager", "objects: owns a car", role="cadre", details={"kind": "objection"}
+    )
+    last = flag_history(engine, flag_id).iloc[-1]
+    assert (last["from_status"], last["to_status"], last["note"]) == (
+        "flagged",
+        "flagged",
+        "objects: owns a car",
+    )
+    assert list_flags(engine, household="h1").iloc[0]["version"] == 1
+
+
+def test_a_person_acting_on_an_old_view_of_a_case_gets_a_conflict(engine: Engine) -> None:
+    upsert_flags(engine, _flags())
+    flag_id = _id_of(engine, "h1")
+    set_status(engine, flag_id, "verified", by="li", expected_version=1, expected_status="flagged")
+    seen_then_now = r"read at version 1 \('flagged'\), now at version 2 \('verified'\)"
+    with pytest.raises(FlagConflict, match=seen_then_now):
+        set_status(
+            engine, flag_id, "rejected", by="wang", note="x", expected_version=1, expected_status="flagged"
+        )
+
+
+def test_field_decisions_are_what_the_visit_found(engine: Engine) -> None:
+    upsert_flags(engine, _flags())
+    visited, closed = _id_of(engine, "h1"), _id_of(engine, "h2")
+    set_status(engine, visited, "verified", by="li")
+    set_status(engine, visited, "rejected", by="village", note="review: not agreed")  # a later review
+    set_status(engine, closed, "rejected", by="li", note="not at risk")
+    set_status(engine, closed, "flagged", by="wang", note="reopened")
+    set_status(engine, closed, "verified", by="li")  # visited again: at risk after all
+    decisions = field_decisions(engine).set_index("household_id")["decision"].to_dict()
+    assert decisions == {"h1": "verified", "h2": "verified"}

@@ -163,14 +163,14 @@ def test_after_a_conflict_a_decision_on_the_new_state_succeeds(engines: Callable
 
     with pytest.raises(FlagConflict, match=rf"flag {flag_id} .*version 1 .*version 2"):
         set_status(second, flag_id, "verified", by="cadre Wang")
-    change = set_status(second, flag_id, "assisted", by="cadre Wang", note="looked again: already verified")
+    change = set_status(second, flag_id, "village_reviewed", by="cadre Wang", note="looked again: verified")
 
     assert (change.from_status, change.version) == ("verified", 3)
     history = flag_history(first, flag_id)
     assert list(zip(history["to_status"], history["by"], strict=True)) == [
         ("flagged", "batch-scoring"),
         ("verified", "cadre Li"),
-        ("assisted", "cadre Wang"),
+        ("village_reviewed", "cadre Wang"),
     ]
 
 
@@ -226,7 +226,9 @@ def test_racing_scorings_of_a_new_round_each_insert_or_find_the_flags(
     writer_engines: Callable[[], Engine],
 ) -> None:
     first = writer_engines()
-    upsert_flags(first, _flags())  # round 2 is known; every writer scores the new round 3
+    upsert_flags(first, _flags())  # round 2 is known and closed; every writer scores the new round 3
+    for flag_id in list_flags(first)["id"]:
+        set_status(first, int(flag_id), "rejected", by="cadre Li", note="not at risk")
     new_round = _flags(round=[3, 3, 3])
     writers = [writer_engines() for _ in range(4)]
     all_have_read = threading.Barrier(len(writers))

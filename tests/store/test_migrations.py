@@ -72,7 +72,7 @@ def test_migrations_ship_inside_the_package() -> None:
     assert MIGRATIONS_DIR.parent == Path(__file__).resolve().parents[2] / "store"
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "versions" / "0001_flag_store.py").is_file()
-    assert head_revision() == "0008"
+    assert head_revision() == "0009"
 
 
 def test_migrated_schema_matches_the_models(empty_engine: Engine) -> None:
@@ -105,12 +105,15 @@ def test_a_store_without_migrations_is_adopted_and_upgraded_without_data_loss(em
     assert _differences(engine) == []
     flags_after = _read_raw(engine, "flags")
     assert flags_after["main_cause"].isna().all() and (flags_after["county_id"] == "").all()
-    assert flags_after["data_completeness"].isna().all()
-    added = ["main_cause", "county_id", "data_completeness"]
+    assert flags_after["data_completeness"].isna().all() and (flags_after["channel"] == "model").all()
+    added = ["main_cause", "county_id", "data_completeness", "channel", "notice_ends"]
     pd.testing.assert_frame_equal(flags_after.drop(columns=added), flags_before, check_like=True)
     history_after = _read_raw(engine, "flag_history")
-    pd.testing.assert_frame_equal(history_after.drop(columns="county_id"), history_before)
-    assert set_status(engine, flag_id, "assisted", by="cadre Li").version == 3
+    assert history_after[["role", "details"]].isna().all().all()
+    pd.testing.assert_frame_equal(
+        history_after.drop(columns=["county_id", "role", "details"]), history_before
+    )
+    assert set_status(engine, flag_id, "village_reviewed", by="cadre Li").version == 3
 
 
 def test_a_store_made_by_the_current_models_is_adopted_at_its_revision(empty_engine: Engine) -> None:

@@ -44,7 +44,12 @@ def served(
         "BENTOML_HOME": str(folder / "bentoml-home"),
     }
     with running_service(tracking_uri=registry, log=folder / "serve.log", environment=environment) as url:
-        yield {"url": url, "flags": flags}
+        yield {"url": url, "flags": flags, "database": database}
+
+
+@pytest.fixture(scope="module")
+def store_url(served: dict[str, Any]) -> str:
+    return str(served["database"])
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +144,62 @@ def test_the_pages_at_desktop_size_make_no_request_off_the_service(
         assert all(url.startswith(served["url"]) for url in visit.requests)
     finally:
         visit.close()
+
+
+def test_a_case_moves_through_the_procedure_in_the_browser(
+    browser: Any, served: dict[str, Any], store_url: str
+) -> None:
+    """A cadre on her phone records the visit, the village review and starts the notice; the notice's
+    days pass (its end moved into the past in the store); the township reviews and the county approves
+    at their desks; the case history names each of them."""
+    household = _households(served["flags"], inside=True)[-1]
+    cadre = Visit(browser, served["url"], PHONE)
+    try:
+        cadre.log_in("li.cadre")
+        cadre.page.goto(f"/app/households/{COUNTY}/{household}")
+        cadre.page.fill("textarea[name=note]", "入户核实：户主住院，家中无劳动力")
+        cadre.page.click("button[value=visit_at_risk]")
+        cadre.page.wait_for_url(re.compile(r".*done=visit_at_risk"))
+        assert cadre.page.get_by_text("已记录：入户核实：存在风险").count() == 1
+        cadre.page.click("button[value=village_review]")
+        cadre.page.wait_for_url(re.compile(r".*done=village_review"))
+        cadre.page.click("button[value=start_notice]")
+        cadre.page.wait_for_url(re.compile(r".*done=start_notice"))
+        assert cadre.page.get_by_text("公示期：").count() == 1
+        cadre.shoot("phone-case-notice")
+    finally:
+        cadre.close()
+    _notice_has_run(store_url, household)
+    for user, step in (("wang.township", "township_review"), ("zhao.monitor", "county_approve")):
+        desk = Visit(browser, served["url"], DESKTOP)
+        try:
+            desk.log_in(user)
+            desk.page.goto(f"/app/households/{COUNTY}/{household}")
+            desk.page.click(f"button[value={step}]")
+            desk.page.wait_for_url(re.compile(rf".*done={step}"))
+            if step == "county_approve":
+                history = desk.page.locator("#cases").inner_text()
+                for who in ("li.cadre（村干部）", "wang.township（乡镇）", "zhao.monitor（县级监测）"):
+                    assert who in history
+                assert "已纳入监测，待登记帮扶" in history
+                desk.shoot("desktop-case-history")
+        finally:
+            desk.close()
+
+
+def _notice_has_run(store_url: str, household: str) -> None:
+    """Time, controlled: the case's public notice ends a second ago."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from store.cases import Flag
+
+    engine = make_engine(store_url)
+    with engine.begin() as connection:
+        connection.execute(
+            update(Flag)
+            .where(Flag.county_id == COUNTY, Flag.household_id == household)
+            .values(notice_ends=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    engine.dispose()

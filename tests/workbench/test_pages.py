@@ -4,77 +4,20 @@ SQLite store (register, flags, accounts) and the trained models; a test client p
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, update
-from starlette.applications import Starlette
-from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from serving.scoring import score_registered
 from store.accounts import access_entries
 from store.cases import Flag, list_flags
 from store.register import registered_household
-from workbench.app import WorkbenchSettings, build_workbench
 from workbench.security import CSRF_FIELD, LANGUAGE_COOKIE, SESSION_COOKIE
 
-from .conftest import CADRE_VILLAGES, COUNTY, PASSWORD
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def client(store_engine: Engine, loaded: Any, clock: Clock) -> Iterator[TestClient]:
-    app = Starlette(
-        routes=[
-            Mount("/app", app=build_workbench(WorkbenchSettings(store_engine, lambda: loaded, clock=clock)))
-        ]
-    )
-    with TestClient(app, base_url="http://testserver", follow_redirects=False) as test_client:
-        yield test_client
-
-
-def _csrf(html: str) -> str:
-    match = re.search(rf'name="{CSRF_FIELD}" value="([^"]+)"', html)
-    assert match, "the form carries no CSRF token"
-    return match.group(1)
-
-
-def log_in(client: TestClient, user: str, password: str = PASSWORD) -> Any:
-    form = client.get("/app/login")
-    return client.post(
-        "/app/login", data={"username": user, "password": password, CSRF_FIELD: _csrf(form.text)}
-    )
-
-
-@pytest.fixture
-def as_user(client: TestClient) -> Callable[[str], TestClient]:
-    def logged_in(user: str) -> TestClient:
-        response = log_in(client, user)
-        assert response.status_code == 303, response.text
-        return client
-
-    return logged_in
-
-
-def _household_in(engine: Engine, villages: tuple[str, ...] | None, outside: bool = False) -> str:
-    flags = list_flags(engine, county=COUNTY, round=2)
-    inside = flags["village_id"].isin(villages or ())
-    return str(flags.loc[~inside if outside else inside, "household_id"].iloc[0])
+from .conftest import CADRE_VILLAGES, COUNTY, PASSWORD, Clock, csrf_of, household_in, log_in
 
 
 def test_pages_need_a_session(client: TestClient) -> None:
@@ -87,7 +30,7 @@ def test_login_page_is_chinese_first_with_a_csrf_token_and_safe_headers(client: 
     page = client.get("/app/login")
     assert page.status_code == 200
     assert "登录工作台" in page.text and 'name="username"' in page.text and 'name="password"' in page.text
-    assert _csrf(page.text)
+    assert csrf_of(page.text)
     policy = page.headers["content-security-policy"]
     assert (
         "script-src 'self'" in policy and "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
@@ -111,7 +54,7 @@ def test_behind_tls_the_cookie_is_secure(client: TestClient) -> None:
     form = client.get("/app/login")
     response = client.post(
         "/app/login",
-        data={"username": "li.cadre", "password": PASSWORD, CSRF_FIELD: _csrf(form.text)},
+        data={"username": "li.cadre", "password": PASSWORD, CSRF_FIELD: csrf_of(form.text)},
         headers={"x-forwarded-proto": "https"},
     )
     cookie = next(
@@ -165,7 +108,7 @@ def test_the_cadre_worklist_holds_her_villages_only_overdue_first(
 def test_the_household_page_shows_the_registers_answer_and_records_the_view(
     as_user: Callable[[str], TestClient], store_engine: Engine, loaded: Any
 ) -> None:
-    household = _household_in(store_engine, CADRE_VILLAGES)
+    household = household_in(store_engine, CADRE_VILLAGES)
     page = as_user("li.cadre").get(f"/app/households/{COUNTY}/{household}")
     assert page.status_code == 200, page.text
     expected = score_registered(loaded, registered_household(store_engine, COUNTY, household), "zh")
@@ -184,7 +127,7 @@ def test_the_household_page_shows_the_registers_answer_and_records_the_view(
 def test_another_villages_household_is_403_and_the_attempt_recorded(
     as_user: Callable[[str], TestClient], store_engine: Engine
 ) -> None:
-    household = _household_in(store_engine, CADRE_VILLAGES, outside=True)
+    household = household_in(store_engine, CADRE_VILLAGES, outside=True)
     page = as_user("li.cadre").get(f"/app/households/{COUNTY}/{household}")
     assert page.status_code == 403 and "无权查看" in page.text
     assert "本次访问已记录" in page.text
@@ -195,7 +138,7 @@ def test_another_villages_household_is_403_and_the_attempt_recorded(
 def test_the_monitor_sees_every_village_and_the_township_its_own(
     as_user: Callable[[str], TestClient], store_engine: Engine
 ) -> None:
-    household = _household_in(store_engine, CADRE_VILLAGES, outside=True)
+    household = household_in(store_engine, CADRE_VILLAGES, outside=True)
     client = as_user("zhao.monitor")
     assert client.get(f"/app/households/{COUNTY}/{household}").status_code == 200
     assert client.get(f"/app/households/C2/{household}").status_code == 403  # another county
@@ -204,7 +147,7 @@ def test_the_monitor_sees_every_village_and_the_township_its_own(
 def test_an_analyst_sees_no_household(as_user: Callable[[str], TestClient], store_engine: Engine) -> None:
     client = as_user("an.analyst")
     assert "分析员" in client.get("/app/").text
-    household = _household_in(store_engine, CADRE_VILLAGES)
+    household = household_in(store_engine, CADRE_VILLAGES)
     assert client.get(f"/app/households/{COUNTY}/{household}").status_code == 403
 
 
@@ -212,10 +155,10 @@ def test_search_opens_a_household_of_her_villages_only(
     as_user: Callable[[str], TestClient], store_engine: Engine
 ) -> None:
     client = as_user("li.cadre")
-    mine = _household_in(store_engine, CADRE_VILLAGES)
+    mine = household_in(store_engine, CADRE_VILLAGES)
     found = client.get("/app/", params={"q": mine})
     assert found.status_code == 303 and found.headers["location"] == f"/app/households/{COUNTY}/{mine}"
-    other = _household_in(store_engine, CADRE_VILLAGES, outside=True)
+    other = household_in(store_engine, CADRE_VILLAGES, outside=True)
     assert client.get("/app/", params={"q": other}).status_code == 404
 
 
@@ -223,7 +166,7 @@ def test_logout_needs_its_token_and_ends_the_session(as_user: Callable[[str], Te
     client = as_user("li.cadre")
     page = client.get("/app/")
     assert client.post("/app/logout", data={}).status_code == 403
-    response = client.post("/app/logout", data={CSRF_FIELD: _csrf(page.text)})
+    response = client.post("/app/logout", data={CSRF_FIELD: csrf_of(page.text)})
     assert response.status_code == 303 and response.headers["location"] == "/app/login?m=bye"
     assert client.get("/app/").status_code == 303
 
@@ -242,7 +185,7 @@ def test_english_by_a_switch(as_user: Callable[[str], TestClient], store_engine:
     assert client.cookies.get(LANGUAGE_COOKIE) == "en"
     page = client.get("/app/")
     assert "Worklist" in page.text and "awaiting a visit" in page.text and "待办" not in page.text
-    household = _household_in(store_engine, CADRE_VILLAGES)
+    household = household_in(store_engine, CADRE_VILLAGES)
     assert "Risk of being poor now" in client.get(f"/app/households/{COUNTY}/{household}").text
 
 

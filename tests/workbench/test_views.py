@@ -22,7 +22,7 @@ def _flags(**columns: list) -> pd.DataFrame:
         "round": [2, 2, 2],
         "category": ["marginal", "poor", "sudden_hardship"],
         "risk_tier": ["low", "high", None],
-        "status": ["flagged", "flagged", "verified"],
+        "status": ["flagged", "flagged", "assisted"],
         "poverty_risk": [0.1, 0.9, 0.5],
         "relapse_risk": [0.3, 0.2, 0.4],
         "created_at": [NOW - timedelta(days=17), NOW - timedelta(days=3), NOW - timedelta(days=30)],
@@ -31,12 +31,13 @@ def _flags(**columns: list) -> pd.DataFrame:
 
 
 def test_overdue_cases_come_first_then_the_highest_risk() -> None:
-    work = worklist(_flags(), NOW, ProcedureDeadlines(), "zh")
+    work = worklist(_flags(), "cadre", NOW, ProcedureDeadlines(), "zh")
     assert [item.household_id for item in work.items] == ["H1", "H2", "H3"]
     assert work.items[0].days_over == 2 and work.items[0].deadline == "逾期 2 天"
     assert work.items[1].deadline == "剩 12 天"
-    assert work.items[2].deadline == ""  # verified: no identification deadline left
-    assert (work.open_count, work.overdue_count) == (3, 1)
+    assert work.items[2].deadline == ""  # being assisted: identified, no identification deadline
+    assert work.items[0].next_step == "待入户核实" and work.items[0].actionable
+    assert (work.open_count, work.overdue_count, work.actionable_count) == (3, 1, 3)
     assert work.items[2].tier == "无（数据不足）" and work.items[2].category == "突发严重困难"
 
 
@@ -46,14 +47,23 @@ def test_deadlines_are_counted_in_the_policys_days() -> None:
     flagged = datetime(2026, 12, 5, 15, 30, tzinfo=UTC)
     frame = _flags(created_at=[flagged] * 3, status=["flagged"] * 3)
     now = datetime(2026, 12, 20, 16, 30, tzinfo=UTC)
-    beijing = worklist(frame, now, ProcedureDeadlines(), "en")
-    utc = worklist(frame, now, ProcedureDeadlines(timezone="UTC"), "en")
+    beijing = worklist(frame, "cadre", now, ProcedureDeadlines(), "en")
+    utc = worklist(frame, "cadre", now, ProcedureDeadlines(timezone="UTC"), "en")
     assert beijing.items[0].deadline == "1 day(s) overdue"
     assert utc.items[0].deadline == "0 day(s) left"
 
 
+def test_a_case_waiting_for_another_role_says_for_whom() -> None:
+    frame = _flags(status=["township_reviewed", "flagged", "assisted"])
+    work = worklist(frame, "cadre", NOW, ProcedureDeadlines(), "zh")
+    waiting = next(item for item in work.items if item.household_id == "H1")
+    assert not waiting.actionable and waiting.next_step == "乡镇已审核，待县级审批 · 等待县级监测处理"
+    assert work.items[0].household_id == "H1"  # overdue still first
+    assert work.actionable_count == 2
+
+
 def test_an_empty_worklist() -> None:
-    work = worklist(_flags().iloc[0:0], NOW, ProcedureDeadlines(), "en")
+    work = worklist(_flags().iloc[0:0], "cadre", NOW, ProcedureDeadlines(), "en")
     assert work.items == [] and work.open_count == 0 and work.pages == 1
 
 
@@ -95,3 +105,43 @@ def test_the_api_page_lists_the_services_own_endpoints_first_in_plain_text() -> 
     first, second = api_endpoints(document)
     assert (first["path"], first["request"], first["response"]) == ("/score", "ScoreRequest", "ScoreResponse")
     assert second["text"] == "Health 200 check." and second["infrastructure"]
+
+
+def test_a_history_row_names_the_step_its_user_and_role_and_no_code() -> None:
+    from zoneinfo import ZoneInfo
+
+    from workbench.case_views import step_text
+
+    zone = ZoneInfo("Asia/Shanghai")
+    created = {
+        "from_status": None,
+        "to_status": "flagged",
+        "by": "batch-scoring",
+        "note": "scored",
+        "role": None,
+        "details": None,
+        "at": NOW,
+    }
+    visit = {
+        "from_status": "flagged",
+        "to_status": "verified",
+        "by": "li",
+        "note": float("nan"),
+        "role": "cadre",
+        "details": '{"step": "visit_at_risk"}',
+        "at": NOW,
+    }
+    objection = {
+        "from_status": "notice_running",
+        "to_status": "notice_running",
+        "by": "li",
+        "note": "有车",
+        "role": "cadre",
+        "details": '{"kind": "objection"}',
+        "at": NOW,
+    }
+    assert step_text(created, "zh", zone) == "2026-12-20 11:00 模型（批量评分）：模型预警发现"
+    assert step_text(visit, "zh", zone) == "2026-12-20 11:00 li（村干部）：入户核实：存在风险"
+    assert (
+        step_text(objection, "en", zone) == "2026-12-20 11:00 li (village cadre): Record an objection (有车)"
+    )
