@@ -285,11 +285,11 @@ def score_registered(
     return score_household(models, household, lang, register_context(registered, household, FROM_REGISTER))
 
 
-def score_registered_rounds(
+def score_registered_together(
     models: LoadedModels, history: Sequence[RegisteredHousehold], lang: Language = "zh"
 ) -> list[ScoreResponse]:
-    """Every round of a household's history (`store.register.registered_history`) as batch scoring of
-    that round scores it, in one pass: the household's risks over the rounds."""
+    """Registered households (several households, or the rounds of one household's history from
+    `store.register.registered_history`) each as batch scoring of its round scores it, in one pass."""
     households = [registered_input(registered) for registered in history]
     contexts = [
         register_context(registered, household, FROM_REGISTER)
@@ -541,8 +541,31 @@ def what_if(
     models: LoadedModels, household: HouseholdIn, changes: WhatIfChanges, lang: Language
 ) -> WhatIfResponse:
     """The household scored as it is and after `changes`, with the reasons that changed."""
+    return _what_if(models, household, apply_changes(household, changes), lang, (None, None))
+
+
+def what_if_registered(
+    models: LoadedModels, registered: RegisteredHousehold, changes: WhatIfChanges, lang: Language
+) -> WhatIfResponse:
+    """`what_if` on a household as the register holds it: both sides on its stored history and its
+    village's context, so that "before" is the answer batch scoring gives it."""
+    household = registered_input(registered)
     changed = apply_changes(household, changes)
-    scored = _score(models, [household, changed], lang, [None, None])
+    contexts = (
+        register_context(registered, household, FROM_REGISTER),
+        register_context(registered, changed, SUBMITTED_WITH_HISTORY),
+    )
+    return _what_if(models, household, changed, lang, contexts)
+
+
+def _what_if(
+    models: LoadedModels,
+    household: HouseholdIn,
+    changed: HouseholdIn,
+    lang: Language,
+    contexts: tuple[RegisterContext | None, RegisterContext | None],
+) -> WhatIfResponse:
+    scored = _score(models, [household, changed], lang, list(contexts))
     before, after = scored.responses
     return WhatIfResponse(
         household_id=household.household_id,

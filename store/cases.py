@@ -39,9 +39,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    func,
     insert,
     inspect,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy.exc import DBAPIError
@@ -376,6 +378,40 @@ def list_flags(
     with engine.connect() as connection:
         result = connection.execute(query)
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+CASE_OVERVIEW_COLUMNS = ("id", "village_id", "round", "status", "channel", "category", "created_at")
+
+
+def case_overview(engine: Engine, county: str, villages: Collection[str] | None = None) -> pd.DataFrame:
+    """Every case of a county (of `villages` only, when given) with what a dashboard counts: id,
+    village, round, status, channel, category, created_at (no scores or reasons: a county holds tens of
+    thousands), and `approved_at`, when the county approved it (the step to "monitored"), else NaT."""
+    # times come back as the driver gives them and are parsed once, column-wise (SQLAlchemy's SQLite
+    # DateTime type parses each of tens of thousands of values on its own)
+    columns = [
+        type_coerce(column, String).label(name) if name == "created_at" else column
+        for name, column in ((name, getattr(Flag, name)) for name in CASE_OVERVIEW_COLUMNS)
+    ]
+    cases = select(*columns).where(Flag.county_id == county)
+    approvals = (
+        select(
+            FlagHistory.flag_id.label("id"),
+            type_coerce(func.min(FlagHistory.at), String).label("approved_at"),
+        )
+        .where(FlagHistory.county_id == county, FlagHistory.to_status == "monitored")
+        .group_by(FlagHistory.flag_id)
+    )
+    if villages is not None:
+        cases = cases.where(Flag.village_id.in_(sorted(villages)))
+    with engine.connect() as connection:
+        result = connection.execute(cases)
+        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        approved = pd.DataFrame(connection.execute(approvals).fetchall(), columns=["id", "approved_at"])
+    frame = frame.merge(approved, on="id", how="left")
+    for name in ("created_at", "approved_at"):
+        frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
+    return frame
 
 
 def get_flag(engine: Engine, flag_id: int) -> dict[str, Any] | None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, Table, insert, select, update
+from sqlalchemy import Connection, Engine, Table, func, insert, select, update
 
 from store.register_tables import (
     DATA_TABLES,
@@ -642,3 +642,72 @@ def township_of(engine: Engine, county_id: str, village_id: str) -> str | None:
             )
         ).scalar_one_or_none()
     return None if township is None else str(township)
+
+
+_AGGREGATES: dict[tuple[Any, ...], Any] = {}
+"""Aggregates of stored versions, which never change once ingested (a replaced round is a new version):
+computed once per process and kept, keyed by the database, the county and the versions read."""
+_AGGREGATES_KEPT = 256
+
+
+def _aggregate(engine: Engine, name: str, county_id: str, compute: Any) -> Any:
+    """`compute(connection, versions)`, cached for the county's current versions."""
+    with engine.connect() as connection:
+        versions = _current_versions(connection, county_id)
+        key = (str(engine.url), name, county_id, tuple(sorted(int(v["id"]) for v in versions.values())))
+        if key not in _AGGREGATES:
+            if len(_AGGREGATES) >= _AGGREGATES_KEPT:
+                _AGGREGATES.clear()
+            _AGGREGATES[key] = compute(connection, versions)
+        return _AGGREGATES[key]
+
+
+def registration_counts(engine: Engine, county_id: str) -> pd.DataFrame:
+    """Households by round and registered poverty status (poor, exited, never_poor; missing as None):
+    columns round, poverty_status, households. One aggregate query (kept for the versions read)."""
+    return _aggregate(engine, "registration_counts", county_id, _registration_counts).copy()
+
+
+def _registration_counts(connection: Connection, versions: dict[int, dict[str, Any]]) -> pd.DataFrame:
+    table = DATA_TABLES["households"]
+    round_of = {int(version["id"]): round_ for round_, version in versions.items()}
+    if not round_of:
+        return pd.DataFrame(columns=["round", "poverty_status", "households"])
+    rows = connection.execute(
+        select(table.c[INGEST_KEY], table.c.poverty_status, func.count())
+        .where(table.c[INGEST_KEY].in_(list(round_of)))
+        .group_by(table.c[INGEST_KEY], table.c.poverty_status)
+    ).all()
+    frame = pd.DataFrame(rows, columns=["ingest", "poverty_status", "households"])
+    frame.insert(0, "round", frame.pop("ingest").map(round_of))
+    return frame.sort_values(["round", "poverty_status"], na_position="last").reset_index(drop=True)
+
+
+def registration_changes(engine: Engine, county_id: str) -> tuple[tuple[int, int] | None, pd.DataFrame]:
+    """How the registered poverty status moved between the county's last two rounds: ((previous,
+    current) round, frame of before, now, households), households in both rounds only."""
+    rounds, frame = _aggregate(engine, "registration_changes", county_id, _registration_changes)
+    return rounds, frame.copy()
+
+
+def _registration_changes(
+    connection: Connection, versions: dict[int, dict[str, Any]]
+) -> tuple[tuple[int, int] | None, pd.DataFrame]:
+    table = DATA_TABLES["households"]
+    if len(versions) < 2:
+        return None, pd.DataFrame(columns=["before", "now", "households"])
+    previous, current = sorted(versions)[-2:]
+    before = table.alias("before")
+    rows = connection.execute(
+        select(before.c.poverty_status, table.c.poverty_status, func.count())
+        .select_from(
+            table.join(
+                before,
+                (before.c.household_id == table.c.household_id)
+                & (before.c[INGEST_KEY] == versions[previous]["id"]),
+            )
+        )
+        .where(table.c[INGEST_KEY] == versions[current]["id"])
+        .group_by(before.c.poverty_status, table.c.poverty_status)
+    ).all()
+    return (previous, current), pd.DataFrame(rows, columns=["before", "now", "households"])

@@ -29,7 +29,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
-from features.policy import ProcedureDeadlines
+from features.frame import FeatureInputError
+from features.policy import PolicyError, ProcedureDeadlines
 from monitoring.procedure import (
     NOTICE_STATUSES,
     StepRefused,
@@ -39,7 +40,15 @@ from monitoring.procedure import (
     notice_end,
     procedure_steps,
 )
-from serving.scoring import LoadedModels, flag_of, score_registered_rounds, score_registered_with
+from serving.schemas import MemberChange, WhatIfChanges
+from serving.scoring import (
+    LoadedModels,
+    WhatIfError,
+    flag_of,
+    score_registered_together,
+    score_registered_with,
+    what_if_registered,
+)
 from store.accounts import (
     Account,
     LoginRules,
@@ -54,15 +63,25 @@ from store.cases import (
     NOTE_MAX_LENGTH,
     FlagConflict,
     add_case_note,
+    case_overview,
     flag_history,
     get_flag,
     list_flags,
     open_case,
     set_status,
 )
-from store.register import registered_history, township_of
+from store.register import (
+    county_places,
+    registered_history,
+    registered_household,
+    registration_changes,
+    registration_counts,
+    township_of,
+)
 from survey.catalogue import LANGUAGES, Language, label, message
 from workbench.case_views import OBJECTION, aware, case_state, case_views
+from workbench.dashboard import dashboard_view
+from workbench.notices import NOTICE_KINDS, REVIEW_KINDS, households_to_review, notice_parts, review_rows
 from workbench.security import (
     APP_PATH,
     CSRF_FIELD,
@@ -77,7 +96,7 @@ from workbench.security import (
     set_cookie,
     tokens_match,
 )
-from workbench.views import OPEN_STATUSES, household_view, worklist
+from workbench.views import OPEN_STATUSES, household_view, member_choices, what_if_view, worklist
 
 logger = logging.getLogger(__name__)
 
@@ -130,8 +149,12 @@ def build_workbench(settings: WorkbenchSettings) -> Starlette:
         Route("/logout", pages.logout, methods=["POST"]),
         Route("/language", pages.language, methods=["GET"]),
         Route("/households/{county_id}/{household_id}", pages.household, methods=["GET"]),
+        Route("/households/{county_id}/{household_id}/whatif", pages.what_if, methods=["GET"]),
         Route("/cases/{flag_id:int}/steps", pages.take_step, methods=["POST"]),
         Route("/cases/{flag_id:int}/objections", pages.record_objection, methods=["POST"]),
+        Route("/dashboard", pages.dashboard, methods=["GET"]),
+        Route("/villages/{village_id}/review", pages.village_review, methods=["GET"]),
+        Route("/villages/{village_id}/notice", pages.village_notice, methods=["GET"]),
         Route("/declarations", pages.declaration_form, methods=["GET"]),
         Route("/declarations", pages.declare, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
@@ -254,7 +277,13 @@ class _Pages:
         return self._render(
             request,
             "worklist.html",
-            {"session": session, "work": work, "places": places, "query": query},
+            {
+                "session": session,
+                "work": work,
+                "places": places,
+                "query": query,
+                "villages": villages if account.role != "monitor" else [],
+            },
         )
 
     def _search(self, request: Request, session: WebSession, query: str) -> Response:
@@ -279,6 +308,7 @@ class _Pages:
                 "work": work,
                 "places": _places_text(account, lang),
                 "query": query,
+                "villages": [],
                 "search_none": message("page.search_none", lang, query=query),
             },
             status=404,
@@ -320,7 +350,7 @@ class _Pages:
         lang = _language(request)
         now = self.settings.clock()
         self._record(account, "view_household", True, county_id, household_id, request.url.path)
-        scores = score_registered_rounds(self.settings.models(), history, lang)
+        scores = score_registered_together(self.settings.models(), history, lang)
         cases = list_flags(engine, county=county_id, household=household_id)
         steps = flag_history(engine, flag_ids=cases["id"].tolist()) if len(cases) else cases
         case_list = case_views(cases, steps, account.role, now, self._deadlines(), lang)
@@ -331,6 +361,150 @@ class _Pages:
         )
         context = {"session": session, "h": view, "notice": notice, "error": error}
         return self._render(request, "household.html", context, status=status)
+
+    def what_if(self, request: Request) -> Response:
+        """The household with a fact changed (insurance, a member's migrant work, medical costs): both
+        risks, the tier, the category, the reasons and the measures before and after. Nothing is saved."""
+        session = self._session(request)
+        if session is None:
+            return _to_login(request)
+        account, lang = session.account, _language(request)
+        county_id, household_id = request.path_params["county_id"], request.path_params["household_id"]
+        history = (
+            registered_history(self.settings.engine, county_id, household_id)
+            if account.role in HOUSEHOLD_ROLES
+            else []
+        )
+        if not history or not self._covers(account, county_id, history[-1].village_id):
+            return self._refuse(request, session, county_id, household_id)
+        latest = history[-1]
+        self._record(account, "what_if", True, county_id, household_id, request.url.path)
+        values = {
+            name: request.query_params.get(name, "").strip()[:12]
+            for name in ("insurance", "member", "months", "medical")
+        }
+        members = member_choices(latest.members, lang)
+        context: dict[str, Any] = {
+            "session": session,
+            "county_id": county_id,
+            "household_id": household_id,
+            "members": members,
+            "values": values,
+            "result": None,
+            "error": None,
+        }
+        if any(values.values()):
+            changes, error = _what_if_changes(
+                values, {member for member, _ in members}, lang, self._money_bound()
+            )
+            if error is None and changes is not None:
+                try:
+                    answer = what_if_registered(self.settings.models(), latest, changes, lang)
+                except (WhatIfError, PolicyError, FeatureInputError) as refused:
+                    error = str(refused)
+                else:
+                    context["result"] = what_if_view(answer, lang)
+            context["error"] = error
+        return self._render(request, "whatif.html", context, status=200 if context["error"] is None else 400)
+
+    def dashboard(self, request: Request) -> Response:
+        """The account's area at a glance: open and overdue cases by step, channel, category, township
+        and village; days from discovery to approval; moves between the last two rounds; the trend."""
+        session = self._session(request)
+        if session is None:
+            return _to_login(request)
+        account, lang = session.account, _language(request)
+        if account.role not in HOUSEHOLD_ROLES:
+            return self._render(
+                request, "message.html", self._message_context("app.name", "page.analyst_home", session)
+            )
+        county_id = str(account.county_id)
+        places = county_places(self.settings.engine, county_id)
+        villages = self._villages(account)
+        cases = case_overview(self.settings.engine, county_id, villages)
+        view = dashboard_view(
+            cases,
+            places,
+            registration_counts(self.settings.engine, county_id),
+            registration_changes(self.settings.engine, county_id),
+            self.settings.clock(),
+            self._deadlines(),
+            lang,
+        )
+        context = {"session": session, "d": view, "area": _places_text(account, lang)}
+        return self._render(request, "dashboard.html", context)
+
+    def village_review(self, request: Request) -> Response:
+        """The material for the village's democratic review, to print for the meeting."""
+        checked = self._village_session(request)
+        if isinstance(checked, Response):
+            return checked
+        session, village = checked
+        county_id, lang, engine = str(session.account.county_id), _language(request), self.settings.engine
+        cases = list_flags(engine, county=county_id, village=village, statuses=list(REVIEW_KINDS))
+        registered = [
+            found
+            for household in households_to_review(cases)
+            if (found := registered_household(engine, county_id, household)) is not None
+        ]
+        answers = score_registered_together(self.settings.models(), registered, lang) if registered else []
+        rows = review_rows(cases, {answer.household_id: answer for answer in answers}, lang)
+        context = {
+            "session": session,
+            "title": message("review.title", lang, village=village),
+            "lead": message(
+                "review.lead",
+                lang,
+                inclusions=len(rows["inclusions"]),
+                eliminations=len(rows["eliminations"]),
+            ),
+            "parts": [
+                (message("review.inclusions", lang), rows["inclusions"]),
+                (message("review.eliminations", lang), rows["eliminations"]),
+            ],
+        }
+        return self._render(request, "review.html", context)
+
+    def village_notice(self, request: Request) -> Response:
+        """The village's public notice, in A4 print layout: the households on notice (allow-listed
+        columns only), the notice period, where to object."""
+        checked = self._village_session(request)
+        if isinstance(checked, Response):
+            return checked
+        session, village = checked
+        county_id, lang = str(session.account.county_id), _language(request)
+        cases = list_flags(
+            self.settings.engine, county=county_id, village=village, statuses=list(NOTICE_KINDS)
+        )
+        deadlines = self._deadlines()
+        parts = notice_parts(cases, self.settings.models().causes, deadlines, lang)
+        today = aware(self.settings.clock()).astimezone(ZoneInfo(deadlines.timezone)).date().isoformat()
+        kind = (
+            "elimination"
+            if parts and all(s == "elimination_notice" for s in cases["status"])
+            else "inclusion"
+        )
+        context = {
+            "session": session,
+            "title": message(f"notice.title_{kind}", lang, village=village),
+            "parts": parts,
+            "signed": message("notice.signed", lang, village=village, date=today),
+        }
+        return self._render(request, "notice.html", context)
+
+    def _village_session(self, request: Request) -> tuple[WebSession, str] | Response:
+        """The session and the village a village page is about, or the refusal (login, 403)."""
+        session = self._session(request)
+        if session is None:
+            return _to_login(request)
+        account = session.account
+        village = request.path_params["village_id"][:SEARCH_MAX_LENGTH]
+        if account.role not in HOUSEHOLD_ROLES or not self._covers(account, str(account.county_id), village):
+            return self._refuse(request, session, str(account.county_id), "", action="view_village")
+        return session, village
+
+    def _money_bound(self) -> float:
+        return float(self.settings.models().predictor.policy.money_bounds.max_yearly_amount)
 
     # ------------------------------------------------------------------------------------ cases
 
@@ -571,8 +745,6 @@ class _Pages:
         if account.role == "cadre":
             return sorted(account.villages)
         if account.role == "township":
-            from store.register import county_places
-
             places = county_places(self.settings.engine, str(account.county_id))
             return sorted(village for village, township in places.items() if township in account.townships)
         return None
@@ -583,7 +755,14 @@ class _Pages:
         )
         return account.covers(county_id, village_id, township)
 
-    def _refuse(self, request: Request, session: WebSession, county_id: str, household_id: str) -> Response:
+    def _refuse(
+        self,
+        request: Request,
+        session: WebSession,
+        county_id: str,
+        household_id: str,
+        action: str = "view_household",
+    ) -> Response:
         account = session.account
         logger.warning(
             "workbench refused %s (%s) the household page %s/%s: outside the account's area",
@@ -594,7 +773,7 @@ class _Pages:
         )
         self._record(
             account,
-            "view_household",
+            action,
             False,
             county_id,
             household_id,
@@ -643,6 +822,53 @@ class _Pages:
 def _language(request: Request) -> Language:
     chosen = request.cookies.get(LANGUAGE_COOKIE, "zh")
     return "en" if chosen == "en" else "zh"
+
+
+def _what_if_changes(
+    values: dict[str, str], members: set[str], lang: Language, most_money: float
+) -> tuple[WhatIfChanges | None, str | None]:
+    """The changes a what-if form asks for, or what is wrong with it (in words)."""
+    household: dict[str, Any] = {}
+    member_changes = []
+    problems = []
+    if values["insurance"] == "1":
+        household["medical_insurance"] = True
+    if values["medical"]:
+        medical = _number_in(values["medical"], most_money)
+        if medical is None:
+            problems.append(
+                message(
+                    "whatif.bad_number",
+                    lang,
+                    field=message("whatif.medical", lang),
+                    most=f"{most_money:,.0f}",
+                )
+            )
+        else:
+            household["medical_expenses"] = medical
+    if values["member"]:
+        months = _number_in(values["months"] or "12", 12)
+        if values["member"] not in members or months is None:
+            problems.append(
+                message("whatif.bad_number", lang, field=message("whatif.months", lang), most="12")
+            )
+        else:
+            member_changes.append(
+                MemberChange(member_id=values["member"], changes={"migrant_work_months": months})
+            )
+    if problems:
+        return None, " ".join(problems)
+    if not household and not member_changes:
+        return None, message("whatif.nothing", lang)
+    return WhatIfChanges(household=household, members=member_changes), None
+
+
+def _number_in(text: str, most: float) -> float | None:
+    try:
+        value = float(text.replace(",", ""))
+    except ValueError:
+        return None
+    return value if 0 <= value <= most else None
 
 
 def _refusal_text(

@@ -109,3 +109,26 @@ def _segments(values: Sequence[float | None]) -> list[list[tuple[int, float]]]:
         else:
             runs[-1].append((position, known))
     return [run for run in runs if run]
+
+
+def bar_chart(bars: Sequence[tuple[str, float]], title: str, colour: str = RATIO_COLOUR) -> str:
+    """Horizontal bars (label, value), a value at the end of each; the longest bar fills the width."""
+    row, label_width, width = 26, 170, WIDTH
+    height = TOP + row * max(len(bars), 1) + 8
+    top_value = max((value for _, value in bars), default=0.0) or 1.0
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+        f'class="chart bars" aria-label="{escape(title)}"><title>{escape(title)}</title>'
+    ]
+    for index, (name, value) in enumerate(bars):
+        y = TOP + index * row
+        length = (width - label_width - 60) * value / top_value
+        parts.append(
+            f'<text x="{label_width - 6}" y="{y + 16}" text-anchor="end" font-size="{FONT}" fill="#222">'
+            f"{escape(name)}</text>"
+            f'<rect x="{label_width}" y="{y + 4}" width="{length:.1f}" height="16" fill="{colour}"/>'
+            f'<text x="{label_width + length + 6:.1f}" y="{y + 16}" font-size="{FONT}" fill="#222">'
+            f"{value:,.0f}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)

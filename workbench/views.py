@@ -17,7 +17,7 @@ import pandas as pd
 
 from features.policy import ProcedureDeadlines
 from monitoring.procedure import days_over, identification_due
-from serving.schemas import ScoreResponse
+from serving.schemas import ScoreResponse, WhatIfResponse
 from store.cases import CLOSED_STATUSES, STATUSES
 from survey.catalogue import Language, label, message
 from workbench.case_views import CaseView, aware, case_state, next_step_text
@@ -270,3 +270,69 @@ def _text_or_none(value: object) -> str | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return str(value)
+
+
+@dataclass(frozen=True)
+class WhatIfView:
+    rows: list[tuple[str, str, str, str]]
+    """(what, now, with the change, change) for both risks, the tier and the category."""
+    reasons: list[str]
+    measures: list[tuple[str, str]]
+
+
+def what_if_view(answer: WhatIfResponse, lang: Language) -> WhatIfView:
+    before, after = answer.before, answer.after
+    return WhatIfView(
+        rows=[
+            (
+                message("page.poverty_risk", lang),
+                _percent(before.poverty_risk, lang),
+                _percent(after.poverty_risk, lang),
+                _signed(answer.poverty_risk_change),
+            ),
+            (
+                message("page.relapse_risk", lang),
+                _percent(before.relapse_risk, lang),
+                _percent(after.relapse_risk, lang),
+                _signed(answer.relapse_risk_change),
+            ),
+            (
+                message("page.tier", lang),
+                tier_text(before.risk_tier, lang),
+                tier_text(after.risk_tier, lang),
+                "",
+            ),
+            (
+                message("page.category", lang),
+                label("category", before.category, lang),
+                label("category", after.category, lang),
+                "",
+            ),
+        ],
+        reasons=[reason.sentence for reason in after.reasons],
+        measures=[(measure.name, measure.why) for measure in after.measures],
+    )
+
+
+def member_choices(members: pd.DataFrame | None, lang: Language) -> list[tuple[str, str]]:
+    """The members of the household's latest round, as a person names them (relation, age)."""
+    if members is None or members.empty:
+        return []
+    latest = members[members["round"] == members["round"].max()]
+    choices = []
+    for member in latest.to_dict("records"):
+        relation = member.get("relation_to_head")
+        relation_text = label("relation", str(relation), lang) if isinstance(relation, str) else "?"
+        age = member.get("age")
+        age_text = "?" if age is None or (isinstance(age, float) and math.isnan(age)) else f"{float(age):.0f}"
+        choices.append(
+            (
+                str(member["member_id"]),
+                message("whatif.member_option", lang, relation=relation_text, age=age_text),
+            )
+        )
+    return choices
+
+
+def _signed(change: float | None) -> str:
+    return "" if change is None else f"{change:+.2f}"

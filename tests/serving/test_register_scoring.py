@@ -21,7 +21,7 @@ from serving.scoring import (
     registered_input,
     score_household,
     score_registered,
-    score_registered_rounds,
+    score_registered_together,
 )
 from store.database import create_schema, make_engine
 from store.register import ingest_survey, read_register, registered_history, registered_household
@@ -137,7 +137,7 @@ def test_a_households_rounds_scored_together_equal_each_round_by_reference(
     household_id = str(read_register(register, COUNTY, [ROUND]).households["household_id"].iloc[3])
     history = registered_history(register, COUNTY, household_id)
     assert [registered.round for registered in history] == [0, 1, 2]
-    together = score_registered_rounds(loaded, history, "en")
+    together = score_registered_together(loaded, history, "en")
     for registered, answer in zip(history, together, strict=True):
         alone = score_registered(
             loaded, registered_household(register, COUNTY, household_id, registered.round), "en"

@@ -135,6 +135,9 @@ def test_the_pages_at_desktop_size_make_no_request_off_the_service(
         visit.shoot("desktop-api-docs")
         visit.log_in("zhao.monitor")
         visit.shoot("desktop-worklist", full_page=False)
+        visit.page.goto("/app/dashboard")
+        assert visit.page.locator("h1").inner_text() == "监测总览"
+        visit.shoot("desktop-dashboard")
         household = _households(served["flags"], inside=False)[0]
         visit.page.goto(f"/app/households/{COUNTY}/{household}")
         visit.page.get_by_text("English").click()
@@ -167,6 +170,13 @@ def test_a_case_moves_through_the_procedure_in_the_browser(
         cadre.page.wait_for_url(re.compile(r".*done=start_notice"))
         assert cadre.page.get_by_text("公示期：").count() == 1
         cadre.shoot("phone-case-notice")
+        village = str(served["flags"].set_index("household_id").loc[household, "village_id"])
+        cadre.page.goto(f"/app/villages/{village}/notice")
+        cadre.page.emulate_media(media="print")
+        assert cadre.page.locator("header.bar").is_hidden()  # the print layout drops the page's header
+        cadre.page.pdf(path=str(SCREENSHOTS / "notice-a4.pdf"), format="A4")
+        cadre.page.set_viewport_size(DESKTOP)
+        cadre.shoot("print-notice")
     finally:
         cadre.close()
     _notice_has_run(store_url, household)

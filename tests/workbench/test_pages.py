@@ -208,3 +208,57 @@ def test_a_county_worklist_comes_in_pages(as_user: Callable[[str], TestClient], 
     second = re.findall(r'<span class="hh">([^<]+)</span>', client.get("/app/", params={"page": 2}).text)
     assert len(first) == 100 and not set(first) & set(second)
     assert len(first) + len(second) == min(len(open_cases), 200)
+
+
+def test_what_if_shows_both_risks_before_and_after_a_change(
+    as_user: Callable[[str], TestClient], store_engine: Engine, loaded: Any
+) -> None:
+    from serving.schemas import MemberChange, WhatIfChanges
+    from serving.scoring import what_if_registered
+
+    household = household_in(store_engine, CADRE_VILLAGES)
+    client = as_user("li.cadre")
+    path = f"/app/households/{COUNTY}/{household}/whatif"
+    form = client.get(path)
+    assert form.status_code == 200 and "参加城乡居民基本医疗保险" in form.text and "户主" in form.text
+    registered = registered_household(store_engine, COUNTY, household)
+    member = str(registered.members[registered.members["round"] == 2]["member_id"].iloc[0])
+    page = client.get(path, params={"insurance": "1", "member": member, "months": "10", "medical": "500"})
+    assert page.status_code == 200, page.text
+    expected = what_if_registered(
+        loaded,
+        registered,
+        WhatIfChanges(
+            household={"medical_insurance": True, "medical_expenses": 500.0},
+            members=[MemberChange(member_id=member, changes={"migrant_work_months": 10.0})],
+        ),
+        "zh",
+    )
+    on_page = score_registered(loaded, registered, "zh")
+    assert expected.before.poverty_risk == on_page.poverty_risk  # "now" is the household page's answer
+    for value in (expected.before.poverty_risk, expected.after.poverty_risk, expected.after.relapse_risk):
+        assert f"{value:.2f}" in page.text
+    for reason in expected.after.reasons:
+        assert reason.sentence in page.text
+    assert (
+        access_entries(store_engine, county_id=COUNTY, household_id=household).iloc[0]["action"] == "what_if"
+    )
+
+
+def test_a_what_if_without_a_change_or_with_a_bad_number_says_so(
+    as_user: Callable[[str], TestClient], store_engine: Engine
+) -> None:
+    client = as_user("li.cadre")
+    path = f"/app/households/{COUNTY}/{household_in(store_engine, CADRE_VILLAGES)}/whatif"
+    unchanged = client.get(path, params={"insurance": "0"})
+    assert unchanged.status_code == 400 and "请至少改变一项情况" in unchanged.text
+    bad = client.get(path, params={"medical": "-3", "member": "no-such-member"})
+    assert (
+        bad.status_code == 400
+        and "全年医疗支出（元）应为 0 到" in bad.text
+        and "外出务工月数应为" in bad.text
+    )
+    outside = household_in(store_engine, CADRE_VILLAGES, outside=True)
+    assert (
+        client.get(f"/app/households/{COUNTY}/{outside}/whatif", params={"insurance": "1"}).status_code == 403
+    )

@@ -235,3 +235,61 @@ def test_an_objection_is_kept_on_the_case_during_the_notice(
         "邻居反映其有轿车",
     )
     assert "登记公示异议（邻居反映其有轿车）" in _page(cadre, household).text
+
+
+def _dashboard_numbers(client: TestClient) -> dict[str, int]:
+    page = client.get("/app/dashboard")
+    assert page.status_code == 200, page.text
+    counts = re.findall(r"<li[^>]*><strong>(\d+)</strong> ([^<]+)</li>", page.text)
+    return {name.strip(): int(value) for value, name in counts}
+
+
+def test_the_dashboard_counts_follow_the_cases(
+    as_user: Callable[[str], TestClient], store_engine: Engine
+) -> None:
+    monitor = as_user("zhao.monitor")
+    before = _dashboard_numbers(monitor)
+    open_cases = list_flags(store_engine, county=COUNTY)
+    assert before["在办案件"] == int((~open_cases["status"].isin(["rejected", "risk_eliminated"])).sum())
+    page = monitor.get("/app/dashboard").text
+    assert "<svg" in page and "T01" in page and "第 1 轮到第 2 轮" in page and "模型预警" in page
+    cadre = as_user("li.cadre")
+    assert _step(cadre, _fresh(store_engine, 6), "visit_not_at_risk", "收入稳定").status_code == 303
+    after = _dashboard_numbers(as_user("zhao.monitor"))
+    assert after["在办案件"] == before["在办案件"] - 1
+    cadre_view = _dashboard_numbers(as_user("li.cadre"))
+    assert cadre_view["在办案件"] < after["在办案件"]  # her villages only
+
+
+def test_the_village_sheets_list_what_the_meeting_and_the_notice_need_and_nothing_private(
+    as_user: Callable[[str], TestClient], store_engine: Engine
+) -> None:
+    cadre = as_user("li.cadre")
+    on_notice = _fresh(store_engine, 7)
+    for step in ("visit_at_risk", "village_review", "start_notice"):
+        assert (
+            _step(
+                cadre, on_notice, step, "户主患病，妻子名叫王芳" if step == "visit_at_risk" else ""
+            ).status_code
+            == 303
+        )
+    to_review = _fresh(store_engine, 8)
+    assert _step(cadre, to_review, "visit_at_risk").status_code == 303
+    village = str(_case(store_engine, on_notice)["village_id"])
+
+    notice = cadre.get(f"/app/villages/{village}/notice")
+    assert notice.status_code == 200
+    assert "防返贫监测对象公示" in notice.text and on_notice in notice.text and "如有异议" in notice.text
+    assert re.search(r"公示期为 \d{4}-\d{2}-\d{2} 至 \d{4}-\d{2}-\d{2}", notice.text)
+    case = _case(store_engine, on_notice)
+    for private in ("王芳", "户主患病", f"{case['poverty_risk']:.2f}", "li.cadre（"):
+        assert private not in notice.text.split("<main>")[1]
+
+    review = cadre.get(f"/app/villages/{_case(store_engine, to_review)['village_id']}/review")
+    assert review.status_code == 200 and "民主评议材料" in review.text and to_review in review.text
+    assert "拟纳入监测" in review.text
+
+    other_village = household_in(store_engine, CADRE_VILLAGES, outside=True)
+    outside = str(_case(store_engine, other_village)["village_id"])
+    assert cadre.get(f"/app/villages/{outside}/notice").status_code == 403
+    assert cadre.get(f"/app/villages/{outside}/review").status_code == 403

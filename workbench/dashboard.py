@@ -1,0 +1,168 @@
+"""The county's (or a township's) dashboard as plain data: open cases by step, channel and category,
+overdue cases, per township and village; median days from discovery to county approval per township;
+how the register's poverty status moved between the last two rounds; and the trend over all rounds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from features.policy import ProcedureDeadlines
+from monitoring.procedure import FINAL_STATUSES, IDENTIFICATION_STATUSES
+from store.cases import STATUSES
+from survey.catalogue import Language, label, message
+from workbench.case_views import aware
+from workbench.chart import POVERTY_COLOUR, RELAPSE_COLOUR, bar_chart
+
+MONITORED_STATUSES = frozenset(STATUSES[STATUSES.index("monitored") : STATUSES.index("risk_eliminated")])
+"""Identified and under monitoring: monitored, assisted, and the steps of risk elimination."""
+MOVES = (("never_poor", "poor"), ("poor", "exited"), ("exited", "poor"))
+"""Moves of the registered poverty status the dashboard names: entering, exiting, relapse after exit."""
+
+
+@dataclass(frozen=True)
+class AreaRow:
+    name: str
+    open_cases: int
+    overdue: int
+    awaiting_visit: int
+    in_review: int
+    monitored: int
+    median_days_to_approval: str
+
+
+@dataclass(frozen=True)
+class DashboardView:
+    open_cases: int
+    overdue: int
+    monitored: int
+    eliminated: int
+    by_step_svg: str
+    by_channel: list[tuple[str, int]]
+    by_category: list[tuple[str, int]]
+    townships: list[AreaRow]
+    villages: list[AreaRow]
+    moves_title: str
+    moves: list[tuple[str, int]]
+    trend_svg: str
+
+
+def dashboard_view(
+    cases: pd.DataFrame,
+    places: Mapping[str, str | None],
+    registration: pd.DataFrame,
+    changes: tuple[tuple[int, int] | None, pd.DataFrame],
+    now: datetime,
+    deadlines: ProcedureDeadlines,
+    lang: Language,
+) -> DashboardView:
+    """`cases`: `store.cases.case_overview`; `places`: village -> township; `registration` and `changes`:
+    `store.register.registration_counts` and `registration_changes`."""
+    frame = _with_facts(cases, places, now, deadlines)
+    open_cases = frame[~frame["status"].isin(FINAL_STATUSES)]
+    by_step = [
+        (label("status", status, lang), int((open_cases["status"] == status).sum())) for status in STATUSES
+    ]
+    by_step = [(name, count) for name, count in by_step if count]
+    rounds, moves = changes
+    return DashboardView(
+        open_cases=len(open_cases),
+        overdue=int(open_cases["overdue"].sum()),
+        monitored=int(frame["status"].isin(MONITORED_STATUSES).sum()),
+        eliminated=int((frame["status"] == "risk_eliminated").sum()),
+        by_step_svg=bar_chart(by_step, message("dashboard.by_step", lang)),
+        by_channel=_counts(open_cases["channel"], "channel", lang),
+        by_category=_counts(open_cases["category"], "category", lang),
+        townships=_area_rows(frame, "township", lang),
+        villages=_area_rows(frame, "village_id", lang),
+        moves_title=""
+        if rounds is None
+        else message("dashboard.moves_title", lang, previous=rounds[0], current=rounds[1]),
+        moves=[
+            (
+                message(f"dashboard.move_{before}_{after}", lang),
+                int(moves.loc[(moves["before"] == before) & (moves["now"] == after), "households"].sum()),
+            )
+            for before, after in MOVES
+        ]
+        + [(message("dashboard.move_eliminated", lang), int((frame["status"] == "risk_eliminated").sum()))],
+        trend_svg=_trend(registration, frame, lang),
+    )
+
+
+def _with_facts(
+    cases: pd.DataFrame, places: Mapping[str, str | None], now: datetime, deadlines: ProcedureDeadlines
+) -> pd.DataFrame:
+    """The cases with their township, whether identification is overdue (counted in the policy's days,
+    as `monitoring.procedure.days_over`), and the days from discovery to county approval. Vectorised:
+    a county holds tens of thousands of cases."""
+    frame = cases.copy()
+    frame["township"] = frame["village_id"].astype(str).map(lambda village: places.get(village) or "-")
+    created = pd.to_datetime(frame["created_at"], utc=True)
+    due_day = (created + pd.Timedelta(days=deadlines.identification_days)).dt.tz_convert(deadlines.timezone)
+    today = pd.Timestamp(aware(now)).tz_convert(deadlines.timezone).normalize()
+    late = due_day.dt.normalize() < today
+    frame["overdue"] = (late & frame["status"].isin(list(IDENTIFICATION_STATUSES))).to_numpy()
+    approved = pd.to_datetime(frame["approved_at"], utc=True)
+    frame["days_to_approval"] = (approved - created).dt.total_seconds() / 86_400
+    return frame
+
+
+def _area_rows(frame: pd.DataFrame, column: str, lang: Language) -> list[AreaRow]:
+    """Per township or village (one groupby: a county has hundreds of villages)."""
+    status = frame["status"]
+    is_open = ~status.isin(list(FINAL_STATUSES))
+    facts = pd.DataFrame(
+        {
+            "area": frame[column].astype(str),
+            "open": is_open,
+            "overdue": is_open & frame["overdue"].astype(bool),
+            "awaiting": is_open & (status == "flagged"),
+            "review": is_open & status.isin(list(IDENTIFICATION_STATUSES - {"flagged"})),
+            "monitored": status.isin(list(MONITORED_STATUSES)),
+            "days": frame["days_to_approval"],
+        }
+    )
+    grouped = facts.groupby("area", sort=True).agg(
+        open=("open", "sum"),
+        overdue=("overdue", "sum"),
+        awaiting=("awaiting", "sum"),
+        review=("review", "sum"),
+        monitored=("monitored", "sum"),
+        days=("days", "median"),
+    )
+    return [
+        AreaRow(
+            name=str(name),
+            open_cases=int(row.open),
+            overdue=int(row.overdue),
+            awaiting_visit=int(row.awaiting),
+            in_review=int(row.review),
+            monitored=int(row.monitored),
+            median_days_to_approval="-" if pd.isna(row.days) else f"{float(row.days):.1f}",
+        )
+        for name, row in grouped.iterrows()
+    ]
+
+
+def _counts(values: pd.Series, section: str, lang: Language) -> list[tuple[str, int]]:
+    counts = values.astype(str).value_counts()
+    return [(label(section, str(code), lang), int(count)) for code, count in counts.items()]
+
+
+def _trend(registration: pd.DataFrame, frame: pd.DataFrame, lang: Language) -> str:
+    """Per round: registered poor households (the register) and cases under monitoring (the store)."""
+    bars: list[tuple[str, float]] = []
+    for round_, part in registration.groupby("round", sort=True):
+        poor = float(part.loc[part["poverty_status"] == "poor", "households"].sum())
+        monitored = float(
+            frame[(frame["round"] == round_) & frame["status"].isin(MONITORED_STATUSES)].shape[0]
+        )
+        bars.append((message("dashboard.trend_poor", lang, round=round_), poor))
+        if monitored:
+            bars.append((message("dashboard.trend_monitored", lang, round=round_), monitored))
+    colour = POVERTY_COLOUR if bars else RELAPSE_COLOUR
+    return bar_chart(bars, message("dashboard.trend", lang), colour) if bars else ""
