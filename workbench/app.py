@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -81,6 +81,7 @@ from store.register import (
 from survey.catalogue import LANGUAGES, Language, label, message
 from workbench.case_views import OBJECTION, aware, case_state, case_views
 from workbench.dashboard import dashboard_view
+from workbench.exports import cases_table, csv_bytes, xlsx_bytes
 from workbench.notices import NOTICE_KINDS, REVIEW_KINDS, households_to_review, notice_parts, review_rows
 from workbench.security import (
     APP_PATH,
@@ -102,6 +103,10 @@ logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 HOUSEHOLD_ROLES = frozenset({"cadre", "township", "monitor"})
+EXPORT_TYPES = {
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "csv": "text/csv; charset=utf-8",
+}
 _STEP_NAMES = frozenset(procedure_steps()) | {OBJECTION, "declaration"}
 VIEWERS_SHOWN = 20
 SEARCH_MAX_LENGTH = 64
@@ -153,6 +158,7 @@ def build_workbench(settings: WorkbenchSettings) -> Starlette:
         Route("/cases/{flag_id:int}/steps", pages.take_step, methods=["POST"]),
         Route("/cases/{flag_id:int}/objections", pages.record_objection, methods=["POST"]),
         Route("/dashboard", pages.dashboard, methods=["GET"]),
+        Route("/exports/cases.{kind:str}", pages.export_cases, methods=["GET"]),
         Route("/villages/{village_id}/review", pages.village_review, methods=["GET"]),
         Route("/villages/{village_id}/notice", pages.village_notice, methods=["GET"]),
         Route("/declarations", pages.declaration_form, methods=["GET"]),
@@ -502,6 +508,39 @@ class _Pages:
         if account.role not in HOUSEHOLD_ROLES or not self._covers(account, str(account.county_id), village):
             return self._refuse(request, session, str(account.county_id), "", action="view_village")
         return session, village
+
+    def export_cases(self, request: Request) -> Response:
+        """The open cases of the account's area as XLSX or CSV (UTF-8 with a byte-order mark), column
+        names and values in the reader's language; recorded in the access log."""
+        session = self._session(request)
+        if session is None:
+            return _to_login(request)
+        account, lang, kind = session.account, _language(request), request.path_params["kind"]
+        if account.role not in HOUSEHOLD_ROLES:
+            return self._refuse(request, session, str(account.county_id), "", action="export_cases")
+        if kind not in EXPORT_TYPES:
+            return self.not_found(request, LookupError())
+        county_id = str(account.county_id)
+        flags = list_flags(
+            self.settings.engine, county=county_id, villages=self._villages(account), statuses=OPEN_STATUSES
+        )
+        table = cases_table(
+            flags,
+            county_places(self.settings.engine, county_id),
+            self.settings.models().causes,
+            self.settings.clock(),
+            self._deadlines(),
+            lang,
+        )
+        self._record(account, "export_cases", True, county_id, "", request.url.path, f"{len(table)} rows")
+        sheet = message("export.sheet_cases", lang)
+        body = xlsx_bytes(table, sheet) if kind == "xlsx" else csv_bytes(table)
+        filename = f"cases-{date.today().isoformat()}.{kind}"
+        return Response(
+            body,
+            media_type=EXPORT_TYPES[kind],
+            headers={"content-disposition": f'attachment; filename="{filename}"'},
+        )
 
     def _money_bound(self) -> float:
         return float(self.settings.models().predictor.policy.money_bounds.max_yearly_amount)

@@ -1,0 +1,117 @@
+"""Lists as files a county office opens: XLSX, and CSV with a byte-order mark (so that Excel on Chinese
+Windows reads it as UTF-8), column names in the reader's language from the message catalogue, every
+code turned into words. Pure apart from the bytes they return."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from datetime import datetime
+
+import pandas as pd
+from openpyxl import Workbook
+
+from features.policy import ProcedureDeadlines
+from monitoring.causes import CauseSettings
+from survey.catalogue import Language, label, message
+from workbench.case_views import aware
+
+CASE_COLUMNS = (
+    "household",
+    "village",
+    "township",
+    "round",
+    "category",
+    "tier",
+    "status",
+    "channel",
+    "main_cause",
+    "poverty_risk",
+    "relapse_risk",
+    "discovered",
+    "identification_due",
+    "days_overdue",
+)
+CSV_ENCODING = "utf-8-sig"
+"""UTF-8 with a byte-order mark: Excel on Chinese Windows otherwise reads the file as GBK."""
+
+
+def cases_table(
+    flags: pd.DataFrame,
+    places: Mapping[str, str | None],
+    causes: CauseSettings,
+    now: datetime,
+    deadlines: ProcedureDeadlines,
+    lang: Language,
+) -> pd.DataFrame:
+    """The cases of `flags` (`store.cases.list_flags`) as a person reads them, one row each, columns
+    named in `lang` (messages `export.<column>`); overdue days counted as the worklist counts them."""
+    from monitoring.procedure import IDENTIFICATION_STATUSES
+
+    created = pd.to_datetime(flags["created_at"], utc=True)
+    due = created + pd.Timedelta(days=deadlines.identification_days)
+    local_due = due.dt.tz_convert(deadlines.timezone)
+    today = pd.Timestamp(aware(now)).tz_convert(deadlines.timezone).normalize()
+    identifying = flags["status"].isin(list(IDENTIFICATION_STATUSES))
+    overdue_days = (today - local_due.dt.normalize()).dt.days
+    villages = flags["village_id"].astype(str)
+    table = pd.DataFrame(
+        {
+            "household": flags["household_id"].astype(str),
+            "village": villages,
+            "township": villages.map(lambda village: places.get(village) or ""),
+            "round": flags["round"].astype(int),
+            "category": _labels(flags["category"], "category", lang),
+            "tier": flags["risk_tier"].map(
+                lambda tier: label("tier", tier if isinstance(tier, str) else "none", lang)
+            ),
+            "status": _labels(flags["status"], "status", lang),
+            "channel": _labels(flags["channel"].fillna("model"), "channel", lang),
+            "main_cause": flags["main_cause"].map(
+                lambda code: (
+                    causes.labels[code][lang] if isinstance(code, str) and code in causes.labels else ""
+                )
+            ),
+            "poverty_risk": flags["poverty_risk"].astype(float).round(4),
+            "relapse_risk": flags["relapse_risk"].astype(float).round(4),
+            "discovered": created.dt.tz_convert(deadlines.timezone).dt.strftime("%Y-%m-%d"),
+            "identification_due": local_due.dt.strftime("%Y-%m-%d").where(identifying, ""),
+            "days_overdue": overdue_days.where(identifying & (overdue_days > 0)).astype("Int64"),
+        }
+    )
+    return table.rename(columns={column: message(f"export.{column}", lang) for column in CASE_COLUMNS})
+
+
+def _labels(codes: pd.Series, section: str, lang: Language) -> pd.Series:
+    words = {code: label(section, str(code), lang) for code in codes.dropna().unique()}
+    return codes.map(words).fillna("")
+
+
+def xlsx_bytes(table: pd.DataFrame, sheet: str) -> bytes:
+    """The table as an XLSX workbook of one sheet (openpyxl's write-only mode: tens of thousands of rows
+    in seconds); missing values as empty cells."""
+    workbook = Workbook(write_only=True)
+    worksheet = workbook.create_sheet(title=sheet[:31])
+    worksheet.append([str(column) for column in table.columns])
+    for row in table.itertuples(index=False, name=None):
+        worksheet.append([None if _missing(value) else _plain(value) for value in row])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def csv_bytes(table: pd.DataFrame) -> bytes:
+    """The table as CSV in UTF-8 with a byte-order mark."""
+    text = io.StringIO()
+    table.to_csv(text, index=False, quoting=csv.QUOTE_MINIMAL)
+    return text.getvalue().encode(CSV_ENCODING)
+
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+def _plain(value: object) -> object:
+    """Numpy scalars as Python values (openpyxl writes only those)."""
+    return value.item() if hasattr(value, "item") else value
