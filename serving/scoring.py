@@ -304,10 +304,24 @@ def score_registered_with(
     """A registered household as it is now after `changes` to its latest row (what it declared, what a
     visit found), on top of its stored history and its village's context. `WhatIfError` for a change
     the household's schema refuses."""
-    household = apply_changes(registered_input(registered), WhatIfChanges(household=dict(changes)))
-    return score_household(
-        models, household, lang, register_context(registered, household, SUBMITTED_WITH_HISTORY)
-    )
+    return score_registered_with_many(models, [(registered, changes)], lang)[0]
+
+
+def score_registered_with_many(
+    models: LoadedModels,
+    changed: Sequence[tuple[RegisteredHousehold, Mapping[str, Any]]],
+    lang: Language = "zh",
+) -> list[ScoreResponse]:
+    """`score_registered_with` for several households, in one pass."""
+    households = [
+        apply_changes(registered_input(registered), WhatIfChanges(household=dict(changes)))
+        for registered, changes in changed
+    ]
+    contexts = [
+        register_context(registered, household, SUBMITTED_WITH_HISTORY)
+        for (registered, _), household in zip(changed, households, strict=True)
+    ]
+    return score_households(models, households, lang, contexts)
 
 
 def flag_of(answer: ScoreResponse, village_id: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ intervened) or a `FlagConflict` (when someone else already moved the status on).
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -603,6 +603,45 @@ def _change_status(
             at=now,
         )
         return StatusChange(flag_id=flag_id, from_status=from_status, to_status=status, version=flag.version)
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One case to move on in a batch: to which status, from the version the person saw."""
+
+    flag_id: int
+    to_status: str
+    expected_version: int | None = None
+    note: str | None = None
+    details: Mapping[str, Any] | None = None
+    notice_ends: datetime | None = None
+
+
+def set_statuses(engine: Engine, steps: Sequence[PlannedStep], by: str, *, role: str | None = None) -> int:
+    """Move several cases on in one transaction (a bulk step, an imported sheet of field decisions):
+    every change is written, or none is (`FlagNotFound`, `IllegalTransition` or `FlagConflict` for the
+    first that cannot be). Returns how many were moved."""
+    for step in steps:
+        _check_status_change(step.flag_id, by, step.note)
+    now = _now()
+    with Session(engine) as session, session.begin():
+        for step in steps:
+            flag = session.get(Flag, step.flag_id)
+            if flag is None:
+                raise FlagNotFound(f"no flag with id {step.flag_id}")
+            if step.expected_version is not None and step.expected_version != flag.version:
+                raise FlagConflict(
+                    step.flag_id, step.expected_version, flag.status, flag.version, flag.status
+                )
+            from_status = flag.status
+            _check_transition(from_status, step.to_status)
+            flag.status, flag.updated_at = step.to_status, now
+            if step.notice_ends is not None:
+                flag.notice_ends = step.notice_ends
+            session.flush()
+            entry = _entry(flag, step.to_status, step.note, role, step.details or {}, from_status)
+            _append_history(session, [entry], by=by, at=now)
+    return len(steps)
 
 
 def add_case_note(

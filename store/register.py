@@ -711,3 +711,18 @@ def _registration_changes(
         .group_by(before.c.poverty_status, table.c.poverty_status)
     ).all()
     return (previous, current), pd.DataFrame(rows, columns=["before", "now", "households"])
+
+
+def latest_households(engine: Engine, county_id: str) -> dict[str, str]:
+    """Every household of the county's latest round with its village (empty when the county has none)."""
+    table = DATA_TABLES["households"]
+    with engine.connect() as connection:
+        versions = _current_versions(connection, county_id)
+        if not versions:
+            return {}
+        rows = connection.execute(
+            select(table.c.household_id, table.c.village_id).where(
+                table.c[INGEST_KEY] == versions[max(versions)]["id"]
+            )
+        ).all()
+    return {str(household): str(village) for household, village in rows}

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -47,6 +48,7 @@ from serving.scoring import (
     flag_of,
     score_registered_together,
     score_registered_with,
+    score_registered_with_many,
     what_if_registered,
 )
 from store.accounts import (
@@ -69,9 +71,11 @@ from store.cases import (
     list_flags,
     open_case,
     set_status,
+    set_statuses,
 )
 from store.register import (
     county_places,
+    latest_households,
     registered_history,
     registered_household,
     registration_changes,
@@ -79,10 +83,12 @@ from store.register import (
     township_of,
 )
 from survey.catalogue import LANGUAGES, Language, label, message
-from workbench.case_views import OBJECTION, aware, case_state, case_views
+from workbench.bulk import StepRequest, plan_steps, sheet_requests
+from workbench.case_views import OBJECTION, STEP_LABELLED, aware, case_state, case_views, refusal_text
 from workbench.dashboard import dashboard_view
 from workbench.exports import cases_table, csv_bytes, xlsx_bytes
 from workbench.notices import NOTICE_KINDS, REVIEW_KINDS, households_to_review, notice_parts, review_rows
+from workbench.pushes import PushUnreadable, plan_push, read_push, read_table
 from workbench.security import (
     APP_PATH,
     CSRF_FIELD,
@@ -103,11 +109,12 @@ logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 HOUSEHOLD_ROLES = frozenset({"cadre", "township", "monitor"})
+PUSH_ROLES = frozenset({"township", "monitor"})
+"""Who imports a department's data (county and township offices receive it)."""
 EXPORT_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "csv": "text/csv; charset=utf-8",
 }
-_STEP_NAMES = frozenset(procedure_steps()) | {OBJECTION, "declaration"}
 VIEWERS_SHOWN = 20
 SEARCH_MAX_LENGTH = 64
 
@@ -155,12 +162,17 @@ def build_workbench(settings: WorkbenchSettings) -> Starlette:
         Route("/language", pages.language, methods=["GET"]),
         Route("/households/{county_id}/{household_id}", pages.household, methods=["GET"]),
         Route("/households/{county_id}/{household_id}/whatif", pages.what_if, methods=["GET"]),
+        Route("/cases/bulk", pages.bulk_steps, methods=["POST"]),
+        Route("/decisions", pages.decisions_form, methods=["GET"]),
+        Route("/decisions", pages.import_decisions, methods=["POST"]),
         Route("/cases/{flag_id:int}/steps", pages.take_step, methods=["POST"]),
         Route("/cases/{flag_id:int}/objections", pages.record_objection, methods=["POST"]),
         Route("/dashboard", pages.dashboard, methods=["GET"]),
         Route("/exports/cases.{kind:str}", pages.export_cases, methods=["GET"]),
         Route("/villages/{village_id}/review", pages.village_review, methods=["GET"]),
         Route("/villages/{village_id}/notice", pages.village_notice, methods=["GET"]),
+        Route("/pushes", pages.push_form, methods=["GET"]),
+        Route("/pushes", pages.push, methods=["POST"]),
         Route("/declarations", pages.declaration_form, methods=["GET"]),
         Route("/declarations", pages.declare, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
@@ -289,6 +301,7 @@ class _Pages:
                 "places": places,
                 "query": query,
                 "villages": villages if account.role != "monitor" else [],
+                "bulk_steps": _bulk_steps(account.role, lang),
             },
         )
 
@@ -329,7 +342,7 @@ class _Pages:
         done = request.query_params.get("done", "")
         notice = (
             message("procedure.done", _language(request), step=label("step", done, _language(request)))
-            if done in _STEP_NAMES
+            if done in STEP_LABELLED
             else None
         )
         return self._household_page(request, session, county_id, household_id, notice=notice)
@@ -563,7 +576,7 @@ class _Pages:
         try:
             step = check_step(step_name, account.role, case_state(case), note, now)
         except StepRefused as refused:
-            error = _refusal_text(
+            error = refusal_text(
                 refused, step_name, str(case["status"]), account.role, lang, self._deadlines()
             )
             return await self._case_refused(request, session, case, error)
@@ -648,12 +661,10 @@ class _Pages:
     async def declare(self, request: Request) -> Response:
         """A household's own declaration: scored at once with what it declared, opened as a case (or
         recorded on its open case)."""
-        form = await request.form()
-        session = await run_in_threadpool(self._session, request)
-        if session is None:
-            return _to_login(request)
-        if not tokens_match(session.csrf_token, _field(form, CSRF_FIELD)):
-            return self._bad_form(request, session)
+        posted = await self._posted(request)
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted
         return await run_in_threadpool(self._declare, request, session, form)
 
     def _declare(self, request: Request, session: WebSession, form: Any) -> Response:
@@ -687,9 +698,7 @@ class _Pages:
             return self._declaration_page(request, session, values, " ".join(problems), status=400)
         latest = history[-1]
         changes = declared_changes(
-            values["event"],
-            amount if isinstance(amount, float) else None,
-            {str(key): value for key, value in latest.households.iloc[-1].items()},
+            values["event"], amount if isinstance(amount, float) else None, _latest_row(latest)
         )
         answer = score_registered_with(self.settings.models(), latest, changes, lang)
         open_case(
@@ -717,6 +726,188 @@ class _Pages:
             status=409,
         )
 
+    # ------------------------------------------------------------------------------------ bulk work
+
+    async def bulk_steps(self, request: Request) -> Response:
+        """The cases ticked on the worklist, moved one step together (all or none)."""
+        posted = await self._posted(request)
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted
+        chosen = [int(value) for value in form.getlist("case") if isinstance(value, str) and value.isdigit()]
+        requests = [
+            StepRequest(step=_field(form, "step"), note=_field(form, "note").strip(), flag_id=flag_id)
+            for flag_id in chosen
+        ]
+        return await run_in_threadpool(self._apply_steps, request, session, requests, "bulk", False)
+
+    def decisions_form(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None:
+            return _to_login(request)
+        if session.account.role not in HOUSEHOLD_ROLES:
+            return self._refuse(
+                request, session, str(session.account.county_id), "", action="import_decisions"
+            )
+        return self._render(request, "bulk.html", self._bulk_context(request, session, upload=True))
+
+    async def import_decisions(self, request: Request) -> Response:
+        """A sheet of field decisions (household, step, note): every row checked, all applied or none."""
+        posted = await self._posted(request)
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted
+        content, filename = await _uploaded(form)
+        lang = _language(request)
+        try:
+            requests = sheet_requests(read_table(content, filename, lang))
+        except PushUnreadable as unreadable:
+            context = self._bulk_context(request, session, upload=True, error=str(unreadable))
+            return self._render(request, "bulk.html", context, status=400)
+        except ValueError as missing:
+            error = message("bulk.missing_columns", lang, columns=str(missing))
+            return self._render(request, "bulk.html", self._bulk_context(request, session, True, error), 400)
+        return await run_in_threadpool(self._apply_steps, request, session, requests, "sheet", True)
+
+    def _apply_steps(
+        self, request: Request, session: WebSession, requests: list[StepRequest], via: str, upload: bool
+    ) -> Response:
+        account, lang = session.account, _language(request)
+        if account.role not in HOUSEHOLD_ROLES:
+            return self._refuse(request, session, str(account.county_id), "", action=f"{via}_steps")
+        if not requests:
+            context = self._bulk_context(request, session, upload, message("bulk.none_selected", lang))
+            return self._render(request, "bulk.html", context, status=400)
+        cases = list_flags(
+            self.settings.engine,
+            county=str(account.county_id),
+            villages=self._villages(account),
+            statuses=(*OPEN_STATUSES, "rejected"),
+        )
+        now = self.settings.clock()
+        planned, problems = plan_steps(requests, cases, account.role, now, self._deadlines(), lang, via)
+        if problems:
+            context = self._bulk_context(
+                request, session, upload, message("bulk.refused", lang, count=len(problems)), problems
+            )
+            return self._render(request, "bulk.html", context, status=409)
+        try:
+            moved = set_statuses(self.settings.engine, planned, account.user_id, role=account.role)
+        except FlagConflict as conflict:
+            error = message("procedure.conflict", lang, status=label("status", conflict.current_status, lang))
+            return self._render(
+                request, "bulk.html", self._bulk_context(request, session, upload, error), 409
+            )
+        context = self._bulk_context(request, session, upload)
+        context["done"] = message("bulk.done", lang, count=moved)
+        return self._render(request, "bulk.html", context)
+
+    def _bulk_context(
+        self,
+        request: Request,
+        session: WebSession,
+        upload: bool,
+        error: str | None = None,
+        problems: list[str] | None = None,
+    ) -> dict[str, Any]:
+        lang = _language(request)
+        return {
+            "session": session,
+            "heading": message("bulk.import_title" if upload else "bulk.submit", lang),
+            "lead": message("bulk.import_lead", lang) if upload else "",
+            "upload": upload,
+            "error": error,
+            "problems": problems or [],
+            "done": None,
+        }
+
+    # ------------------------------------------------------------------------------------ department pushes
+
+    def push_form(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None:
+            return _to_login(request)
+        if session.account.role not in PUSH_ROLES:
+            return self._refuse(
+                request, session, str(session.account.county_id), "", action="department_push"
+            )
+        return self._render(request, "push.html", {"session": session, "department": ""})
+
+    async def push(self, request: Request) -> Response:
+        """A department's file: every row checked and matched to the register in the account's area;
+        matched households scored with the pushed event and opened as cases (channel "department"), or
+        recorded on their open case; the rows that could not be used listed back."""
+        posted = await self._posted(request)
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted
+        if session.account.role not in PUSH_ROLES:
+            return self._refuse(
+                request, session, str(session.account.county_id), "", action="department_push"
+            )
+        content, filename = await _uploaded(form)
+        return await run_in_threadpool(
+            self._push, request, session, _field(form, "department").strip()[:100], content, filename
+        )
+
+    def _push(
+        self, request: Request, session: WebSession, department: str, content: bytes, filename: str
+    ) -> Response:
+        account, lang, engine = session.account, _language(request), self.settings.engine
+        county_id = str(account.county_id)
+        context: dict[str, Any] = {"session": session, "department": department, "rejected": []}
+        if not department:
+            return self._render(
+                request, "push.html", {**context, "error": message("push.no_department", lang)}, 400
+            )
+        try:
+            table = read_push(content, filename, lang)
+        except PushUnreadable as unreadable:
+            return self._render(request, "push.html", {**context, "error": str(unreadable)}, 400)
+        area = self._villages(account)
+        known = {
+            household: village
+            for household, village in latest_households(engine, county_id).items()
+            if area is None or village in area
+        }
+        plan = plan_push(table, known, self._money_bound(), lang)
+        opened = joined = 0
+        if plan.matched:
+            registered = [registered_household(engine, county_id, row.household_id) for row in plan.matched]
+            pairs = [
+                (found, declared_changes(row.event, row.amount, _latest_row(found)))
+                for row, found in zip(plan.matched, registered, strict=True)
+                if found is not None
+            ]
+            answers = score_registered_with_many(self.settings.models(), pairs, lang)
+            for row, (found, _), answer in zip(plan.matched, pairs, answers, strict=True):
+                outcome = open_case(
+                    engine,
+                    flag_of(answer, found.village_id),
+                    "department",
+                    account.user_id,
+                    role=account.role,
+                    note=row.note[:NOTE_MAX_LENGTH] or None,
+                    details={
+                        "department": department,
+                        "event": row.event,
+                        "amount": row.amount,
+                        "line": row.line,
+                    },
+                )
+                opened, joined = opened + outcome.created, joined + (not outcome.created)
+        self._record(
+            account,
+            "department_push",
+            True,
+            county_id,
+            "",
+            request.url.path,
+            f"{department}: {opened} opened, {joined} joined, {len(plan.problems)} rows not used",
+        )
+        result = message("push.result", lang, opened=opened, joined=joined, rejected=len(plan.problems))
+        return self._render(request, "push.html", {**context, "result": result, "rejected": plan.problems})
+
     def _checked_case(self, request: Request, form: Any) -> tuple[WebSession, dict[str, Any]] | Response:
         """The session and the case a form acts on, or the refusal: no session (to login), no CSRF token
         (403), an unknown case (404), a case outside the account's area (403, recorded)."""
@@ -741,6 +932,17 @@ class _Pages:
         return self._render(request, "message.html", context, status=404)
 
     # ------------------------------------------------------------------------------------ helpers
+
+    async def _posted(self, request: Request) -> tuple[WebSession, Any] | Response:
+        """A posted form with its session, once the session is live and the form carries its CSRF
+        token; otherwise the answer (to the login page, or 403)."""
+        form = await request.form()
+        session = await run_in_threadpool(self._session, request)
+        if session is None:
+            return _to_login(request)
+        if not tokens_match(session.csrf_token, _field(form, CSRF_FIELD)):
+            return self._bad_form(request, session)
+        return session, form
 
     def _session(self, request: Request) -> WebSession | None:
         return session_of(
@@ -910,26 +1112,6 @@ def _number_in(text: str, most: float) -> float | None:
     return value if 0 <= value <= most else None
 
 
-def _refusal_text(
-    refused: StepRefused,
-    step_name: str,
-    status: str,
-    role: str,
-    lang: Language,
-    deadlines: ProcedureDeadlines,
-) -> str:
-    """Why a step was refused, in the reader's words (no code of a step, status or role)."""
-    ends = refused.values.get("ends")
-    return message(
-        refused.reason,
-        lang,
-        step=label("step", step_name, lang) if step_name in _STEP_NAMES else step_name,
-        status=label("status", status, lang),
-        role=label("role", role, lang),
-        ends="" if ends is None else _local_time(ends, deadlines),
-    )
-
-
 _BAD_AMOUNT = object()
 
 
@@ -949,8 +1131,25 @@ def _int_field(form: Any, name: str) -> int | None:
     return int(value) if value.isdigit() and len(value) < 10 else None
 
 
-def _local_time(value: datetime, deadlines: ProcedureDeadlines) -> str:
-    return aware(value).astimezone(ZoneInfo(deadlines.timezone)).strftime("%Y-%m-%d %H:%M")
+def _bulk_steps(role: str, lang: Language) -> list[tuple[str, str]]:
+    """The steps a role may take on several cases at once (those that need no notice to have run)."""
+    return [
+        (step.name, label("step", step.name, lang))
+        for step in procedure_steps().values()
+        if role in step.roles and step.from_status != "rejected"
+    ]
+
+
+async def _uploaded(form: Any) -> tuple[bytes, str]:
+    """The content and name of a form's uploaded file (empty when none was sent)."""
+    upload = form.get("file")
+    if not isinstance(upload, StarletteUpload):
+        return b"", ""
+    return await upload.read(), upload.filename or ""
+
+
+def _latest_row(registered: Any) -> dict[str, Any]:
+    return {str(key): value for key, value in registered.households.iloc[-1].items()}
 
 
 def _page_number(value: str | None) -> int:

@@ -18,6 +18,7 @@ from monitoring.procedure import (
     FINAL_STATUSES,
     NOTICE_STATUSES,
     CaseState,
+    StepRefused,
     days_over,
     identification_due,
     procedure_steps,
@@ -27,6 +28,8 @@ from store.cases import SYSTEM_ACTOR
 from survey.catalogue import Language, label, message
 
 OBJECTION = "objection"
+STEP_LABELLED = frozenset(procedure_steps()) | {OBJECTION, "declaration"}
+"""Step names the catalogue has a label for (`step.<name>`)."""
 """The kind of note recorded on a case during its public notice."""
 
 
@@ -240,3 +243,27 @@ def aware(value: Any) -> datetime:
     if isinstance(value, pd.Timestamp):
         value = value.to_pydatetime()
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def refusal_text(
+    refused: StepRefused,
+    step_name: str,
+    status: str,
+    role: str,
+    lang: Language,
+    deadlines: ProcedureDeadlines,
+) -> str:
+    """Why a step was refused, in the reader's words (no code of a step, status or role)."""
+    ends = refused.values.get("ends")
+    return message(
+        refused.reason,
+        lang,
+        step=label("step", step_name, lang) if step_name in STEP_LABELLED else step_name,
+        status=label("status", status, lang),
+        role=label("role", role, lang),
+        ends="" if ends is None else _local_time(ends, deadlines),
+    )
+
+
+def _local_time(value: datetime, deadlines: ProcedureDeadlines) -> str:
+    return aware(value).astimezone(ZoneInfo(deadlines.timezone)).strftime("%Y-%m-%d %H:%M")

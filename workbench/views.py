@@ -29,6 +29,7 @@ OPEN_STATUSES = tuple(status for status in STATUSES if status not in CLOSED_STAT
 
 @dataclass(frozen=True)
 class WorkItem:
+    flag_id: int
     county_id: str
     household_id: str
     village_id: str
@@ -110,6 +111,7 @@ def _work_item(
         )
     next_step, actionable = next_step_text(row, role, now, lang)
     return WorkItem(
+        flag_id=int(row["id"]),
         county_id=str(row["county_id"]),
         household_id=str(row["household_id"]),
         village_id=str(row["village_id"]),

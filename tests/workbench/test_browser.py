@@ -113,6 +113,13 @@ def test_a_cadre_on_a_phone_sees_her_villages_and_opens_a_household(
         width = visit.page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"the page is {width} px wide on a {PHONE['width']} px phone"
         visit.shoot("phone-household")
+        visit.page.get_by_text("假设分析").click()
+        visit.page.check("input[name=insurance]")
+        visit.page.fill("#medical", "0")
+        visit.page.click("form.card button[type=submit]")
+        visit.page.wait_for_url(re.compile(r".*/whatif\?.*insurance=1.*"))
+        assert visit.page.get_by_text("如果这样").count() == 1
+        visit.shoot("phone-whatif")
         outsider = _households(served["flags"], inside=False)[0]
         refused = visit.page.goto(f"/app/households/{COUNTY}/{outsider}")
         assert refused is not None and refused.status == 403
@@ -180,6 +187,7 @@ def test_a_case_moves_through_the_procedure_in_the_browser(
     finally:
         cadre.close()
     _notice_has_run(store_url, household)
+    monitored_before = _dashboard_count(browser, served["url"], "纳入监测")
     for user, step in (("wang.township", "township_review"), ("zhao.monitor", "county_approve")):
         desk = Visit(browser, served["url"], DESKTOP)
         try:
@@ -195,6 +203,19 @@ def test_a_case_moves_through_the_procedure_in_the_browser(
                 desk.shoot("desktop-case-history")
         finally:
             desk.close()
+    assert _dashboard_count(browser, served["url"], "纳入监测") == monitored_before + 1
+
+
+def _dashboard_count(browser: Any, url: str, name: str) -> int:
+    """A count at the top of the county dashboard, as the monitor sees it."""
+    desk = Visit(browser, url, DESKTOP)
+    try:
+        desk.log_in("zhao.monitor")
+        desk.page.goto("/app/dashboard")
+        chip = desk.page.locator("ul.counts li", has_text=name).inner_text()
+        return int(chip.split()[0])
+    finally:
+        desk.close()
 
 
 def _notice_has_run(store_url: str, household: str) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
@@ -293,3 +294,123 @@ def test_the_village_sheets_list_what_the_meeting_and_the_notice_need_and_nothin
     outside = str(_case(store_engine, other_village)["village_id"])
     assert cadre.get(f"/app/villages/{outside}/notice").status_code == 403
     assert cadre.get(f"/app/villages/{outside}/review").status_code == 403
+
+
+def test_a_department_push_opens_cases_for_matched_rows_and_lists_the_rest(
+    as_user: Callable[[str], TestClient], store_engine: Engine, county: Any
+) -> None:
+    flagged = set(list_flags(store_engine, county=COUNTY)["household_id"])
+    latest = county.households[county.households["round"] == 2]
+    fresh = latest.loc[~latest["household_id"].isin(flagged), "household_id"].astype(str).tolist()
+    joined = _fresh(store_engine, 9)  # has an open case already
+    csv_text = "户编号,事项,金额,说明\n" + "\n".join(
+        [
+            f"{fresh[0]},大病,45000,医保结算单：住院费用",
+            f"{fresh[1]},disaster,,洪灾受损",
+            f"{joined},serious_illness,8000,",
+            "H999999,大病,1000,",
+            f"{fresh[2]},彩票中奖,100,",
+            f"{fresh[3]},大病,-5,",
+        ]
+    )
+    monitor = as_user("zhao.monitor")
+    form = monitor.get("/app/pushes")
+    assert form.status_code == 200 and "导入部门推送数据" in form.text
+    response = monitor.post(
+        "/app/pushes",
+        data={"csrf_token": csrf_of(form.text), "department": "县医保局"},
+        files={"file": ("医保推送.csv", csv_text.encode("utf-8-sig"), "text/csv")},
+    )
+    assert response.status_code == 200, response.text
+    assert "新开案件 2 件，记入已有案件 1 件；未能使用 3 行" in response.text
+    for line, problem in ((5, "没有户编号 H999999"), (6, "事项“彩票中奖”无法识别"), (7, "金额“-5”应在 0 到")):
+        assert f"第 {line} 行：" in response.text and problem in response.text
+    opened = _case(store_engine, fresh[0])
+    assert (opened["channel"], opened["status"]) == ("department", "flagged")
+    created = flag_history(store_engine, int(opened["id"])).iloc[0]
+    assert created["by"] == "zhao.monitor" and "县医保局" in created["details"]
+    assert len(list_flags(store_engine, county=COUNTY, household=joined)) == 1
+    cadre = as_user("li.cadre")
+    assert cadre.get("/app/pushes").status_code == 403
+
+
+def test_a_push_file_without_the_needed_columns_is_refused_whole(
+    as_user: Callable[[str], TestClient], store_engine: Engine
+) -> None:
+    monitor = as_user("zhao.monitor")
+    form = monitor.get("/app/pushes")
+    before = len(list_flags(store_engine, county=COUNTY))
+    response = monitor.post(
+        "/app/pushes",
+        data={"csrf_token": csrf_of(form.text), "department": "民政局"},
+        files={"file": ("list.csv", "姓名,金额\n张三,100\n".encode(), "text/csv")},
+    )
+    assert response.status_code == 400 and "文件缺少列" in response.text and "户编号" in response.text
+    assert len(list_flags(store_engine, county=COUNTY)) == before
+
+
+def test_bulk_steps_apply_to_all_the_selected_cases_or_to_none(
+    as_user: Callable[[str], TestClient], store_engine: Engine
+) -> None:
+    cadre = as_user("li.cadre")
+    worklist = cadre.get("/app/")
+    first, second, moved_on = (_case(store_engine, _fresh(store_engine, index)) for index in (10, 11, 0))
+    token = csrf_of(worklist.text)
+    refused = cadre.post(
+        "/app/cases/bulk",
+        data={"csrf_token": token, "case": [str(first["id"]), str(moved_on["id"])], "step": "visit_at_risk"},
+    )
+    assert refused.status_code == 409 and "全部未执行" in refused.text
+    assert _case(store_engine, str(first["household_id"]))["status"] == "flagged"  # nothing applied
+    done = cadre.post(
+        "/app/cases/bulk",
+        data={
+            "csrf_token": token,
+            "case": [str(first["id"]), str(second["id"])],
+            "step": "visit_at_risk",
+            "note": "集中入户",
+        },
+    )
+    assert done.status_code == 200 and "已办理 2 件" in done.text
+    for case in (first, second):
+        assert _case(store_engine, str(case["household_id"]))["status"] == "verified"
+    assert (
+        cadre.post("/app/cases/bulk", data={"case": [str(first["id"])], "step": "village_review"}).status_code
+        == 403
+    )
+
+
+def test_a_sheet_of_field_decisions_is_checked_whole_before_anything_is_applied(
+    as_user: Callable[[str], TestClient], store_engine: Engine
+) -> None:
+    from workbench.exports import xlsx_bytes
+
+    households = [_fresh(store_engine, index) for index in (12, 13)]
+    cadre = as_user("li.cadre")
+    form = cadre.get("/app/decisions")
+    assert form.status_code == 200 and "导入入户核实结果" in form.text
+    bad = pd.DataFrame(
+        {
+            "户编号": [*households, "H999999"],
+            "步骤": ["入户核实：存在风险", "visit_not_at_risk", "入户核实：存在风险"],
+            "说明": ["危房", "", ""],
+        }
+    )
+    response = cadre.post(
+        "/app/decisions",
+        data={"csrf_token": csrf_of(form.text)},
+        files={"file": ("decisions.xlsx", xlsx_bytes(bad, "sheet"), "application/octet-stream")},
+    )
+    assert response.status_code == 409
+    assert "第 3 行：" in response.text and "需要填写理由" in response.text and "第 4 行：" in response.text
+    assert [_case(store_engine, h)["status"] for h in households] == ["flagged", "flagged"]
+    good = bad.iloc[:2].assign(说明=["危房", "已有稳定务工收入"])
+    response = cadre.post(
+        "/app/decisions",
+        data={"csrf_token": csrf_of(form.text)},
+        files={"file": ("decisions.xlsx", xlsx_bytes(good, "sheet"), "application/octet-stream")},
+    )
+    assert response.status_code == 200 and "已办理 2 件" in response.text
+    assert [_case(store_engine, h)["status"] for h in households] == ["verified", "rejected"]
+    step = flag_history(store_engine, int(_case(store_engine, households[0])["id"])).iloc[-1]
+    assert (step["by"], step["role"], step["note"]) == ("li.cadre", "cadre", "危房")

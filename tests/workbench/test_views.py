@@ -16,6 +16,7 @@ NOW = datetime(2026, 12, 20, 3, 0, tzinfo=UTC)  # 11:00 in Beijing
 
 def _flags(**columns: list) -> pd.DataFrame:
     base = {
+        "id": [1, 2, 3],
         "county_id": ["C1", "C1", "C1"],
         "household_id": ["H1", "H2", "H3"],
         "village_id": ["V1", "V1", "V2"],
