@@ -1,0 +1,235 @@
+"""The monitoring procedure's forms: a step on one case, an objection during a notice, bulk steps on the
+worklist and an imported sheet of field decisions (all or nothing).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from monitoring.procedure import (
+    NOTICE_STATUSES,
+    StepRefused,
+    check_step,
+    notice_end,
+)
+from store.accounts import (
+    WebSession,
+)
+from store.cases import (
+    FlagConflict,
+    add_case_note,
+    list_flags,
+    set_status,
+    set_statuses,
+)
+from survey.catalogue import label, message
+from workbench.bulk import StepRequest, plan_steps, sheet_requests
+from workbench.case_views import OBJECTION, case_state, refusal_text
+from workbench.household_pages import HouseholdPages
+from workbench.pages import (
+    HOUSEHOLD_ROLES,
+    form_field,
+    int_field,
+    reader_language,
+    redirect_to,
+    to_login,
+    uploaded_file,
+)
+from workbench.pushes import PushUnreadable, read_table
+from workbench.security import (
+    APP_PATH,
+)
+from workbench.views import OPEN_STATUSES
+
+
+class CasePages(HouseholdPages):
+    async def _case_refused(
+        self, request: Request, session: WebSession, case: dict[str, Any], error: str
+    ) -> Response:
+        """The case's household page again, saying why nothing was done (409)."""
+        return await run_in_threadpool(
+            self._household_page,
+            request,
+            session,
+            str(case["county_id"]),
+            str(case["household_id"]),
+            error=error,
+            status=409,
+        )
+
+    # ------------------------------------------------------------------------------------ cases
+
+    async def take_step(self, request: Request) -> Response:
+        """A step of the procedure on a case, from the form on its household's page."""
+        form = await request.form()
+        checked = await run_in_threadpool(self._checked_case, request, form)
+        if isinstance(checked, Response):
+            return checked
+        session, case = checked
+        account, lang, now = session.account, reader_language(request), self.settings.clock()
+        step_name, note = form_field(form, "step"), form_field(form, "note").strip() or None
+        seen_version = int_field(form, "version")
+        if seen_version is not None and seen_version != int(case["version"]):  # moved on since the page
+            error = message("procedure.conflict", lang, status=label("status", str(case["status"]), lang))
+            return await self._case_refused(request, session, case, error)
+        try:
+            step = check_step(step_name, account.role, case_state(case), note, now)
+        except StepRefused as refused:
+            error = refusal_text(
+                refused, step_name, str(case["status"]), account.role, lang, self._deadlines()
+            )
+            return await self._case_refused(request, session, case, error)
+        notice_ends = notice_end(now, self._deadlines()) if step.starts_notice else None
+        try:
+            await run_in_threadpool(
+                lambda: set_status(
+                    self.settings.engine,
+                    int(case["id"]),
+                    step.to_status,
+                    account.user_id,
+                    note,
+                    role=account.role,
+                    details={"step": step.name},
+                    notice_ends=notice_ends,
+                    expected_version=int_field(form, "version"),
+                    expected_status=form_field(form, "status") or None,
+                )
+            )
+        except FlagConflict as conflict:
+            error = message("procedure.conflict", lang, status=label("status", conflict.current_status, lang))
+            return await self._case_refused(request, session, case, error)
+        return redirect_to(
+            f"{APP_PATH}/households/{case['county_id']}/{case['household_id']}?done={step.name}"
+        )
+
+    async def record_objection(self, request: Request) -> Response:
+        """An objection raised while a case's public notice runs (kept on the case, which stays put)."""
+        form = await request.form()
+        checked = await run_in_threadpool(self._checked_case, request, form)
+        if isinstance(checked, Response):
+            return checked
+        session, case = checked
+        lang, note = reader_language(request), form_field(form, "note").strip()
+        error = None
+        if str(case["status"]) not in NOTICE_STATUSES:
+            error = message(
+                "procedure.refused_out_of_order",
+                lang,
+                status=label("status", str(case["status"]), lang),
+                step=label("step", OBJECTION, lang),
+            )
+        elif not note:
+            error = message("procedure.refused_no_note", lang, step=label("step", OBJECTION, lang))
+        if error is None:
+            await run_in_threadpool(
+                add_case_note,
+                self.settings.engine,
+                int(case["id"]),
+                session.account.user_id,
+                note,
+                role=session.account.role,
+                details={"kind": OBJECTION},
+            )
+            return redirect_to(
+                f"{APP_PATH}/households/{case['county_id']}/{case['household_id']}?done={OBJECTION}"
+            )
+        return await self._case_refused(request, session, case, error)
+
+    # ------------------------------------------------------------------------------------ bulk work
+
+    async def bulk_steps(self, request: Request) -> Response:
+        """The cases ticked on the worklist, moved one step together (all or none)."""
+        posted = await self._posted(request)
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted
+        chosen = [int(value) for value in form.getlist("case") if isinstance(value, str) and value.isdigit()]
+        requests = [
+            StepRequest(step=form_field(form, "step"), note=form_field(form, "note").strip(), flag_id=flag_id)
+            for flag_id in chosen
+        ]
+        return await run_in_threadpool(self._apply_steps, request, session, requests, "bulk", False)
+
+    def decisions_form(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None:
+            return to_login(request)
+        if session.account.role not in HOUSEHOLD_ROLES:
+            return self._refuse(
+                request, session, str(session.account.county_id), "", action="import_decisions"
+            )
+        return self._render(request, "bulk.html", self._bulk_context(request, session, upload=True))
+
+    async def import_decisions(self, request: Request) -> Response:
+        """A sheet of field decisions (household, step, note): every row checked, all applied or none."""
+        posted = await self._posted(request)
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted
+        content, filename = await uploaded_file(form)
+        lang = reader_language(request)
+        try:
+            requests = sheet_requests(read_table(content, filename, lang))
+        except PushUnreadable as unreadable:
+            context = self._bulk_context(request, session, upload=True, error=str(unreadable))
+            return self._render(request, "bulk.html", context, status=400)
+        except ValueError as missing:
+            error = message("bulk.missing_columns", lang, columns=str(missing))
+            return self._render(request, "bulk.html", self._bulk_context(request, session, True, error), 400)
+        return await run_in_threadpool(self._apply_steps, request, session, requests, "sheet", True)
+
+    def _apply_steps(
+        self, request: Request, session: WebSession, requests: list[StepRequest], via: str, upload: bool
+    ) -> Response:
+        account, lang = session.account, reader_language(request)
+        if account.role not in HOUSEHOLD_ROLES:
+            return self._refuse(request, session, str(account.county_id), "", action=f"{via}_steps")
+        if not requests:
+            context = self._bulk_context(request, session, upload, message("bulk.none_selected", lang))
+            return self._render(request, "bulk.html", context, status=400)
+        cases = list_flags(
+            self.settings.engine,
+            county=str(account.county_id),
+            villages=self._villages(account),
+            statuses=(*OPEN_STATUSES, "rejected"),
+        )
+        now = self.settings.clock()
+        planned, problems = plan_steps(requests, cases, account.role, now, self._deadlines(), lang, via)
+        if problems:
+            context = self._bulk_context(
+                request, session, upload, message("bulk.refused", lang, count=len(problems)), problems
+            )
+            return self._render(request, "bulk.html", context, status=409)
+        try:
+            moved = set_statuses(self.settings.engine, planned, account.user_id, role=account.role)
+        except FlagConflict as conflict:
+            error = message("procedure.conflict", lang, status=label("status", conflict.current_status, lang))
+            return self._render(
+                request, "bulk.html", self._bulk_context(request, session, upload, error), 409
+            )
+        context = self._bulk_context(request, session, upload)
+        context["done"] = message("bulk.done", lang, count=moved)
+        return self._render(request, "bulk.html", context)
+
+    def _bulk_context(
+        self,
+        request: Request,
+        session: WebSession,
+        upload: bool,
+        error: str | None = None,
+        problems: list[str] | None = None,
+    ) -> dict[str, Any]:
+        lang = reader_language(request)
+        return {
+            "session": session,
+            "heading": message("bulk.import_title" if upload else "bulk.submit", lang),
+            "lead": message("bulk.import_lead", lang) if upload else "",
+            "upload": upload,
+            "error": error,
+            "problems": problems or [],
+            "done": None,
+        }

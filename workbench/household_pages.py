@@ -1,0 +1,138 @@
+"""The household's pages: the household page (both risks, the rule, reasons, causes, measures, the
+rounds, its cases and their steps, who looked) and what-if.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from features.frame import FeatureInputError
+from features.policy import PolicyError
+from serving.scoring import (
+    WhatIfError,
+    score_registered_together,
+    what_if_registered,
+)
+from store.accounts import (
+    WebSession,
+    access_entries,
+)
+from store.cases import (
+    flag_history,
+    list_flags,
+)
+from store.register import (
+    registered_history,
+)
+from survey.catalogue import label, message
+from workbench.case_views import STEP_LABELLED, case_views
+from workbench.pages import (
+    HOUSEHOLD_ROLES,
+    VIEWERS_SHOWN,
+    PageBase,
+    reader_language,
+    to_login,
+    what_if_changes,
+)
+from workbench.views import household_view, member_choices, what_if_view
+
+
+class HouseholdPages(PageBase):
+    def household(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None:
+            return to_login(request)
+        county_id = request.path_params["county_id"]
+        household_id = request.path_params["household_id"]
+        done = request.query_params.get("done", "")
+        notice = (
+            message(
+                "procedure.done", reader_language(request), step=label("step", done, reader_language(request))
+            )
+            if done in STEP_LABELLED
+            else None
+        )
+        return self._household_page(request, session, county_id, household_id, notice=notice)
+
+    def _household_page(
+        self,
+        request: Request,
+        session: WebSession,
+        county_id: str,
+        household_id: str,
+        *,
+        notice: str | None = None,
+        error: str | None = None,
+        status: int = 200,
+    ) -> Response:
+        account = session.account
+        engine = self.settings.engine
+        history = (
+            registered_history(engine, county_id, household_id) if account.role in HOUSEHOLD_ROLES else []
+        )
+        village_id = history[-1].village_id if history else None
+        if village_id is None or not self._covers(account, county_id, village_id):
+            return self._refuse(request, session, county_id, household_id)
+        lang = reader_language(request)
+        now = self.settings.clock()
+        self._record(account, "view_household", True, county_id, household_id, request.url.path)
+        scores = score_registered_together(self.settings.models(), history, lang)
+        cases = list_flags(engine, county=county_id, household=household_id)
+        steps = flag_history(engine, flag_ids=cases["id"].tolist()) if len(cases) else cases
+        case_list = case_views(cases, steps, account.role, now, self._deadlines(), lang)
+        viewers = access_entries(engine, county_id=county_id, household_id=household_id, limit=VIEWERS_SHOWN)
+        viewers = viewers[viewers["allowed"].astype(bool)] if len(viewers) else viewers
+        view = household_view(
+            scores, case_list, viewers, village_id, lang, ZoneInfo(self._deadlines().timezone)
+        )
+        context = {"session": session, "h": view, "notice": notice, "error": error}
+        return self._render(request, "household.html", context, status=status)
+
+    def what_if(self, request: Request) -> Response:
+        """The household with a fact changed (insurance, a member's migrant work, medical costs): both
+        risks, the tier, the category, the reasons and the measures before and after. Nothing is saved."""
+        session = self._session(request)
+        if session is None:
+            return to_login(request)
+        account, lang = session.account, reader_language(request)
+        county_id, household_id = request.path_params["county_id"], request.path_params["household_id"]
+        history = (
+            registered_history(self.settings.engine, county_id, household_id)
+            if account.role in HOUSEHOLD_ROLES
+            else []
+        )
+        if not history or not self._covers(account, county_id, history[-1].village_id):
+            return self._refuse(request, session, county_id, household_id)
+        latest = history[-1]
+        self._record(account, "what_if", True, county_id, household_id, request.url.path)
+        values = {
+            name: request.query_params.get(name, "").strip()[:12]
+            for name in ("insurance", "member", "months", "medical")
+        }
+        members = member_choices(latest.members, lang)
+        context: dict[str, Any] = {
+            "session": session,
+            "county_id": county_id,
+            "household_id": household_id,
+            "members": members,
+            "values": values,
+            "result": None,
+            "error": None,
+        }
+        if any(values.values()):
+            changes, error = what_if_changes(
+                values, {member for member, _ in members}, lang, self._money_bound()
+            )
+            if error is None and changes is not None:
+                try:
+                    answer = what_if_registered(self.settings.models(), latest, changes, lang)
+                except (WhatIfError, PolicyError, FeatureInputError) as refused:
+                    error = str(refused)
+                else:
+                    context["result"] = what_if_view(answer, lang)
+            context["error"] = error
+        return self._render(request, "whatif.html", context, status=200 if context["error"] is None else 400)
