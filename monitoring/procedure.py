@@ -23,7 +23,7 @@ import yaml
 
 from features.policy import ProcedureDeadlines
 from store.accounts import ROLES
-from store.cases import ALLOWED_TRANSITIONS
+from store.cases import ALLOWED_TRANSITIONS, CLOSED_STATUSES
 
 PROCEDURE_FILE = Path(__file__).with_name("procedure.yaml")
 IDENTIFICATION_STATUSES = frozenset(
@@ -31,10 +31,8 @@ IDENTIFICATION_STATUSES = frozenset(
 )
 """From discovery to county approval: the identification deadline runs while a case is in one of these."""
 NOTICE_STATUSES = frozenset({"notice_running", "elimination_notice"})
-FINAL_STATUSES = frozenset(status for status, onward in ALLOWED_TRANSITIONS.items() if not onward) | {
-    "rejected"
-}
-"""Cases in these need nothing more (a rejected case can still be reopened)."""
+FINAL_STATUSES = CLOSED_STATUSES
+"""Cases in these need nothing more (either can still be reopened, with a reason)."""
 
 
 class StepRefused(ValueError):

@@ -39,6 +39,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    case,
     func,
     insert,
     inspect,
@@ -78,7 +79,8 @@ _RACE_SQLITE_ERRORS = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_BUSY"})
 # The monitoring procedure's statuses (monitoring/procedure.yaml names the steps between them and who may
 # take each): identification (visit, village review, public notice, township review, county approval),
 # monitoring with assistance, risk elimination (proposed, visited, reviewed, noticed, approved); a case
-# found not at risk is rejected, which can be reopened.
+# found not at risk is rejected. Both closed statuses can be reopened with a reason: re-entry of a
+# household missed, or falling back after its risk was eliminated.
 ALLOWED_TRANSITIONS: Mapping[str, frozenset[str]] = {
     "flagged": frozenset({"verified", "rejected"}),
     "verified": frozenset({"village_reviewed", "rejected"}),
@@ -91,7 +93,7 @@ ALLOWED_TRANSITIONS: Mapping[str, frozenset[str]] = {
     "elimination_verified": frozenset({"elimination_reviewed"}),
     "elimination_reviewed": frozenset({"elimination_notice"}),
     "elimination_notice": frozenset({"risk_eliminated", "assisted"}),
-    "risk_eliminated": frozenset(),
+    "risk_eliminated": frozenset({"flagged"}),
     "rejected": frozenset({"flagged"}),
 }
 STATUSES = tuple(ALLOWED_TRANSITIONS)
@@ -714,7 +716,8 @@ def open_case(
                     Flag.household_id == row["household_id"],
                     (Flag.status.not_in(sorted(CLOSED_STATUSES))) | (Flag.round == row["round"]),
                 )
-                .order_by(Flag.round.desc())
+                # an open case first (whatever its round), else the closed case of this round
+                .order_by(case((Flag.status.in_(sorted(CLOSED_STATUSES)), 1), else_=0), Flag.round.desc())
             )
             .scalars()
             .first()
@@ -723,15 +726,7 @@ def open_case(
         if current is not None and current.status not in CLOSED_STATUSES:
             _append_history(session, [_entry(current, current.status, note, role, recorded)], by=by, at=now)
             return OpenedCase(current.id, created=False)
-        if current is not None:  # closed in this round: reopened by the discovery
-            if (
-                current.status not in ALLOWED_TRANSITIONS
-                or INITIAL_STATUS not in ALLOWED_TRANSITIONS[current.status]
-            ):
-                raise IllegalTransition(
-                    f"household {row['household_id']}'s case of round {row['round']} is closed as "
-                    f"{current.status!r} and cannot be reopened in that round"
-                )
+        if current is not None:  # closed in this round: reopened by the discovery (re-entry)
             from_status = current.status
             for field in _SCORED_FIELDS:
                 setattr(current, field, row[field])

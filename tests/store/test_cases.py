@@ -172,7 +172,7 @@ def test_legal_transitions_walk_the_procedure(engine: Engine) -> None:
         (("rejected",), "verified"),
         (("verified",), "assisted"),
         (("verified", "village_reviewed"), "township_reviewed"),
-        (FULL_PROCEDURE, "flagged"),
+        (FULL_PROCEDURE, "verified"),
         ((), "cleared"),
     ],
 )
@@ -423,3 +423,35 @@ def test_field_decisions_are_what_the_visit_found(engine: Engine) -> None:
     set_status(engine, closed, "verified", by="li")  # visited again: at risk after all
     decisions = field_decisions(engine).set_index("household_id")["decision"].to_dict()
     assert decisions == {"h1": "verified", "h2": "verified"}
+
+
+def test_a_discovery_joins_the_open_case_even_when_this_rounds_case_is_closed(engine: Engine) -> None:
+    from store.cases import open_case
+
+    upsert_flags(engine, _flags())
+    older = _id_of_round(engine, "h1", 2)
+    set_status(engine, older, "rejected", by="li", note="not at risk")
+    upsert_flags(engine, _flags(round=[3, 3, 3]).iloc[[0]])  # h1 closed: round 3 opens a case
+    newer = _id_of_round(engine, "h1", 3)
+    set_status(engine, newer, "rejected", by="li", note="not at risk")
+    set_status(engine, older, "flagged", by="wang", note="reopened")  # open in round 2, closed in round 3
+    joined = open_case(engine, {**_flags().iloc[0].to_dict(), "round": 3}, "declaration", "li", note="ill")
+    assert joined == type(joined)(older, created=False)
+    assert list_flags(engine, household="h1").set_index("round")["status"].to_dict() == {
+        2: "flagged",
+        3: "rejected",
+    }
+
+
+def test_a_household_whose_risk_was_eliminated_can_enter_again(engine: Engine) -> None:
+    from store.cases import open_case
+
+    upsert_flags(engine, _flags())
+    flag_id = _id_of(engine, "h1")
+    for status in FULL_PROCEDURE:
+        set_status(engine, flag_id, status, by="team")
+    again = open_case(
+        engine, _flags().iloc[0].to_dict(), "declaration", "li", role="cadre", note="new illness"
+    )
+    assert again == type(again)(flag_id, created=False)
+    assert list_flags(engine, household="h1").iloc[0]["status"] == "flagged"
