@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import yaml
 
 from features.policy import ProcedureDeadlines
@@ -138,6 +139,23 @@ def days_over(due: datetime | None, now: datetime, deadlines: ProcedureDeadlines
         return None
     zone = ZoneInfo(deadlines.timezone)
     return (_aware(now).astimezone(zone).date() - _aware(due).astimezone(zone).date()).days
+
+
+def identification_deadlines(
+    discovered_at: pd.Series, status: pd.Series, now: datetime, deadlines: ProcedureDeadlines
+) -> pd.DataFrame:
+    """`identification_due` and `days_over` for many cases at once (a county's tens of thousands):
+    columns `due` (the due day in the policy's zone, NaT where identification is over) and `days_over`
+    (whole days past it, negative: days left; missing where there is no deadline)."""
+    created = pd.to_datetime(discovered_at, utc=True)
+    identifying = status.isin(list(IDENTIFICATION_STATUSES)).to_numpy()
+    due = (created + pd.Timedelta(days=deadlines.identification_days)).dt.tz_convert(deadlines.timezone)
+    today = pd.Timestamp(_aware(now)).tz_convert(deadlines.timezone).normalize()
+    over = (today - due.dt.normalize()).dt.days
+    return pd.DataFrame(
+        {"due": due.where(identifying), "days_over": over.where(identifying).astype("Int64")},
+        index=discovered_at.index,
+    )
 
 
 def _aware(value: datetime) -> datetime:

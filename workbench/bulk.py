@@ -16,6 +16,7 @@ from monitoring.procedure import StepRefused, check_step, notice_end, procedure_
 from store.cases import PlannedStep
 from survey.catalogue import LANGUAGES, Language, label, message
 from workbench.case_views import case_state, refusal_text
+from workbench.pushes import with_column_names
 
 SHEET_COLUMNS = {
     "household_id": ("household_id", "户编号"),
@@ -97,13 +98,7 @@ def plan_steps(
 
 def sheet_requests(table: pd.DataFrame) -> list[StepRequest]:
     """The requests of a sheet of field decisions (columns named in Chinese or English)."""
-    renamed = {
-        column: name
-        for column in table.columns
-        for name, aliases in SHEET_COLUMNS.items()
-        if str(column).strip().lower() in aliases
-    }
-    table = table.rename(columns=renamed)
+    table = with_column_names(table, SHEET_COLUMNS)
     missing = [name for name in ("household_id", "step") if name not in table.columns]
     if missing:
         raise ValueError(", ".join(f"{SHEET_COLUMNS[name][1]}/{name}" for name in missing))

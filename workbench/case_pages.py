@@ -36,7 +36,6 @@ from workbench.pages import (
     int_field,
     reader_language,
     redirect_to,
-    to_login,
     uploaded_file,
 )
 from workbench.pushes import PushUnreadable, read_table
@@ -155,13 +154,9 @@ class CasePages(HouseholdPages):
         return await run_in_threadpool(self._apply_steps, request, session, requests, "bulk", False)
 
     def decisions_form(self, request: Request) -> Response:
-        session = self._session(request)
-        if session is None:
-            return to_login(request)
-        if session.account.role not in HOUSEHOLD_ROLES:
-            return self._refuse(
-                request, session, str(session.account.county_id), "", action="import_decisions"
-            )
+        session = self._session_for(request, HOUSEHOLD_ROLES, "import_decisions")
+        if isinstance(session, Response):
+            return session
         return self._render(request, "bulk.html", self._bulk_context(request, session, upload=True))
 
     async def import_decisions(self, request: Request) -> Response:

@@ -159,7 +159,7 @@ def _dates(
 
 def _waits(after_notice: bool, state: CaseState, now: datetime, lang: Language, zone: ZoneInfo) -> str:
     if after_notice and _notice_running(state, now):
-        ends = "" if state.notice_ends is None else _when(state.notice_ends, zone)
+        ends = "" if state.notice_ends is None else when(state.notice_ends, zone)
         return message("procedure.waits_for_notice", lang, ends=ends)
     return ""
 
@@ -211,7 +211,7 @@ def step_text(step: Mapping[Any, Any], lang: Language, zone: ZoneInfo) -> str:
     if not _missing(role) and role:
         role_text = label("role", str(role), lang)
         by = f"{by}（{role_text}）" if lang == "zh" else f"{by} ({role_text})"
-    return message("page.history_by", lang, at=_when(step["at"], zone), by=by, step=what)
+    return message("page.history_by", lang, at=when(step["at"], zone), by=by, step=what)
 
 
 def _details(value: Any) -> dict[str, Any]:
@@ -232,7 +232,8 @@ def _day(value: datetime, zone: ZoneInfo) -> str:
     return aware(value).astimezone(zone).strftime("%Y-%m-%d")
 
 
-def _when(value: object, zone: ZoneInfo) -> str:
+def when(value: object, zone: ZoneInfo) -> str:
+    """A stored time as a person reads it, in the policy's zone."""
     if isinstance(value, datetime):
         return aware(value).astimezone(zone).strftime("%Y-%m-%d %H:%M")
     return str(value)

@@ -11,10 +11,9 @@ from datetime import datetime
 import pandas as pd
 
 from features.policy import ProcedureDeadlines
-from monitoring.procedure import FINAL_STATUSES, IDENTIFICATION_STATUSES
+from monitoring.procedure import FINAL_STATUSES, IDENTIFICATION_STATUSES, identification_deadlines
 from store.cases import STATUSES
 from survey.catalogue import Language, label, message
-from workbench.case_views import aware
 from workbench.chart import POVERTY_COLOUR, RELAPSE_COLOUR, bar_chart
 
 MONITORED_STATUSES = frozenset(STATUSES[STATUSES.index("monitored") : STATUSES.index("risk_eliminated")])
@@ -102,10 +101,8 @@ def _with_facts(
     frame = cases.copy()
     frame["township"] = frame["village_id"].astype(str).map(lambda village: places.get(village) or "-")
     created = pd.to_datetime(frame["created_at"], utc=True)
-    due_day = (created + pd.Timedelta(days=deadlines.identification_days)).dt.tz_convert(deadlines.timezone)
-    today = pd.Timestamp(aware(now)).tz_convert(deadlines.timezone).normalize()
-    late = due_day.dt.normalize() < today
-    frame["overdue"] = (late & frame["status"].isin(list(IDENTIFICATION_STATUSES))).to_numpy()
+    over = identification_deadlines(frame["created_at"], frame["status"], now, deadlines)["days_over"]
+    frame["overdue"] = (over > 0).fillna(False).to_numpy(dtype=bool)
     approved = pd.to_datetime(frame["approved_at"], utc=True)
     frame["days_to_approval"] = (approved - created).dt.total_seconds() / 86_400
     return frame

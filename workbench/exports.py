@@ -14,8 +14,8 @@ from openpyxl import Workbook
 
 from features.policy import ProcedureDeadlines
 from monitoring.causes import CauseSettings
+from monitoring.procedure import identification_deadlines
 from survey.catalogue import Language, label, message
-from workbench.case_views import aware
 
 CASE_COLUMNS = (
     "household",
@@ -47,14 +47,8 @@ def cases_table(
 ) -> pd.DataFrame:
     """The cases of `flags` (`store.cases.list_flags`) as a person reads them, one row each, columns
     named in `lang` (messages `export.<column>`); overdue days counted as the worklist counts them."""
-    from monitoring.procedure import IDENTIFICATION_STATUSES
-
     created = pd.to_datetime(flags["created_at"], utc=True)
-    due = created + pd.Timedelta(days=deadlines.identification_days)
-    local_due = due.dt.tz_convert(deadlines.timezone)
-    today = pd.Timestamp(aware(now)).tz_convert(deadlines.timezone).normalize()
-    identifying = flags["status"].isin(list(IDENTIFICATION_STATUSES))
-    overdue_days = (today - local_due.dt.normalize()).dt.days
+    deadline = identification_deadlines(flags["created_at"], flags["status"], now, deadlines)
     villages = flags["village_id"].astype(str)
     table = pd.DataFrame(
         {
@@ -76,8 +70,8 @@ def cases_table(
             "poverty_risk": flags["poverty_risk"].astype(float).round(4),
             "relapse_risk": flags["relapse_risk"].astype(float).round(4),
             "discovered": created.dt.tz_convert(deadlines.timezone).dt.strftime("%Y-%m-%d"),
-            "identification_due": local_due.dt.strftime("%Y-%m-%d").where(identifying, ""),
-            "days_overdue": overdue_days.where(identifying & (overdue_days > 0)).astype("Int64"),
+            "identification_due": deadline["due"].dt.strftime("%Y-%m-%d").fillna(""),
+            "days_overdue": deadline["days_over"].where(deadline["days_over"] > 0),
         }
     )
     return table.rename(columns={column: message(f"export.{column}", lang) for column in CASE_COLUMNS})

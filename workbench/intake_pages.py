@@ -43,7 +43,6 @@ from workbench.pages import (
     latest_row,
     reader_language,
     redirect_to,
-    to_login,
     uploaded_file,
 )
 from workbench.pushes import PushUnreadable, plan_push, read_push
@@ -56,11 +55,9 @@ class IntakePages(PageBase):
     # ------------------------------------------------------------------------------------ declarations
 
     def declaration_form(self, request: Request) -> Response:
-        session = self._session(request)
-        if session is None:
-            return to_login(request)
-        if session.account.role not in HOUSEHOLD_ROLES:
-            return self._refuse(request, session, str(session.account.county_id), "")
+        session = self._session_for(request, HOUSEHOLD_ROLES, "declaration")
+        if isinstance(session, Response):
+            return session
         household = request.query_params.get("household", "")[:SEARCH_MAX_LENGTH]
         return self._declaration_page(request, session, {"household": household})
 
@@ -134,13 +131,9 @@ class IntakePages(PageBase):
     # ------------------------------------------------------------------------------------ department pushes
 
     def push_form(self, request: Request) -> Response:
-        session = self._session(request)
-        if session is None:
-            return to_login(request)
-        if session.account.role not in PUSH_ROLES:
-            return self._refuse(
-                request, session, str(session.account.county_id), "", action="department_push"
-            )
+        session = self._session_for(request, PUSH_ROLES, "department_push")
+        if isinstance(session, Response):
+            return session
         return self._render(request, "push.html", {"session": session, "department": ""})
 
     async def push(self, request: Request) -> Response:

@@ -93,6 +93,16 @@ class PageBase:
 
     # ------------------------------------------------------------------------------------ helpers
 
+    def _session_for(self, request: Request, roles: frozenset[str], action: str) -> WebSession | Response:
+        """The live session of an account whose role may open the page; otherwise the answer (to the
+        login page, or 403 recorded as `action`)."""
+        session = self._session(request)
+        if session is None:
+            return to_login(request)
+        if session.account.role not in roles:
+            return self._refuse(request, session, str(session.account.county_id), "", action=action)
+        return session
+
     async def _posted(self, request: Request) -> tuple[WebSession, Any] | Response:
         """A posted form with its session, once the session is live and the form carries its CSRF
         token; otherwise the answer (to the login page, or 403)."""

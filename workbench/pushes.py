@@ -67,15 +67,16 @@ def read_table(content: bytes, filename: str, lang: Language) -> pd.DataFrame:
     return table.fillna("")
 
 
+def with_column_names(table: pd.DataFrame, names: Mapping[str, tuple[str, ...]]) -> pd.DataFrame:
+    """The table with each column found under one of its names (any case, spaces trimmed) renamed to
+    its key in `names`."""
+    wanted = {alias.lower(): name for name, aliases in names.items() for alias in aliases}
+    return table.rename(columns=lambda column: wanted.get(str(column).strip().lower(), column))
+
+
 def read_push(content: bytes, filename: str, lang: Language) -> pd.DataFrame:
     """The uploaded table with its columns named as `COLUMN_NAMES`' keys; every cell as text."""
-    table = read_table(content, filename, lang)
-    renamed = {}
-    for column in table.columns:
-        for name, aliases in COLUMN_NAMES.items():
-            if str(column).strip().lower() in {alias.lower() for alias in aliases}:
-                renamed[column] = name
-    table = table.rename(columns=renamed)
+    table = with_column_names(read_table(content, filename, lang), COLUMN_NAMES)
     missing = [name for name in REQUIRED if name not in table.columns]
     if missing:
         names = "、".join(COLUMN_NAMES[name][1] + "/" + COLUMN_NAMES[name][0] for name in missing)

@@ -20,7 +20,7 @@ from monitoring.procedure import days_over, identification_due
 from serving.schemas import ScoreResponse, WhatIfResponse
 from store.cases import CLOSED_STATUSES, STATUSES
 from survey.catalogue import Language, label, message
-from workbench.case_views import CaseView, aware, case_state, next_step_text
+from workbench.case_views import CaseView, case_state, next_step_text, when
 from workbench.chart import ChartText, risk_chart
 
 OPEN_STATUSES = tuple(status for status in STATUSES if status not in CLOSED_STATUSES)
@@ -216,7 +216,7 @@ def household_view(
         ],
         cases=cases,
         viewers=[
-            message("page.audit_entry", lang, at=_when(row["at"], zone), user=row["user_id"])
+            message("page.audit_entry", lang, at=when(row["at"], zone), user=row["user_id"])
             for row in viewers.to_dict("records")
         ],
     )
@@ -253,12 +253,6 @@ def _percent(value: float | None, lang: Language) -> str:
 
 def _ratio(value: float | None, lang: Language) -> str:
     return message("page.unknown", lang) if value is None or not math.isfinite(value) else f"{value:.2f}"
-
-
-def _when(value: object, zone: ZoneInfo) -> str:
-    if isinstance(value, datetime):
-        return aware(value).astimezone(zone).strftime("%Y-%m-%d %H:%M")
-    return str(value)
 
 
 def _number(value: object) -> float | None:
