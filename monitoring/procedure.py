@@ -192,3 +192,25 @@ def declared_changes(event: str, amount: float | None, latest: Mapping[str, Any]
         known = 0.0 if before is None or (isinstance(before, float) and before != before) else float(before)
         changes[declared.expense] = known + float(amount)
     return changes
+
+
+@dataclass(frozen=True)
+class VisitCorrections:
+    """Which steps are visits, and which fields of the household's and its members' rows a visit may
+    correct in the register."""
+
+    steps: frozenset[str]
+    household: tuple[str, ...]
+    member: tuple[str, ...]
+
+
+@cache
+def visit_corrections() -> VisitCorrections:
+    with PROCEDURE_FILE.open(encoding="utf-8") as handle:
+        raw = yaml.safe_load(handle)["visit_corrections"]
+    unknown = set(raw["steps"]) - set(procedure_steps())
+    if unknown:
+        raise ValueError(f"{PROCEDURE_FILE}: visit_corrections names unknown step(s) {sorted(unknown)}")
+    return VisitCorrections(
+        steps=frozenset(raw["steps"]), household=tuple(raw["household"]), member=tuple(raw["member"])
+    )

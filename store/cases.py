@@ -51,6 +51,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
 
+from store.amendments import Amendment, write_amendments
 from store.database import Base
 from survey.text import control_characters
 
@@ -497,8 +498,11 @@ def set_status(
     notice_ends: datetime | None = None,
     expected_version: int | None = None,
     expected_status: str | None = None,
+    corrections: Corrections | None = None,
 ) -> StatusChange:
-    """Move a flag to `status` (see ALLOWED_TRANSITIONS) and append a history row.
+    """Move a flag to `status` (see ALLOWED_TRANSITIONS) and append a history row; with `corrections`
+    (a visit's findings), their register amendments and the case's new scores land in the same
+    transaction.
 
     Raises `FlagNotFound` for an unknown id and `IllegalTransition` for a change the workflow forbids.
     The write only lands on the version of the flag that was read (optimistic locking). When another
@@ -511,7 +515,7 @@ def set_status(
     control characters (`survey.text`) in either.
     """
     _check_status_change(flag_id, by, note)
-    step = _Step(role, details, notice_ends, expected_version, expected_status)
+    step = _Step(role, details, notice_ends, expected_version, expected_status, corrections)
     for attempt in range(1, STATUS_CHANGE_ATTEMPTS + 1):
         try:
             return _change_status(engine, flag_id, status, by, note, step)
@@ -563,6 +567,17 @@ class _Step:
     notice_ends: datetime | None = None
     expected_version: int | None = None
     expected_status: str | None = None
+    corrections: Corrections | None = None
+
+
+@dataclass(frozen=True)
+class Corrections:
+    """What a visit found in the register: the amendments of the case's round (in version `ingest_id`)
+    and the case scored with them (`rescored`: one row of a flag frame)."""
+
+    ingest_id: int
+    changes: tuple[Amendment, ...]
+    rescored: Mapping[str, Any]
 
 
 def _change_status(
@@ -584,6 +599,8 @@ def _change_status(
         flag.updated_at = now
         if step.notice_ends is not None:
             flag.notice_ends = step.notice_ends
+        if step.corrections is not None:
+            _rescore(flag, step.corrections.rescored)
         try:
             session.flush()  # UPDATE ... WHERE id = :id AND version = :read_version
         except StaleDataError as error:
@@ -604,7 +621,26 @@ def _change_status(
             by=by,
             at=now,
         )
+        if step.corrections is not None:
+            write_amendments(
+                session.connection(),
+                step.corrections.ingest_id,
+                (flag.county_id, flag.household_id, flag.round),
+                step.corrections.changes,
+                by=by,
+                role=step.role,
+                flag_id=flag_id,
+                at=now,
+            )
         return StatusChange(flag_id=flag_id, from_status=from_status, to_status=status, version=flag.version)
+
+
+def _rescore(flag: Flag, rescored: Mapping[str, Any]) -> None:
+    """The case's scores from the household scored again (a visit corrected its facts)."""
+    (row,) = _flag_rows(pd.DataFrame([dict(rescored)]), allow_unmonitored=True)
+    for field in (*_SCORED_FIELDS, *OPTIONAL_FLAG_COLUMNS):
+        if field in row:
+            setattr(flag, field, row[field])
 
 
 @dataclass(frozen=True)

@@ -177,9 +177,12 @@ def _revision_of_unversioned_store(connection: Connection) -> str | None:
             "table(s) or drop the partial store before running create_schema"
         )
     flag_columns = {column["name"] for column in inspector.get_columns("flags")}
-    # create_all with the models of revision 0009 adds the flags' channel, of 0008 the accounts, of
-    # 0007 the flags' data completeness, of 0006 their county, of 0005 the register, of 0004 the
-    # rejected-audit table, of 0003 the audit table, of 0002 main_cause; earlier ones made 0001
+    # create_all with the models of revision 0010 adds the register's amendments, of 0009 the flags'
+    # channel, of 0008 the accounts, of 0007 the flags' data completeness, of 0006 their county, of 0005
+    # the register, of 0004 the rejected-audit table, of 0003 the audit table, of 0002 main_cause;
+    # earlier ones made 0001
+    if "register_amendments" in tables:
+        return "0010"
     if "channel" in flag_columns:
         return "0009"
     if "users" in tables:

@@ -14,6 +14,7 @@ executemany; never row by row through the ORM.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, Table, func, insert, select, update
 
+from store.amendments import Amendment, apply_amendments, read_amendments
 from store.register_tables import (
     DATA_TABLES,
     EXTRA_COLUMN,
@@ -384,9 +386,12 @@ def _changes(connection: Connection, old: dict[str, Any], tables: dict[str, pd.D
 # ------------------------------------------------------------------------------------------------- read
 
 
-def read_register(engine: Engine, county_id: str, rounds: Sequence[int] | None = None) -> Survey:
+def read_register(
+    engine: Engine, county_id: str, rounds: Sequence[int] | None = None, *, amended: bool = True
+) -> Survey:
     """The current version of the county's rounds (all, or those given) as one `Survey`, each table as it
-    was ingested. `RegisterError` when the county holds none of them."""
+    was ingested with the facts people corrected since laid over it (`store.amendments`; not with
+    `amended=False`). `RegisterError` when the county holds none of them."""
     with engine.connect() as connection:
         versions = _current_versions(connection, county_id)
         chosen = sorted(versions if rounds is None else set(rounds) & set(versions))
@@ -398,6 +403,11 @@ def read_register(engine: Engine, county_id: str, rounds: Sequence[int] | None =
                 + (f" (it holds rounds {held})" if held else " (the county is not in the register)")
             )
         parts = [_read_version(connection, versions[round_]) for round_ in chosen]
+        corrections = (
+            read_amendments(connection, [versions[round_]["id"] for round_ in chosen])
+            if amended
+            else pd.DataFrame()
+        )
     tables: dict[str, pd.DataFrame | None] = {}
     for name in PER_ROUND_TABLES:
         frames = [part[name] for part in parts if name in part]
@@ -405,6 +415,7 @@ def read_register(engine: Engine, county_id: str, rounds: Sequence[int] | None =
     latest_villages = next((part["villages"] for part in reversed(parts) if "villages" in part), None)
     households = tables.pop("households")
     assert households is not None
+    households, tables["members"] = apply_amendments(households, tables["members"], corrections)
     return Survey(households=households, villages=latest_villages, **tables)
 
 
@@ -505,6 +516,8 @@ class RegisteredHousehold:
     households: pd.DataFrame
     members: pd.DataFrame | None
     village_counts: dict[str, int] | None
+    ingest_id: int
+    """The version of the round read (what an amendment of this round's facts corrects)."""
 
 
 def registered_household(
@@ -533,6 +546,13 @@ def registered_history(
         if households.empty:
             return []
         members = _household_rows(connection, DATA_TABLES["members"], versions, household_id)
+        corrections = read_amendments(
+            connection, [version["id"] for version in versions.values()], household_id
+        )
+        amended, amended_members = apply_amendments(
+            households, None if members.empty else members, corrections
+        )
+        households, members = amended, pd.DataFrame() if amended_members is None else amended_members
         lived_in = dict(zip(households["round"].tolist(), households["village_id"].astype(str), strict=True))
         counts = connection.execute(
             select(
@@ -561,9 +581,38 @@ def registered_history(
             if members.empty or not (members["round"] <= round_).any()
             else members[members["round"] <= round_].reset_index(drop=True),
             village_counts=village_counts.get((versions[round_]["id"], village_id)),
+            ingest_id=int(versions[round_]["id"]),
         )
         for round_, village_id in sorted(lived_in.items())
     ]
+
+
+def round_members(registered: RegisteredHousehold) -> pd.DataFrame | None:
+    """The household's members in its round (not those of earlier rounds)."""
+    members = registered.members
+    if members is None:
+        return None
+    return members[members["round"] == registered.round].reset_index(drop=True)
+
+
+def amended(registered: RegisteredHousehold, changes: Sequence[Amendment]) -> RegisteredHousehold:
+    """The household with `changes` to its round laid over it, as the register will read it once they
+    are stored (a visit's corrections, scored before they are written)."""
+    frame = pd.DataFrame(
+        [
+            {
+                "round": registered.round,
+                "household_id": registered.household_id,
+                "member_id": change.member_id,
+                "field": change.field,
+                "value": change.value,
+            }
+            for change in changes
+        ],
+        columns=["round", "household_id", "member_id", "field", "value"],
+    )
+    households, members = apply_amendments(registered.households, registered.members, frame)
+    return dataclasses.replace(registered, households=households, members=members)
 
 
 def _household_rows(

@@ -118,3 +118,25 @@ DATA_TABLES: dict[str, Table] = {
     "verification": verification,
     "villages": villages,
 }
+
+# Facts a person corrected in the register (a visit's findings, `store.amendments`): one row per field of
+# one household's (or one member's) row in one version of a round, with who, in which role, when, and
+# the case whose visit found it. Append-only; the latest amendment of a field is the register's value.
+amendments = Table(
+    "register_amendments",
+    Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(INGEST_KEY, ForeignKey(ingests.c.id), nullable=False, index=True),
+    Column("county_id", String(ID_LENGTH), nullable=False),
+    Column("household_id", String(ID_LENGTH), nullable=False),
+    Column("round", Integer, nullable=False),
+    Column("member_id", String(ID_LENGTH), nullable=True),
+    Column("field", String(64), nullable=False),
+    Column("value", Text, nullable=True),
+    Column("previous", Text, nullable=True),
+    Column("flag_id", Integer, nullable=True),
+    Column("amended_by", String(200), nullable=False),
+    Column("role", String(16), nullable=True),
+    Column("amended_at", DateTime(timezone=True), nullable=False),
+    Index("ix_register_amendments_household", "county_id", "household_id"),
+)

@@ -15,25 +15,31 @@ from monitoring.procedure import (
     StepRefused,
     check_step,
     notice_end,
+    visit_corrections,
 )
+from serving.scoring import flag_of, score_registered_together
 from store.accounts import (
     WebSession,
 )
 from store.cases import (
+    Corrections,
     FlagConflict,
     add_case_note,
     list_flags,
     set_status,
     set_statuses,
 )
-from survey.catalogue import label, message
+from store.register import amended, registered_history, round_members
+from survey.catalogue import Language, label, message
 from workbench.bulk import StepRequest, plan_steps, sheet_requests
 from workbench.case_views import OBJECTION, case_state, refusal_text
+from workbench.corrections import FIELD_PREFIX, correction_details, read_corrections
 from workbench.household_pages import HouseholdPages
 from workbench.pages import (
     HOUSEHOLD_ROLES,
     form_field,
     int_field,
+    latest_row,
     reader_language,
     redirect_to,
     uploaded_file,
@@ -47,9 +53,9 @@ from workbench.views import OPEN_STATUSES
 
 class CasePages(HouseholdPages):
     async def _case_refused(
-        self, request: Request, session: WebSession, case: dict[str, Any], error: str
+        self, request: Request, session: WebSession, case: dict[str, Any], error: str, status: int = 409
     ) -> Response:
-        """The case's household page again, saying why nothing was done (409)."""
+        """The case's household page again, saying why nothing was done (409, or 400 for a bad form)."""
         return await run_in_threadpool(
             self._household_page,
             request,
@@ -57,8 +63,44 @@ class CasePages(HouseholdPages):
             str(case["county_id"]),
             str(case["household_id"]),
             error=error,
-            status=409,
+            status=status,
         )
+
+    def _visit_findings(
+        self, case: dict[str, Any], step_name: str, fixes: dict[str, str], lang: Language
+    ) -> tuple[Corrections | None, dict[str, Any]] | str:
+        """A visit's corrections of the register (the case's round) and the case scored with them, with
+        what the step's history keeps of both; or what is wrong with them, in words."""
+        if not any(value.strip() for value in fixes.values()):
+            return None, {}
+        if step_name not in visit_corrections().steps:
+            return message("visit.not_a_visit", lang)
+        round_ = int(case["round"])
+        history = registered_history(
+            self.settings.engine, str(case["county_id"]), str(case["household_id"]), round_
+        )
+        if not history or history[-1].round != round_:
+            return message("visit.no_round", lang, round=round_)
+        registered = history[-1]
+        members = round_members(registered)
+        changes, problems = read_corrections(
+            fixes, latest_row(registered), members, lang, self._money_bound()
+        )
+        if problems:
+            return " ".join(problems)
+        if not changes:
+            return None, {}
+        models = self.settings.models()
+        before, after = score_registered_together(models, [registered, amended(registered, changes)], lang)
+        findings = {
+            "corrected": correction_details(changes, members),
+            "rescored": {
+                "poverty_risk": [before.poverty_risk, after.poverty_risk],
+                "relapse_risk": [before.relapse_risk, after.relapse_risk],
+            },
+        }
+        rescored = flag_of(after, registered.village_id)
+        return Corrections(ingest_id=registered.ingest_id, changes=changes, rescored=rescored), findings
 
     # ------------------------------------------------------------------------------------ cases
 
@@ -83,6 +125,11 @@ class CasePages(HouseholdPages):
             )
             return await self._case_refused(request, session, case, error)
         notice_ends = notice_end(now, self._deadlines()) if step.starts_notice else None
+        fixes = {str(name): str(value) for name, value in form.items() if str(name).startswith(FIELD_PREFIX)}
+        found = await run_in_threadpool(self._visit_findings, case, step.name, fixes, lang)
+        if isinstance(found, str):
+            return await self._case_refused(request, session, case, found, status=400)
+        corrections, findings = found
         try:
             await run_in_threadpool(
                 lambda: set_status(
@@ -92,10 +139,11 @@ class CasePages(HouseholdPages):
                     account.user_id,
                     note,
                     role=account.role,
-                    details={"step": step.name},
+                    details={"step": step.name, **findings},
                     notice_ends=notice_ends,
                     expected_version=int_field(form, "version"),
                     expected_status=form_field(form, "status") or None,
+                    corrections=corrections,
                 )
             )
         except FlagConflict as conflict:

@@ -26,6 +26,7 @@ from monitoring.procedure import (
 )
 from store.cases import SYSTEM_ACTOR
 from survey.catalogue import Language, label, message
+from workbench.corrections import correction_sentences
 
 OBJECTION = "objection"
 STEP_LABELLED = frozenset(procedure_steps()) | {OBJECTION, "declaration"}
@@ -206,12 +207,33 @@ def step_text(step: Mapping[Any, Any], lang: Language, zone: ZoneInfo) -> str:
     note = step.get("note")
     if not system and not _missing(note) and str(note).strip():
         what = f"{what}（{note}）" if lang == "zh" else f"{what} ({note})"
+    what += _visit_findings(details, lang)
     by = message("page.actor_batch_scoring", lang) if system else str(step["by"])
     role = step.get("role")
     if not _missing(role) and role:
         role_text = label("role", str(role), lang)
         by = f"{by}（{role_text}）" if lang == "zh" else f"{by} ({role_text})"
     return message("page.history_by", lang, at=when(step["at"], zone), by=by, step=what)
+
+
+def _visit_findings(details: Mapping[str, Any], lang: Language) -> str:
+    """What a visit corrected in the register and the scores it gave, as sentences after the step."""
+    corrected = details.get("corrected")
+    if not isinstance(corrected, list) or not corrected:
+        return ""
+    separator = "；" if lang == "zh" else "; "
+    text = message("visit.corrected", lang, changes=separator.join(correction_sentences(corrected, lang)))
+    rescored = details.get("rescored")
+    if isinstance(rescored, dict):
+        risks = {
+            f"{name}_{when_}": "—" if value is None else f"{float(value):.2f}"
+            for name in ("poverty", "relapse")
+            for when_, value in zip(
+                ("before", "after"), rescored.get(f"{name}_risk", (None, None)), strict=True
+            )
+        }
+        text += separator + message("visit.rescored", lang, **risks)
+    return ("。" if lang == "zh" else ". ") + text
 
 
 def _details(value: Any) -> dict[str, Any]:

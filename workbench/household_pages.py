@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from features.frame import FeatureInputError
 from features.policy import PolicyError
+from monitoring.procedure import visit_corrections
 from serving.scoring import (
     WhatIfError,
     score_registered_together,
@@ -26,14 +27,18 @@ from store.cases import (
     list_flags,
 )
 from store.register import (
+    RegisteredHousehold,
     registered_history,
+    round_members,
 )
-from survey.catalogue import label, message
+from survey.catalogue import Language, label, message
 from workbench.case_views import STEP_LABELLED, case_views
+from workbench.corrections import correction_form
 from workbench.pages import (
     HOUSEHOLD_ROLES,
     VIEWERS_SHOWN,
     PageBase,
+    latest_row,
     reader_language,
     to_login,
     what_if_changes,
@@ -89,8 +94,34 @@ class HouseholdPages(PageBase):
         view = household_view(
             scores, case_list, viewers, village_id, lang, ZoneInfo(self._deadlines().timezone)
         )
-        context = {"session": session, "h": view, "notice": notice, "error": error}
+        context = {
+            "session": session,
+            "h": view,
+            "notice": notice,
+            "error": error,
+            "corrections": self._correction_forms(cases, case_list, history, lang),
+        }
         return self._render(request, "household.html", context, status=status)
+
+    def _correction_forms(
+        self, cases: Any, case_list: list[Any], history: list[RegisteredHousehold], lang: Language
+    ) -> dict[int, Any]:
+        """The visit form's inputs of each case the reader may visit now: the register's facts of the
+        case's round."""
+        visits = visit_corrections().steps
+        rounds = (
+            {int(case["id"]): int(case["round"]) for case in cases.to_dict("records")} if len(cases) else {}
+        )
+        by_round = {registered.round: registered for registered in history}
+        forms = {}
+        for case in case_list:
+            registered = by_round.get(rounds.get(case.flag_id, -1))
+            if registered is None or not any(action.name in visits for action in case.actions):
+                continue
+            forms[case.flag_id] = correction_form(
+                latest_row(registered), round_members(registered), lang, self._money_bound()
+            )
+        return forms
 
     def what_if(self, request: Request) -> Response:
         """The household with a fact changed (insurance, a member's migrant work, medical costs): both

@@ -22,6 +22,7 @@ from store.cases import CLOSED_STATUSES, STATUSES
 from survey.catalogue import Language, label, message
 from workbench.case_views import CaseView, case_state, next_step_text, when
 from workbench.chart import ChartText, risk_chart
+from workbench.corrections import member_name
 
 OPEN_STATUSES = tuple(status for status in STATUSES if status not in CLOSED_STATUSES)
 """Cases that still need someone (every status but rejected and risk eliminated)."""
@@ -315,19 +316,7 @@ def member_choices(members: pd.DataFrame | None, lang: Language) -> list[tuple[s
     if members is None or members.empty:
         return []
     latest = members[members["round"] == members["round"].max()]
-    choices = []
-    for member in latest.to_dict("records"):
-        relation = member.get("relation_to_head")
-        relation_text = label("relation", str(relation), lang) if isinstance(relation, str) else "?"
-        age = member.get("age")
-        age_text = "?" if age is None or (isinstance(age, float) and math.isnan(age)) else f"{float(age):.0f}"
-        choices.append(
-            (
-                str(member["member_id"]),
-                message("whatif.member_option", lang, relation=relation_text, age=age_text),
-            )
-        )
-    return choices
+    return [(str(member["member_id"]), member_name(member, lang)) for member in latest.to_dict("records")]
 
 
 def _signed(change: float | None) -> str:
