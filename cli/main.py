@@ -346,17 +346,40 @@ def _field_labels_summary(counts: dict[str, int] | None, asked: bool) -> str:
 
 def _stored_field_decisions():  # type: ignore[no-untyped-def]
     """The flag store's field decisions, or None when it has none (a SQLite file not there is not made)."""
-    from sqlalchemy import make_url
-
     from store.cases import field_decisions
     from store.database import db_url, make_engine
 
     url = db_url()
-    database = make_url(url).database
-    if url.startswith("sqlite") and database not in (None, "", ":memory:") and not Path(database).exists():
+    if not _store_exists(url):
         return None
     decisions = field_decisions(make_engine(url))
     return decisions if len(decisions) else None
+
+
+def _stored_cases(county: str | None):  # type: ignore[no-untyped-def]
+    """The flag store's cases of the county (`--data` scoring stores them under no county), or None
+    when there is no store (a SQLite file not there is not made)."""
+    from store.cases import NO_COUNTY, case_overview
+    from store.database import create_schema, db_url, make_engine
+
+    url = db_url()
+    if not _store_exists(url):
+        return None
+    engine = make_engine(url)
+    try:
+        create_schema(engine)
+        return case_overview(engine, county or NO_COUNTY)
+    finally:
+        engine.dispose()
+
+
+def _store_exists(url: str) -> bool:
+    from sqlalchemy import make_url
+
+    database = make_url(url).database
+    return not (
+        url.startswith("sqlite") and database not in (None, "", ":memory:") and not Path(database).exists()
+    )
 
 
 @app.command()
@@ -496,7 +519,7 @@ def monitor(
     out: Annotated[Path, typer.Option(help="Folder for report.html and the tables (CSV).")] = Path(
         "monitoring"
     ),
-    lang: Annotated[Language, typer.Option(help="Language of the reasons.")] = Language.zh,
+    lang: Annotated[Language, typer.Option(help="Language of the report and the reasons.")] = Language.zh,
     track: Annotated[bool, typer.Option(help="Log the report and tables to MLflow.")] = True,
     data: DataFolder = None,
     county: CountyOption = None,
@@ -518,7 +541,8 @@ def monitor(
         result = monitor_rounds(load_champion_predictor(policy), survey, previous, current, lang.value)
     except ValueError as error:  # a PolicyError among them
         raise _fail(str(error)) from error
-    report = result.report_html()  # built before anything is written: a failure leaves the folder as it was
+    # built before anything is written: a failure leaves the folder as it was
+    report = result.report_html(lang.value, _stored_cases(county))
     write_frame(result.counts.reset_index(), out / "transitions-by-village.csv")
     write_frame(result.transitions.reset_index(), out / "household-transitions.csv")
     write_frame(

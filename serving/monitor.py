@@ -35,10 +35,11 @@ class MonitorResult:
     score_drift: dict[str, Any]
     summary: dict[str, Any]
 
-    def report_html(self) -> str:
+    def report_html(self, lang: Language = "zh", cases: pd.DataFrame | None = None) -> str:
+        """The report in `lang`; `cases`: the flag store's cases of the county, by village and status."""
         return monitoring_report_html(
-            title=f"povrisk monitoring: round {self.summary['previous_round']} to "
-            f"{self.summary['current_round']}",
+            lang=lang,
+            cases=cases,
             summary=self.summary,
             counts=self.counts,
             movements=self.movements,

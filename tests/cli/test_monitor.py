@@ -4,6 +4,7 @@ monitor, with the report, the tables and the MLflow run checked."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import mlflow
@@ -129,3 +130,30 @@ def test_rounds_must_exist_and_be_in_order(county: Path, tmp_path: Path) -> None
     )
     assert code == 1 and "earlier round" in " ".join(output.split())
     assert not (tmp_path / "report.html").exists()
+
+
+def test_the_report_is_in_chinese_with_the_cases_of_each_village(
+    monitored: tuple[Path, dict], county: Path, workplace: Path
+) -> None:
+    out = workplace / "report-zh"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workplace / 'mlflow.db'}")
+        patch.setenv("POVRISK_DB_URL", f"sqlite:///{workplace / 'flags.db'}")
+        arguments = ("--data", str(county), "--previous", "1", "--current", "2", "--out", str(out))
+        code, output = run("monitor", *arguments, "--no-track")
+    assert code == 0, output
+    report = (out / "report.html").read_text(encoding="utf-8")
+    for heading in (
+        "全县概况",
+        "各村两轮之间的变化",
+        "监测类别的变动",
+        "各村监测案件办理情况（案件库）",
+        "本轮标记农户",
+    ):
+        assert heading in report
+    assert '<html lang="zh-CN">' in report
+    assert "待入户核实" in report and "已入户核实，待村民主评议" in report  # the store's statuses, in words
+    assert "脱贫后返贫" in report and "边缘易致贫" in report
+    text = re.sub(r'src="data:image/png;base64,[^"]+"', "", report)
+    codes = set(re.findall(r"\b[a-z]+(?:_[a-z0-9]+)+\b", text))
+    assert not codes, f"codes shown to a person: {sorted(codes)[:20]}"
