@@ -99,6 +99,7 @@ def build_workbench(settings: WorkbenchSettings) -> Starlette:
         Route("/cases/{flag_id:int}/objections", pages.record_objection, methods=["POST"]),
         Route("/dashboard", pages.dashboard, methods=["GET"]),
         Route("/exports/cases.{kind:str}", pages.export_cases, methods=["GET"]),
+        Route("/exports/dashboard.{kind:str}", pages.export_dashboard, methods=["GET"]),
         Route("/villages/{village_id}/review", pages.village_review, methods=["GET"]),
         Route("/villages/{village_id}/notice", pages.village_notice, methods=["GET"]),
         Route("/pushes", pages.push_form, methods=["GET"]),

@@ -26,10 +26,10 @@ from store.register import (
     registration_changes,
     registration_counts,
 )
-from survey.catalogue import message
+from survey.catalogue import Language, message
 from workbench.case_views import aware
-from workbench.dashboard import dashboard_view
-from workbench.exports import cases_table, csv_bytes, xlsx_bytes
+from workbench.dashboard import DASHBOARD_TABLES, DashboardView, dashboard_tables, dashboard_view
+from workbench.exports import cases_table, csv_bytes, xlsx_bytes, xlsx_workbook
 from workbench.notices import NOTICE_KINDS, REVIEW_KINDS, households_to_review, notice_parts, review_rows
 from workbench.pages import (
     EXPORT_TYPES,
@@ -55,21 +55,45 @@ class AreaPages(PageBase):
             return self._render(
                 request, "message.html", self._message_context("app.name", "page.analyst_home", session)
             )
+        context = {
+            "session": session,
+            "d": self._dashboard(session, lang),
+            "area": places_text(account, lang),
+        }
+        return self._render(request, "dashboard.html", context)
+
+    def _dashboard(self, session: WebSession, lang: Language) -> DashboardView:
+        account = session.account
         county_id = str(account.county_id)
-        places = county_places(self.settings.engine, county_id)
-        villages = self._villages(account)
-        cases = case_overview(self.settings.engine, county_id, villages)
-        view = dashboard_view(
-            cases,
-            places,
+        return dashboard_view(
+            case_overview(self.settings.engine, county_id, self._villages(account)),
+            county_places(self.settings.engine, county_id),
             registration_counts(self.settings.engine, county_id),
             registration_changes(self.settings.engine, county_id),
             self.settings.clock(),
             self._deadlines(),
             lang,
         )
-        context = {"session": session, "d": view, "area": places_text(account, lang)}
-        return self._render(request, "dashboard.html", context)
+
+    def export_dashboard(self, request: Request) -> Response:
+        """The dashboard's tables: every one as a sheet of one XLSX workbook, or one of them (`?table=`,
+        default the villages) as CSV with a byte-order mark; recorded in the access log."""
+        session = self._session(request)
+        if session is None:
+            return to_login(request)
+        account, lang, kind = session.account, reader_language(request), request.path_params["kind"]
+        if account.role not in HOUSEHOLD_ROLES:
+            return self._refuse(request, session, str(account.county_id), "", action="export_dashboard")
+        chosen = request.query_params.get("table", "villages")
+        if kind not in EXPORT_TYPES or chosen not in DASHBOARD_TABLES:
+            return self.not_found(request, LookupError())
+        tables = dashboard_tables(self._dashboard(session, lang), lang)
+        county_id = str(account.county_id)
+        what = "all tables" if kind == "xlsx" else chosen
+        self._record(account, "export_dashboard", True, county_id, "", request.url.path, what)
+        body = xlsx_workbook(list(tables.values())) if kind == "xlsx" else csv_bytes(tables[chosen][1])
+        name = "dashboard" if kind == "xlsx" else f"dashboard-{chosen.replace('_', '-')}"
+        return _attachment(body, kind, f"{name}-{date.today().isoformat()}.{kind}")
 
     def village_review(self, request: Request) -> Response:
         """The material for the village's democratic review, to print for the meeting."""
@@ -170,9 +194,12 @@ class AreaPages(PageBase):
         self._record(account, "export_cases", True, county_id, "", request.url.path, f"{len(table)} rows")
         sheet = message("export.sheet_cases", lang)
         body = xlsx_bytes(table, sheet) if kind == "xlsx" else csv_bytes(table)
-        filename = f"cases-{date.today().isoformat()}.{kind}"
-        return Response(
-            body,
-            media_type=EXPORT_TYPES[kind],
-            headers={"content-disposition": f'attachment; filename="{filename}"'},
-        )
+        return _attachment(body, kind, f"cases-{date.today().isoformat()}.{kind}")
+
+
+def _attachment(body: bytes, kind: str, filename: str) -> Response:
+    return Response(
+        body,
+        media_type=EXPORT_TYPES[kind],
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
+    )

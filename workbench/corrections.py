@@ -138,7 +138,7 @@ def value_words(field: str, value: Any, lang: Language) -> str:
     if isinstance(value, str):
         return label(f"value.{field}", value, lang)
     number = float(value)
-    return f"{number:,.0f}" if number == round(number) else f"{number:,.1f}"
+    return f"{number:,.0f}" if number == round(number) or abs(number) >= 100 else f"{number:,.1f}"
 
 
 def _form_value(choice: Any) -> str:

@@ -14,7 +14,7 @@ from features.policy import ProcedureDeadlines
 from monitoring.procedure import FINAL_STATUSES, IDENTIFICATION_STATUSES, identification_deadlines
 from store.cases import STATUSES
 from survey.catalogue import Language, label, message
-from workbench.chart import POVERTY_COLOUR, RELAPSE_COLOUR, bar_chart
+from workbench.chart import POVERTY_COLOUR, bar_chart
 
 MONITORED_STATUSES = frozenset(STATUSES[STATUSES.index("monitored") : STATUSES.index("risk_eliminated")])
 """Identified and under monitoring: monitored, assisted, and the steps of risk elimination."""
@@ -39,6 +39,7 @@ class DashboardView:
     overdue: int
     monitored: int
     eliminated: int
+    by_step: list[tuple[str, int]]
     by_step_svg: str
     by_channel: list[tuple[str, int]]
     by_category: list[tuple[str, int]]
@@ -46,6 +47,7 @@ class DashboardView:
     villages: list[AreaRow]
     moves_title: str
     moves: list[tuple[str, int]]
+    trend: list[tuple[str, float]]
     trend_svg: str
 
 
@@ -72,6 +74,7 @@ def dashboard_view(
         overdue=int(open_cases["overdue"].sum()),
         monitored=int(frame["status"].isin(MONITORED_STATUSES).sum()),
         eliminated=int((frame["status"] == "risk_eliminated").sum()),
+        by_step=by_step,
         by_step_svg=bar_chart(by_step, message("dashboard.by_step", lang)),
         by_channel=_counts(open_cases["channel"], "channel", lang),
         by_category=_counts(open_cases["category"], "category", lang),
@@ -88,7 +91,8 @@ def dashboard_view(
             for before, after in MOVES
         ]
         + [(message("dashboard.move_eliminated", lang), int((frame["status"] == "risk_eliminated").sum()))],
-        trend_svg=_trend(registration, frame, lang),
+        trend=(trend := _trend(registration, frame, lang)),
+        trend_svg=bar_chart(trend, message("dashboard.trend", lang), POVERTY_COLOUR) if trend else "",
     )
 
 
@@ -150,7 +154,7 @@ def _counts(values: pd.Series, section: str, lang: Language) -> list[tuple[str, 
     return [(label(section, str(code), lang), int(count)) for code, count in counts.items()]
 
 
-def _trend(registration: pd.DataFrame, frame: pd.DataFrame, lang: Language) -> str:
+def _trend(registration: pd.DataFrame, frame: pd.DataFrame, lang: Language) -> list[tuple[str, float]]:
     """Per round: registered poor households (the register) and cases under monitoring (the store)."""
     bars: list[tuple[str, float]] = []
     for round_, part in registration.groupby("round", sort=True):
@@ -161,5 +165,65 @@ def _trend(registration: pd.DataFrame, frame: pd.DataFrame, lang: Language) -> s
         bars.append((message("dashboard.trend_poor", lang, round=round_), poor))
         if monitored:
             bars.append((message("dashboard.trend_monitored", lang, round=round_), monitored))
-    colour = POVERTY_COLOUR if bars else RELAPSE_COLOUR
-    return bar_chart(bars, message("dashboard.trend", lang), colour) if bars else ""
+    return bars
+
+
+DASHBOARD_TABLES = ("villages", "townships", "by_step", "by_channel", "by_category", "moves", "trend")
+"""The dashboard's tables, in the order of the export's sheets (`dashboard_tables`)."""
+
+
+def dashboard_tables(view: DashboardView, lang: Language) -> dict[str, tuple[str, pd.DataFrame]]:
+    """Every table of the dashboard as (sheet name, frame), column names in `lang`: what the page shows,
+    as an office opens it in a spreadsheet."""
+    count = message("dashboard.count", lang)
+
+    def counted(rows: list[tuple[str, int]] | list[tuple[str, float]], name: str) -> pd.DataFrame:
+        return pd.DataFrame(rows, columns=[name, count])
+
+    def areas(rows: list[AreaRow]) -> pd.DataFrame:
+        return pd.DataFrame(
+            [
+                (
+                    row.name,
+                    row.open_cases,
+                    row.overdue,
+                    row.awaiting_visit,
+                    row.in_review,
+                    row.monitored,
+                    row.median_days_to_approval,
+                )
+                for row in rows
+            ],
+            columns=[
+                message(f"dashboard.{name}", lang)
+                for name in (
+                    "area",
+                    "open_cases",
+                    "overdue",
+                    "awaiting_visit",
+                    "in_review",
+                    "monitored",
+                    "median_days",
+                )
+            ],
+        )
+
+    tables = {
+        "villages": (message("dashboard.villages", lang), areas(view.villages)),
+        "townships": (message("dashboard.townships", lang), areas(view.townships)),
+        "by_step": (
+            message("dashboard.by_step", lang),
+            counted(view.by_step, message("export.status", lang)),
+        ),
+        "by_channel": (
+            message("dashboard.by_channel", lang),
+            counted(view.by_channel, message("export.channel", lang)),
+        ),
+        "by_category": (
+            message("dashboard.by_category", lang),
+            counted(view.by_category, message("export.category", lang)),
+        ),
+        "moves": (message("dashboard.moves", lang), counted(view.moves, view.moves_title or count)),
+        "trend": (message("dashboard.trend", lang), counted(view.trend, message("export.round", lang))),
+    }
+    return {name: tables[name] for name in DASHBOARD_TABLES}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import pandas as pd
@@ -85,14 +85,25 @@ def _labels(codes: pd.Series, section: str, lang: Language) -> pd.Series:
 def xlsx_bytes(table: pd.DataFrame, sheet: str) -> bytes:
     """The table as an XLSX workbook of one sheet (openpyxl's write-only mode: tens of thousands of rows
     in seconds); missing values as empty cells."""
+    return xlsx_workbook([(sheet, table)])
+
+
+def xlsx_workbook(sheets: Sequence[tuple[str, pd.DataFrame]]) -> bytes:
+    """Tables as the sheets of one XLSX workbook (names cut to Excel's 31 characters, without the
+    characters Excel refuses in a sheet name)."""
     workbook = Workbook(write_only=True)
-    worksheet = workbook.create_sheet(title=sheet[:31])
-    worksheet.append([str(column) for column in table.columns])
-    for row in table.itertuples(index=False, name=None):
-        worksheet.append([None if _missing(value) else _plain(value) for value in row])
+    for sheet, table in sheets:
+        worksheet = workbook.create_sheet(title=_sheet_name(sheet))
+        worksheet.append([str(column) for column in table.columns])
+        for row in table.itertuples(index=False, name=None):
+            worksheet.append([None if _missing(value) else _plain(value) for value in row])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
+
+
+def _sheet_name(name: str) -> str:
+    return "".join(" " if character in "[]:*?/\\" else character for character in name)[:31]
 
 
 def csv_bytes(table: pd.DataFrame) -> bytes:

@@ -168,9 +168,16 @@ def test_a_case_moves_through_the_procedure_in_the_browser(
         cadre.log_in("li.cadre")
         cadre.page.goto(f"/app/households/{COUNTY}/{household}")
         cadre.page.fill("textarea[name=note]", "入户核实：户主住院，家中无劳动力")
+        cadre.page.get_by_text("入户核实：更正登记信息").click()  # the visit's findings, on the same form
+        cadre.page.fill("input[name='fix.income_wages']", "0")
+        cadre.page.locator("select[name$='.health_status']").first.select_option("serious_illness")
+        cadre.page.locator("details.visit-fix").scroll_into_view_if_needed()
+        cadre.shoot("phone-visit", full_page=False)
         cadre.page.click("button[value=visit_at_risk]")
         cadre.page.wait_for_url(re.compile(r".*done=visit_at_risk"))
         assert cadre.page.get_by_text("已记录：入户核实：存在风险").count() == 1
+        history = cadre.page.locator("#cases").inner_text()
+        assert "更正登记信息：" in history and "大病" in history and "按更正后的情况重新评估" in history
         cadre.page.click("button[value=village_review]")
         cadre.page.wait_for_url(re.compile(r".*done=village_review"))
         cadre.page.click("button[value=start_notice]")

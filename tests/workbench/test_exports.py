@@ -92,3 +92,28 @@ def test_an_export_holds_the_accounts_area_only_and_is_recorded(
     log = access_entries(store_engine)
     assert {"export_cases"} <= set(log.loc[log["user_id"] == "li.cadre", "action"])
     assert as_user("an.analyst").get("/app/exports/cases.xlsx").status_code == 403
+
+
+def test_the_dashboard_tables_export_as_sheets_and_as_csv_in_the_readers_area(
+    as_user: Callable[[str], TestClient], store_engine: Engine
+) -> None:
+    monitor = as_user("zhao.monitor")
+    page = monitor.get("/app/dashboard")
+    assert "/app/exports/dashboard.xlsx" in page.text and "dashboard.csv?table=villages" in page.text
+    workbook = load_workbook(io.BytesIO(monitor.get("/app/exports/dashboard.xlsx").content), read_only=True)
+    assert workbook.sheetnames[:3] == ["各村", "各乡镇", "在办案件所处步骤"]
+    villages = list(workbook["各村"].iter_rows(values_only=True))
+    assert villages[0][:3] == ("乡镇/村", "在办案件", "逾期")
+    open_cases = list_flags(store_engine, county=COUNTY)
+    open_cases = open_cases[~open_cases["status"].isin(["rejected", "risk_eliminated"])]
+    assert sum(row[1] for row in villages[1:]) == len(open_cases)
+
+    cadre = as_user("li.cadre")
+    response = cadre.get("/app/exports/dashboard.csv", params={"table": "villages", "lang": "en"})
+    assert response.status_code == 200 and response.content.startswith(b"\xef\xbb\xbf")
+    table = pd.read_csv(io.BytesIO(response.content), encoding="utf-8-sig")
+    assert set(table.iloc[:, 0].astype(str)) <= set(CADRE_VILLAGES)  # her villages only
+    assert cadre.get("/app/exports/dashboard.csv", params={"table": "secrets"}).status_code == 404
+    assert as_user("an.analyst").get("/app/exports/dashboard.xlsx").status_code == 403
+    log = access_entries(store_engine)
+    assert "export_dashboard" in set(log.loc[log["user_id"] == "li.cadre", "action"])
