@@ -19,17 +19,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from features.frame import POLICY_PARAMETER, parameters
 from features.lineage import registry_base_inputs
 from features.members import MEMBER_AGGREGATE_INPUTS
 from features.registry import INDICATORS
+from survey.catalogue import catalogue_section
 from survey.schema import BLOCKS
 
 COMPLETENESS = "data_completeness"
@@ -51,17 +50,16 @@ DATA_BLOCKS: dict[str, tuple[str, ...]] = {
 """The blocks an answer names as missing: the survey's household blocks (survey/schema.py ``BLOCKS``)
 with the dwelling's other columns under housing, the assets, and the member table's aggregates."""
 BLOCK_ORDER = (*DATA_BLOCKS, OTHER_BLOCK)
-BLOCK_LABELS_FILE = Path(__file__).with_name("data_blocks.yaml")
 
 
 @cache
 def block_labels() -> Mapping[str, Mapping[str, str]]:
-    """Each block's name for a person, by language (features/data_blocks.yaml)."""
-    labels = yaml.safe_load(BLOCK_LABELS_FILE.read_text(encoding="utf-8"))
+    """Each block's name for a person, by language (the message catalogue's `block` section)."""
+    labels = catalogue_section("block")
     missing = sorted(set(BLOCK_ORDER) - set(labels))
     if missing:
-        raise ValueError(f"{BLOCK_LABELS_FILE} has no label for block(s): {', '.join(missing)}")
-    return MappingProxyType(labels)
+        raise ValueError(f"the message catalogue has no label for block(s): {', '.join(missing)}")
+    return MappingProxyType(dict(labels))
 
 
 def block_of(base: str) -> str:

@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from survey.catalogue import LANGUAGES, has_message, message
+
 DEFAULT_POLICY_PATH = Path(__file__).with_name("policy.yaml")
 POLICY_VARIABLE = "POVRISK_POLICY"
 """The environment variable naming the policy file in force when a command is given no ``--policy``."""
@@ -221,11 +223,28 @@ class AssistanceMeasure(_Frozen):
 
 
 class AssistanceTable(_Frozen):
-    """The measures and, per cause of poverty, the measures that fit it in order of preference."""
+    """The measures and, per cause of poverty, the measures that fit it in order of preference. A
+    measure's name and why come from the message catalogue (`measure.<code>.name` / `.why`) unless the
+    policy file gives its own words (a county's own measures)."""
 
     max_measures: int = Field(ge=1, le=10)
     measures: dict[str, AssistanceMeasure] = Field(min_length=1)
     by_cause: dict[str, tuple[str, ...]] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _catalogue_words(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("measures"), dict):
+            return data
+        measures = {}
+        for code, entry in data["measures"].items():
+            if isinstance(entry, dict):
+                entry = dict(entry)
+                for part in ("name", "why"):
+                    if part not in entry and has_message(f"measure.{code}.{part}"):
+                        entry[part] = {lang: message(f"measure.{code}.{part}", lang) for lang in LANGUAGES}
+            measures[code] = entry
+        return {**data, "measures": measures}
 
     @model_validator(mode="after")
     def _known_measures(self) -> AssistanceTable:

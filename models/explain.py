@@ -2,7 +2,8 @@
 
 A contribution is an indicator's additive share of the raw margin: for every row, the contributions plus
 `base_value` sum to the booster's log-odds. A reason is a positive contribution (it raises the risk)
-phrased for a village cadre from `models/reasons.yaml`, in Chinese (`zh`) or English (`en`).
+phrased for a village cadre from the message catalogue's `reason` section (`survey/messages.yaml`), in
+Chinese (`zh`) or English (`en`).
 """
 
 from __future__ import annotations
@@ -10,16 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-import yaml
 
-REASONS_PATH = Path(__file__).with_name("reasons.yaml")
+from survey.catalogue import catalogue_section
+
 BASE_VALUE = "base_value"
 LANGUAGES = ("zh", "en")
 Language = Literal["zh", "en"]
@@ -50,10 +49,9 @@ def contributions(booster: lgb.Booster, X: pd.DataFrame, num_threads: int = 1) -
     return pd.DataFrame(values, index=X.index, columns=[*names, BASE_VALUE])
 
 
-@lru_cache(maxsize=4)
-def load_phrases(path: Path = REASONS_PATH) -> dict[str, Any]:
-    """The reason phrase book (see `reasons.yaml`); read once per path."""
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+def load_phrases() -> Mapping[str, Any]:
+    """The reason phrase book: the message catalogue's `reason` section (survey/messages.yaml)."""
+    return catalogue_section("reason")
 
 
 def _is_yes_no(value: float) -> bool:

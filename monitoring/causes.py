@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from survey.catalogue import LANGUAGES, has_message, message
+
 CAUSES_FILE = Path(__file__).with_name("causes.yaml")
 OTHER = "other"
 SECONDARY_SEPARATOR = ";"
@@ -57,7 +59,7 @@ def parse_cause_settings(raw: Mapping[str, Any]) -> CauseSettings:
     missing = [key for key in ("version", "causes", "reason_causes", "indicator_causes") if key not in raw]
     if missing:
         raise CauseSettingsError(f"causes settings lack {missing}")
-    labels = {str(code): dict(label) for code, label in raw["causes"].items()}
+    labels = _cause_labels(raw["causes"])
     if OTHER not in labels:
         raise CauseSettingsError(f"the causes must include {OTHER!r}")
     for table in ("reason_causes", "indicator_causes"):
@@ -74,6 +76,25 @@ def parse_cause_settings(raw: Mapping[str, Any]) -> CauseSettings:
         indicator_causes={str(k): str(v) for k, v in raw["indicator_causes"].items()},
         max_secondary=max_secondary,
     )
+
+
+def _cause_labels(causes: Any) -> dict[str, dict[str, str]]:
+    """The causes' words: from the message catalogue (`cause.<code>`) for a list of codes, or a
+    settings file's own words ({code: {zh, en}}), both languages required."""
+    if isinstance(causes, Mapping):
+        labels = {
+            str(code): {str(lang): str(text) for lang, text in dict(label).items()}
+            for code, label in causes.items()
+        }
+    else:
+        unknown = [str(code) for code in causes if not has_message(f"cause.{code}")]
+        if unknown:
+            raise CauseSettingsError(f"the message catalogue has no words for cause(s) {unknown}")
+        labels = {str(code): {lang: message(f"cause.{code}", lang) for lang in LANGUAGES} for code in causes}
+    lacking = sorted(code for code, label in labels.items() if not set(LANGUAGES) <= set(label))
+    if lacking:
+        raise CauseSettingsError(f"cause(s) {lacking} lack words in {' or '.join(LANGUAGES)}")
+    return labels
 
 
 @cache

@@ -1,6 +1,7 @@
 """The message catalogue: every sentence, label and heading a person reads, in Chinese and English.
 
-One file, `survey/messages.yaml`, nested by subject (`tier`, `category`, `rule`, `status`, `page`, ...);
+One file, `survey/messages.yaml`, nested by subject (`tier`, `category`, `rule`, `status`, `page`, the
+reasons' phrase book `reason`, the causes `cause`, the data blocks `block`, ...);
 a message is named by its path (`category.sudden_hardship`) and holds one text per language, with
 `{placeholders}` in Python's format syntax (`{ratio:.2f}`). Every room reads it through `message`;
 a missing message or language is a `KeyError` naming it, never a code shown to a person. The
@@ -22,10 +23,24 @@ CATALOGUE_FILE = Path(__file__).with_name("messages.yaml")
 
 
 @cache
+def _tree() -> Mapping[str, Any]:
+    with CATALOGUE_FILE.open(encoding="utf-8") as handle:
+        tree: Mapping[str, Any] = yaml.safe_load(handle)
+    return tree
+
+
+@cache
 def catalogue() -> Mapping[str, Mapping[str, str]]:
     """Every message: its dotted name -> {language: text}."""
-    with CATALOGUE_FILE.open(encoding="utf-8") as handle:
-        return _flattened(yaml.safe_load(handle))
+    return _flattened(_tree())
+
+
+def catalogue_section(name: str) -> Mapping[str, Any]:
+    """One section of the catalogue as it is nested (the reasons' phrase book: `reason`)."""
+    section = _tree().get(name)
+    if not isinstance(section, Mapping):
+        raise KeyError(f"the message catalogue has no section {name!r}")
+    return section
 
 
 def _flattened(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Mapping[str, str]]:
