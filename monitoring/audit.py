@@ -43,6 +43,7 @@ from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from store.cases import NO_COUNTY, ScoreAudit, ScoreAuditRejected
+from store.database import frame_of
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def rejected_records(engine: Engine) -> pd.DataFrame:
     query = select(ScoreAuditRejected.__table__).order_by(ScoreAuditRejected.id)
     with engine.connect() as connection:
         result = connection.execute(query)
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        return frame_of(result)
 
 
 def household_audit(engine: Engine, household_id: str) -> pd.DataFrame:

@@ -52,7 +52,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
 
 from store.amendments import Amendment, write_amendments
-from store.database import Base
+from store.database import Base, frame_of
 from survey.text import control_characters
 
 INITIAL_STATUS = "flagged"
@@ -380,7 +380,7 @@ def list_flags(
     query = query.order_by(Flag.village_id, Flag.round, Flag.poverty_risk.desc(), Flag.id)
     with engine.connect() as connection:
         result = connection.execute(query)
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        return frame_of(result)
 
 
 CASE_OVERVIEW_COLUMNS = ("id", "village_id", "round", "status", "channel", "category", "created_at")
@@ -409,8 +409,8 @@ def case_overview(engine: Engine, county: str, villages: Collection[str] | None 
         cases = cases.where(Flag.village_id.in_(sorted(villages)))
     with engine.connect() as connection:
         result = connection.execute(cases)
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-        approved = pd.DataFrame(connection.execute(approvals).fetchall(), columns=["id", "approved_at"])
+        frame = frame_of(result)
+        approved = frame_of(connection.execute(approvals), ["id", "approved_at"])
     frame = frame.merge(approved, on="id", how="left")
     for name in ("created_at", "approved_at"):
         frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
@@ -437,7 +437,7 @@ def flag_history(
         query = query.where(FlagHistory.flag_id.in_([int(one) for one in flag_ids]))
     with engine.connect() as connection:
         result = connection.execute(query)
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        return frame_of(result)
 
 
 # What a household visit can find (the step out of "flagged"): the household is at risk (verified) or not
@@ -481,7 +481,7 @@ def field_decisions(engine: Engine) -> pd.DataFrame:
     )
     with engine.connect() as connection:
         result = connection.execute(query)
-        rows = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        rows = frame_of(result)
     latest = rows.drop_duplicates(subset="flag_id", keep="last").reset_index(drop=True)
     return latest.loc[:, list(FIELD_DECISION_COLUMNS)]
 

@@ -27,6 +27,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, Table, func, insert, select, update
 
 from store.amendments import Amendment, apply_amendments, read_amendments
+from store.database import frame_of
 from store.register_tables import (
     DATA_TABLES,
     EXTRA_COLUMN,
@@ -432,7 +433,7 @@ def _read_table(
 ) -> pd.DataFrame:
     key = [column for column in table.primary_key.columns if column.name != INGEST_KEY]
     result = connection.execute(select(table).where(table.c[INGEST_KEY] == ingest_id).order_by(*key))
-    stored = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    stored = frame_of(result)
     return _as_ingested(stored, layout, round_)
 
 
@@ -498,7 +499,7 @@ def register_rounds(engine: Engine, county_id: str | None = None, *, history: bo
         query = query.where(ingests.c.current.is_(True))
     with engine.connect() as connection:
         result = connection.execute(query)
-        return pd.DataFrame(result.fetchall(), columns=list(ROUND_COLUMNS))
+        return frame_of(result, ROUND_COLUMNS)
 
 
 # ------------------------------------------------------------------------------------ one household
@@ -635,7 +636,7 @@ def _household_rows(
         .where(table.c[INGEST_KEY].in_(list(round_of)), table.c.household_id == household_id)
         .order_by(*key)
     )
-    stored = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    stored = frame_of(result)
     if stored.empty:
         return pd.DataFrame()
     rounds = stored[INGEST_KEY].map(round_of).to_numpy()

@@ -29,7 +29,7 @@ from store.register import (
 from survey.catalogue import Language, message
 from workbench.case_views import aware
 from workbench.dashboard import DASHBOARD_TABLES, DashboardView, dashboard_tables, dashboard_view
-from workbench.exports import cases_table, csv_bytes, xlsx_bytes, xlsx_workbook
+from workbench.exports import cases_table, csv_bytes, xlsx_bytes
 from workbench.notices import NOTICE_KINDS, REVIEW_KINDS, households_to_review, notice_parts, review_rows
 from workbench.pages import (
     EXPORT_TYPES,
@@ -41,6 +41,7 @@ from workbench.pages import (
     to_login,
 )
 from workbench.views import OPEN_STATUSES
+from workbench.xlsx import xlsx_workbook
 
 
 class AreaPages(PageBase):

@@ -11,10 +11,11 @@ from datetime import datetime
 import pandas as pd
 
 from features.policy import ProcedureDeadlines
+from monitoring.categories import CATEGORIES
 from monitoring.procedure import FINAL_STATUSES, IDENTIFICATION_STATUSES, identification_deadlines
-from store.cases import STATUSES
+from store.cases import CHANNELS, MODEL_CHANNEL, STATUSES
 from survey.catalogue import Language, label, message
-from workbench.chart import POVERTY_COLOUR, bar_chart
+from workbench.chart import POVERTY_COLOUR, RELAPSE_COLOUR, bar_chart
 
 MONITORED_STATUSES = frozenset(STATUSES[STATUSES.index("monitored") : STATUSES.index("risk_eliminated")])
 """Identified and under monitoring: monitored, assisted, and the steps of risk elimination."""
@@ -47,6 +48,10 @@ class DashboardView:
     villages: list[AreaRow]
     moves_title: str
     moves: list[tuple[str, int]]
+    moves_svg: str
+    mix_columns: list[str]
+    township_mix: list[tuple[str, list[int]]]
+    village_mix: list[tuple[str, list[int]]]
     trend: list[tuple[str, float]]
     trend_svg: str
 
@@ -69,6 +74,14 @@ def dashboard_view(
     ]
     by_step = [(name, count) for name, count in by_step if count]
     rounds, moves = changes
+    move_counts = [
+        (
+            message(f"dashboard.move_{before}_{after}", lang),
+            int(moves.loc[(moves["before"] == before) & (moves["now"] == after), "households"].sum()),
+        )
+        for before, after in MOVES
+    ] + [(message("dashboard.move_eliminated", lang), int((frame["status"] == "risk_eliminated").sum()))]
+    mix_codes = _mix_codes(open_cases)
     return DashboardView(
         open_cases=len(open_cases),
         overdue=int(open_cases["overdue"].sum()),
@@ -83,14 +96,13 @@ def dashboard_view(
         moves_title=""
         if rounds is None
         else message("dashboard.moves_title", lang, previous=rounds[0], current=rounds[1]),
-        moves=[
-            (
-                message(f"dashboard.move_{before}_{after}", lang),
-                int(moves.loc[(moves["before"] == before) & (moves["now"] == after), "households"].sum()),
-            )
-            for before, after in MOVES
-        ]
-        + [(message("dashboard.move_eliminated", lang), int((frame["status"] == "risk_eliminated").sum()))],
+        moves=move_counts,
+        moves_svg=bar_chart(move_counts, message("dashboard.moves", lang), RELAPSE_COLOUR)
+        if rounds is not None
+        else "",
+        mix_columns=[label(section, code, lang) for section, code in mix_codes],
+        township_mix=_mix_rows(open_cases, "township", mix_codes),
+        village_mix=_mix_rows(open_cases, "village_id", mix_codes),
         trend=(trend := _trend(registration, frame, lang)),
         trend_svg=bar_chart(trend, message("dashboard.trend", lang), POVERTY_COLOUR) if trend else "",
     )
@@ -145,7 +157,46 @@ def _area_rows(frame: pd.DataFrame, column: str, lang: Language) -> list[AreaRow
             monitored=int(row.monitored),
             median_days_to_approval="-" if pd.isna(row.days) else f"{float(row.days):.1f}",
         )
-        for name, row in grouped.iterrows()
+        for name, row in zip(grouped.index, grouped.itertuples(index=False), strict=True)
+    ]
+
+
+def _mix_codes(open_cases: pd.DataFrame) -> list[tuple[str, str]]:
+    """The channels and categories the open cases have, in the store's order: the columns of the
+    per-area mix."""
+    channels = set(open_cases["channel"].fillna(MODEL_CHANNEL).astype(str).unique())
+    categories = set(open_cases["category"].astype(str).unique())
+    return [("channel", code) for code in CHANNELS if code in channels] + [
+        ("category", code) for code in CATEGORIES if code in categories
+    ]
+
+
+def _mix_rows(
+    open_cases: pd.DataFrame, column: str, codes: list[tuple[str, str]]
+) -> list[tuple[str, list[int]]]:
+    """Open cases per township or village by channel and by category (one grouped count each)."""
+    if open_cases.empty:
+        return []
+    area = open_cases[column].astype(str).to_numpy(dtype=object)
+    values = {
+        "channel": open_cases["channel"].fillna(MODEL_CHANNEL).astype(str).to_numpy(dtype=object),
+        "category": open_cases["category"].astype(str).to_numpy(dtype=object),
+    }
+    counted = {
+        section: pd.Series(1, index=pd.MultiIndex.from_arrays([area, codes_of])).groupby(level=[0, 1]).size()
+        for section, codes_of in values.items()
+    }
+    columns = {
+        f"{section}.{code}": counted[section].xs(code, level=1)
+        if code in counted[section].index.levels[1]
+        else None
+        for section, code in codes
+    }
+    together = pd.DataFrame({name: column for name, column in columns.items() if column is not None})
+    together = together.reindex(columns=list(columns)).fillna(0).astype("int64").sort_index()
+    return [
+        (str(name), [int(count) for count in row])
+        for name, row in zip(together.index, together.to_numpy(), strict=True)
     ]
 
 
@@ -168,7 +219,17 @@ def _trend(registration: pd.DataFrame, frame: pd.DataFrame, lang: Language) -> l
     return bars
 
 
-DASHBOARD_TABLES = ("villages", "townships", "by_step", "by_channel", "by_category", "moves", "trend")
+DASHBOARD_TABLES = (
+    "villages",
+    "townships",
+    "village_mix",
+    "township_mix",
+    "by_step",
+    "by_channel",
+    "by_category",
+    "moves",
+    "trend",
+)
 """The dashboard's tables, in the order of the export's sheets (`dashboard_tables`)."""
 
 
@@ -208,8 +269,16 @@ def dashboard_tables(view: DashboardView, lang: Language) -> dict[str, tuple[str
             ],
         )
 
+    def mix(rows: list[tuple[str, list[int]]]) -> pd.DataFrame:
+        return pd.DataFrame(
+            [(name, *counts) for name, counts in rows],
+            columns=[message("dashboard.area", lang), *view.mix_columns],
+        )
+
     tables = {
         "villages": (message("dashboard.villages", lang), areas(view.villages)),
+        "village_mix": (message("dashboard.village_mix", lang), mix(view.village_mix)),
+        "township_mix": (message("dashboard.township_mix", lang), mix(view.township_mix)),
         "townships": (message("dashboard.townships", lang), areas(view.townships)),
         "by_step": (
             message("dashboard.by_step", lang),

@@ -1,21 +1,21 @@
-"""Lists as files a county office opens: XLSX, and CSV with a byte-order mark (so that Excel on Chinese
-Windows reads it as UTF-8), column names in the reader's language from the message catalogue, every
-code turned into words. Pure apart from the bytes they return."""
+"""Lists as files a county office opens: XLSX (`workbench.xlsx`), and CSV with a byte-order mark (so
+that Excel on Chinese Windows reads it as UTF-8), column names in the reader's language from the message
+catalogue, every code turned into words. Pure apart from the bytes they return."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 
 import pandas as pd
-from openpyxl import Workbook
 
 from features.policy import ProcedureDeadlines
 from monitoring.causes import CauseSettings
 from monitoring.procedure import identification_deadlines
 from survey.catalogue import Language, label, message
+from workbench.xlsx import xlsx_workbook
 
 CASE_COLUMNS = (
     "household",
@@ -83,27 +83,8 @@ def _labels(codes: pd.Series, section: str, lang: Language) -> pd.Series:
 
 
 def xlsx_bytes(table: pd.DataFrame, sheet: str) -> bytes:
-    """The table as an XLSX workbook of one sheet (openpyxl's write-only mode: tens of thousands of rows
-    in seconds); missing values as empty cells."""
+    """The table as an XLSX workbook of one sheet (`workbench.xlsx`); missing values as empty cells."""
     return xlsx_workbook([(sheet, table)])
-
-
-def xlsx_workbook(sheets: Sequence[tuple[str, pd.DataFrame]]) -> bytes:
-    """Tables as the sheets of one XLSX workbook (names cut to Excel's 31 characters, without the
-    characters Excel refuses in a sheet name)."""
-    workbook = Workbook(write_only=True)
-    for sheet, table in sheets:
-        worksheet = workbook.create_sheet(title=_sheet_name(sheet))
-        worksheet.append([str(column) for column in table.columns])
-        for row in table.itertuples(index=False, name=None):
-            worksheet.append([None if _missing(value) else _plain(value) for value in row])
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
-
-
-def _sheet_name(name: str) -> str:
-    return "".join(" " if character in "[]:*?/\\" else character for character in name)[:31]
 
 
 def csv_bytes(table: pd.DataFrame) -> bytes:
@@ -111,12 +92,3 @@ def csv_bytes(table: pd.DataFrame) -> bytes:
     text = io.StringIO()
     table.to_csv(text, index=False, quoting=csv.QUOTE_MINIMAL)
     return text.getvalue().encode(CSV_ENCODING)
-
-
-def _missing(value: object) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
-
-
-def _plain(value: object) -> object:
-    """Numpy scalars as Python values (openpyxl writes only those)."""
-    return value.item() if hasattr(value, "item") else value

@@ -101,12 +101,18 @@ def test_the_dashboard_tables_export_as_sheets_and_as_csv_in_the_readers_area(
     page = monitor.get("/app/dashboard")
     assert "/app/exports/dashboard.xlsx" in page.text and "dashboard.csv?table=villages" in page.text
     workbook = load_workbook(io.BytesIO(monitor.get("/app/exports/dashboard.xlsx").content), read_only=True)
-    assert workbook.sheetnames[:3] == ["各村", "各乡镇", "在办案件所处步骤"]
+    assert workbook.sheetnames[:2] == ["各村", "各乡镇"] and "在办案件所处步骤" in workbook.sheetnames
     villages = list(workbook["各村"].iter_rows(values_only=True))
     assert villages[0][:3] == ("乡镇/村", "在办案件", "逾期")
     open_cases = list_flags(store_engine, county=COUNTY)
     open_cases = open_cases[~open_cases["status"].isin(["rejected", "risk_eliminated"])]
     assert sum(row[1] for row in villages[1:]) == len(open_cases)
+    mix = list(workbook["各村在办案件：发现渠道与监测类别"].iter_rows(values_only=True))
+    channels = [
+        index for index, name in enumerate(mix[0]) if name in ("模型预警", "农户自主申报", "部门信息推送")
+    ]
+    assert channels and sum(row[i] for row in mix[1:] for i in channels) == len(open_cases)
+    assert sum(sum(row[1:]) for row in mix[1:]) == 2 * len(open_cases)  # once by channel, once by category
 
     cadre = as_user("li.cadre")
     response = cadre.get("/app/exports/dashboard.csv", params={"table": "villages", "lang": "en"})
