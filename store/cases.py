@@ -33,6 +33,7 @@ from sqlalchemy import (
     Engine,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
@@ -52,7 +53,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
 
 from store.amendments import Amendment, write_amendments
-from store.database import Base, frame_of
+from store.database import Base, frame_of, refresh_statistics
 from survey.text import control_characters
 
 INITIAL_STATUS = "flagged"
@@ -169,6 +170,9 @@ class Flag(Base):
     __tablename__ = "flags"
     __table_args__ = (
         UniqueConstraint("county_id", "household_id", "round", name="uq_flags_county_household_round"),
+        # a worklist, an export, a village sheet: a county's cases of some villages (with the planner's
+        # statistics, `store.database.refresh_statistics`)
+        Index("ix_flags_county_village", "county_id", "village_id"),
         CheckConstraint(
             "status IN (" + ", ".join(f"'{status}'" for status in STATUSES) + ")",
             name="ck_flags_status",
@@ -298,10 +302,14 @@ def upsert_flags(engine: Engine, flags: pd.DataFrame) -> UpsertResult:
     fields = _SCORED_FIELDS + tuple(column for column in OPTIONAL_FLAG_COLUMNS if column in flags.columns)
     for attempt in range(1, UPSERT_ATTEMPTS + 1):
         try:
-            return _upsert_once(engine, rows, fields)
+            result = _upsert_once(engine, rows, fields)
         except DBAPIError as error:
             if attempt == UPSERT_ATTEMPTS or not _lost_a_race(error):
                 raise
+        else:
+            if result.inserted:
+                refresh_statistics(engine, ("flags",))
+            return result
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 
 from features.policy import ProcedureDeadlines
@@ -147,17 +148,19 @@ def _area_rows(frame: pd.DataFrame, column: str, lang: Language) -> list[AreaRow
         monitored=("monitored", "sum"),
         days=("days", "median"),
     )
+    counts = grouped[["open", "overdue", "awaiting", "review", "monitored"]].to_numpy(dtype="int64")
+    days = grouped["days"].to_numpy(dtype="float64")
     return [
         AreaRow(
             name=str(name),
-            open_cases=int(row.open),
-            overdue=int(row.overdue),
-            awaiting_visit=int(row.awaiting),
-            in_review=int(row.review),
-            monitored=int(row.monitored),
-            median_days_to_approval="-" if pd.isna(row.days) else f"{float(row.days):.1f}",
+            open_cases=int(row[0]),
+            overdue=int(row[1]),
+            awaiting_visit=int(row[2]),
+            in_review=int(row[3]),
+            monitored=int(row[4]),
+            median_days_to_approval="-" if np.isnan(median) else f"{median:.1f}",
         )
-        for name, row in zip(grouped.index, grouped.itertuples(index=False), strict=True)
+        for name, row, median in zip(grouped.index, counts, days, strict=True)
     ]
 
 
@@ -182,18 +185,17 @@ def _mix_rows(
         "channel": open_cases["channel"].fillna(MODEL_CHANNEL).astype(str).to_numpy(dtype=object),
         "category": open_cases["category"].astype(str).to_numpy(dtype=object),
     }
-    counted = {
-        section: pd.Series(1, index=pd.MultiIndex.from_arrays([area, codes_of])).groupby(level=[0, 1]).size()
-        for section, codes_of in values.items()
-    }
-    columns = {
-        f"{section}.{code}": counted[section].xs(code, level=1)
-        if code in counted[section].index.levels[1]
-        else None
-        for section, code in codes
-    }
-    together = pd.DataFrame({name: column for name, column in columns.items() if column is not None})
-    together = together.reindex(columns=list(columns)).fillna(0).astype("int64").sort_index()
+    counted = [
+        pd.Series(1, index=pd.MultiIndex.from_arrays([area, codes_of]))
+        .groupby(level=[0, 1])
+        .size()
+        .unstack(fill_value=0)
+        for codes_of in values.values()
+    ]
+    together = pd.concat(counted, axis=1, keys=list(values)).sort_index()
+    together = (
+        together.reindex(columns=pd.MultiIndex.from_tuples(codes), fill_value=0).fillna(0).astype("int64")
+    )
     return [
         (str(name), [int(count) for count in row])
         for name, row in zip(together.index, together.to_numpy(), strict=True)
