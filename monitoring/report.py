@@ -209,7 +209,7 @@ def _causes_words(value: Any, lang: Language) -> str:
 
 def _table(frame: pd.DataFrame, lang: Language, index: bool = True, first: str | None = None) -> str:
     return _worded(frame, lang, first).to_html(
-        index=index, escape=True, border=0, float_format=lambda value: f"{value:.3f}"
+        index=index, escape=True, border=0, na_rep="", float_format=lambda value: f"{value:.3f}"
     )
 
 

@@ -157,3 +157,6 @@ def test_the_report_is_in_chinese_with_the_cases_of_each_village(
     text = re.sub(r'src="data:image/png;base64,[^"]+"', "", report)
     codes = set(re.findall(r"\b[a-z]+(?:_[a-z0-9]+)+\b", text))
     assert not codes, f"codes shown to a person: {sorted(codes)[:20]}"
+    cells = re.findall(r"<t[hd][^>]*>([^<]*)</t[hd]>", text)
+    english = {cell for cell in cells if re.search(r"[a-z]{3,}", cell)}
+    assert not english, f"untranslated cells: {sorted(english)[:20]}"
