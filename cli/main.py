@@ -409,6 +409,10 @@ def evaluate(
     _print_json_line(headline)
 
 
+PROMOTION_REFUSED = 3
+"""`povrisk promote`'s exit code when it kept the champion (1 stays for errors: bad input, no challenger)."""
+
+
 @app.command()
 def promote(
     task: Annotated[Task, typer.Option(help="Which model's challenger to consider.")],
@@ -420,9 +424,13 @@ def promote(
     """Move `champion` to the challenger only if it wins on held-out data.
 
     First the challenger's training data is compared with the champion's (drift, logged to MLflow); a
-    drift above the policy threshold refuses the promotion (exit 1) unless --force.
+    drift above the policy threshold refuses the promotion unless --force. Exits 0 only when it promoted;
+    PROMOTION_REFUSED (3) when it kept the champion (drift, a challenger that does not win, or one that
+    already is the champion), so that a script never mistakes a refusal for a promotion.
     """
     from functools import partial
+
+    from rich.markup import escape
 
     from monitoring.training_drift import training_data_drift
     from training.tracking import promote as promote_challenger
@@ -430,10 +438,10 @@ def promote(
     policy, _ = _policy(policy_option)
     drift_check = partial(training_data_drift, task.value, policy=policy)
     decision = promote_challenger(task.value, policy, drift_check=drift_check, force=force)
-    if decision.get("refused_by") == "drift":
-        console.print(f"[bold red]refused:[/] {decision['reason']}")
+    if not decision.get("promoted"):
+        console.print(f"[bold red]not promoted:[/] {escape(str(decision.get('reason', '')))}")
         _print_json_line(decision)
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=PROMOTION_REFUSED)
     console.print(decision.get("reason", ""))
     _print_json_line(decision)
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from cli.main import PROMOTION_REFUSED, app
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("local_stores")]
 
@@ -136,16 +136,22 @@ def test_promote_refuses_a_challenger_trained_on_drifted_data_unless_forced(
 
     result = runner.invoke(app, ["promote", "--task", "poverty"])
 
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == PROMOTION_REFUSED == 3, result.output
     assert "refused" in result.output and "--force" in result.output
     refused = json.loads(result.stdout.strip().splitlines()[-1])
     assert refused["promoted"] is False and refused["refused_by"] == "drift"
     assert refused["drift"]["summary"]["share_drifted"] > refused["drift"]["thresholds"]["max_drifted_share"]
     assert refused["champion_version"] == 1
 
-    forced = last_json_line("promote", "--task", "poverty", "--force")
-    assert forced["forced"] is True and "refused_by" not in forced
+    forced_run = runner.invoke(app, ["promote", "--task", "poverty", "--force"])
+    forced = json.loads(forced_run.stdout.strip().splitlines()[-1])
+    assert forced["forced"] is True and "refused_by" not in forced  # drift overridden; the metric decides
     assert forced["drift"]["exceeds_policy"] is True
+    assert forced_run.exit_code == (0 if forced["promoted"] else PROMOTION_REFUSED), forced_run.output
+
+    again = runner.invoke(app, ["promote", "--task", "poverty"])  # nothing new to promote: not a success
+    assert again.exit_code == PROMOTION_REFUSED, again.output
+    assert json.loads(again.stdout.strip().splitlines()[-1])["promoted"] is False
 
 
 def test_serve_refuses_before_starting_without_keys_or_models(
