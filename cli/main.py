@@ -409,6 +409,32 @@ def evaluate(
     _print_json_line(headline)
 
 
+def _system_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@app.command()
+def rollback(
+    task: Annotated[Task, typer.Option(help="Which model's champion to move back.")],
+    by: Annotated[str, typer.Option(help="Who rolls back (recorded); default: this system user.")] = "",
+) -> None:
+    """Move `champion` back to the version it replaced (recorded at promotion); exit 1 when there is none."""
+    from training.tracking import RollbackRefused
+    from training.tracking import rollback as roll_back
+
+    try:
+        decision = roll_back(task.value, by=by or _system_user())
+    except RollbackRefused as refused:
+        raise _fail(str(refused)) from refused
+    console.print(decision["reason"])
+    _print_json_line(decision)
+
+
 PROMOTION_REFUSED = 3
 """`povrisk promote`'s exit code when it kept the champion (1 stays for errors: bad input, no challenger)."""
 
@@ -417,8 +443,14 @@ PROMOTION_REFUSED = 3
 def promote(
     task: Annotated[Task, typer.Option(help="Which model's challenger to consider.")],
     force: Annotated[
-        bool, typer.Option(help="Promote even when the training data drifted beyond the policy threshold.")
+        bool,
+        typer.Option(
+            help="Promote even when the training data drifted beyond the policy threshold or the "
+            "challenger does not win (give --reason)."
+        ),
     ] = False,
+    reason: Annotated[str, typer.Option(help="Why the promotion is forced (recorded on the version).")] = "",
+    by: Annotated[str, typer.Option(help="Who promotes (recorded); default: this system user.")] = "",
     policy_option: PolicyFile = None,
 ) -> None:
     """Move `champion` to the challenger only if it wins on held-out data.
@@ -426,7 +458,9 @@ def promote(
     First the challenger's training data is compared with the champion's (drift, logged to MLflow); a
     drift above the policy threshold refuses the promotion unless --force. Exits 0 only when it promoted;
     PROMOTION_REFUSED (3) when it kept the champion (drift, a challenger that does not win, or one that
-    already is the champion), so that a script never mistakes a refusal for a promotion.
+    already is the champion), so that a script never mistakes a refusal for a promotion. `--force --reason`
+    promotes whatever drift and metric say. The new champion records who, when, why and the version it
+    replaced (`povrisk rollback` returns to it).
     """
     from functools import partial
 
@@ -435,9 +469,18 @@ def promote(
     from monitoring.training_drift import training_data_drift
     from training.tracking import promote as promote_challenger
 
+    if force and not reason.strip():
+        raise _fail("--force needs --reason: why the challenger is promoted whatever drift and metric say")
     policy, _ = _policy(policy_option)
     drift_check = partial(training_data_drift, task.value, policy=policy)
-    decision = promote_challenger(task.value, policy, drift_check=drift_check, force=force)
+    decision = promote_challenger(
+        task.value,
+        policy,
+        drift_check=drift_check,
+        force=force,
+        by=by or _system_user(),
+        force_reason=reason.strip(),
+    )
     if not decision.get("promoted"):
         console.print(f"[bold red]not promoted:[/] {escape(str(decision.get('reason', '')))}")
         _print_json_line(decision)

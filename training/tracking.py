@@ -76,6 +76,8 @@ from training.unfinished_runs import RunNotEnded, UnfinishedRun, end_run, review
 
 EXPERIMENT_NAME = "povrisk"
 CHALLENGER, CHAMPION = "challenger", "champion"
+PREVIOUS_CHAMPION_TAG = "previous_champion"
+"""Tag of a champion version: the version it replaced (empty for the first), what `rollback` returns to."""
 HELD_OUT_ARTIFACT = "held_out/held_out.parquet"
 DRIFT_ARTIFACT = "drift/drift_report.json"
 EXPLANATORY_WEIGHT_ARTIFACT = "explanatory_weight.json"
@@ -396,14 +398,101 @@ def promote(
     settings: TrainingSettings | None = None,
     drift_check: DriftCheck | None = None,
     force: bool = False,
+    *,
+    by: str = "",
+    force_reason: str = "",
 ) -> dict[str, Any]:
-    """Move `champion` to the `challenger` version if it wins on the challenger's held-out rows (or if
-    there is no champion yet, or the champion was trained under policy settings no longer in force and
+    """Move `champion` to the `challenger` version when `_promotion_decision` says it wins, or, with
+    `force`, whatever the drift and the metric say (the person's `force_reason` is recorded). The new
+    champion version is tagged with who promoted it, when, why, and which version it replaced (what
+    `rollback` returns to). Returns the decision, the metric values and the reason."""
+    decision = _promotion_decision(task, policy, settings, drift_check, force)
+    if (
+        force
+        and not decision["promoted"]
+        and decision.get("challenger_version") != decision.get("champion_version")
+    ):
+        decision = decision | {
+            "promoted": True,
+            "forced": True,
+            "reason": f"{decision['reason']}; promoted by --force: {force_reason or 'no reason given'}",
+        }
+    if decision["promoted"]:
+        _crown(
+            task,
+            str(decision["challenger_version"]),
+            decision.get("champion_version"),
+            decision["reason"],
+            by,
+        )
+    return decision
+
+
+def _crown(task: str, version: str, previous: int | None, reason: str, by: str) -> None:
+    """Set `champion` on `version` and record on it who, when, why, and the champion it replaced."""
+    client = _client()
+    name = registered_name(task)
+    client.set_registered_model_alias(name, CHAMPION, version)
+    tags = {
+        PREVIOUS_CHAMPION_TAG: "" if previous is None else str(previous),
+        "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "promoted_by": by or "unknown",
+        "promotion_reason": reason[:5000],
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+
+
+class RollbackRefused(LookupError):
+    """No champion, or no earlier champion recorded to go back to; nothing was changed."""
+
+
+def rollback(task: str, *, by: str = "") -> dict[str, Any]:
+    """Move `champion` back to the version it replaced (recorded by `promote`); the version rolled back
+    from is tagged with who and when. `RollbackRefused` when there is nothing to go back to."""
+    client = _client()
+    name = registered_name(task)
+    champion = _alias_version(client, task, CHAMPION)
+    if champion is None:
+        raise RollbackRefused(f"{name} has no '{CHAMPION}' version: nothing to roll back")
+    previous = (champion.tags or {}).get(PREVIOUS_CHAMPION_TAG, "")
+    if not previous:
+        raise RollbackRefused(
+            f"{name} version {champion.version} records no earlier champion (it was the first, or was made "
+            "champion before promotions were recorded): nothing to roll back to"
+        )
+    try:
+        client.get_model_version(name, previous)
+    except MlflowException as error:
+        raise RollbackRefused(f"{name} version {previous}, the earlier champion, is gone: {error}") from error
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    client.set_model_version_tag(name, champion.version, "rolled_back_at", at)
+    client.set_model_version_tag(name, champion.version, "rolled_back_by", by or "unknown")
+    return {
+        "task": task,
+        "model_name": name,
+        "rolled_back_from": int(champion.version),
+        "champion_version": int(previous),
+        "reason": f"champion moved back from version {champion.version} to version {previous}",
+    }
+
+
+def _promotion_decision(
+    task: str,
+    policy: Policy | None = None,
+    settings: TrainingSettings | None = None,
+    drift_check: DriftCheck | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Whether `champion` moves to the `challenger` version: if it wins on the challenger's held-out rows
+    (or if there is no champion yet, or the champion was trained under policy settings no longer in force and
     the challenger under the current ones). Returns the decision, the metric values and the reason.
 
     With a `drift_check`, a challenger facing a champion is first checked for drift between the two
     models' training data: when the verdict `exceeds_policy`, the promotion is refused
-    (`refused_by: "drift"`) unless `force`; a forced promotion still has to win on the metric."""
+    (`refused_by: "drift"`) unless `force` (then the metric is compared; `promote` overrides a loss too).
+    Changes nothing."""
     policy = policy or load_policy()
     rule = (settings or load_training_settings()).promotion
     client = _client()
@@ -422,13 +511,11 @@ def promote(
     if champion is not None and champion.version == challenger.version:
         return decision | {"promoted": False, "reason": "the challenger already is the champion"}
     if champion is None:
-        client.set_registered_model_alias(registered_name(task), CHAMPION, challenger.version)
         return decision | {"promoted": True, "reason": "no champion yet: the first challenger is promoted"}
     champion_policy = client.get_run(champion.run_id).data.tags.get("policy_version")
     challenger_policy = client.get_run(challenger.run_id).data.tags.get("policy_version")
     if champion_policy != policy.version and challenger_policy == policy.version:
         # the service refuses a champion trained under other policy settings: it cannot serve at all
-        client.set_registered_model_alias(registered_name(task), CHAMPION, challenger.version)
         reason = (
             f"the champion was trained under policy {champion_policy!r}, which is no longer in force; the "
             f"challenger, trained under the current policy {policy.version!r}, replaces it"
@@ -475,8 +562,6 @@ def promote(
             champion_model = load_task_model(f"models:/{registered_name(task)}/{champion.version}")
         champion_value = binary_metrics(labels, champion_model.predict_proba(rows), coverage)[rule.metric]
     wins = rule.challenger_wins(challenger_value, champion_value)
-    if wins:
-        client.set_registered_model_alias(registered_name(task), CHAMPION, challenger.version)
     better = "higher" if rule.higher_is_better else "lower"
     verdict = "beats" if wins else "does not beat"
     reason = (

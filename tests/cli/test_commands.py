@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -143,15 +144,28 @@ def test_promote_refuses_a_challenger_trained_on_drifted_data_unless_forced(
     assert refused["drift"]["summary"]["share_drifted"] > refused["drift"]["thresholds"]["max_drifted_share"]
     assert refused["champion_version"] == 1
 
-    forced_run = runner.invoke(app, ["promote", "--task", "poverty", "--force"])
-    forced = json.loads(forced_run.stdout.strip().splitlines()[-1])
-    assert forced["forced"] is True and "refused_by" not in forced  # drift overridden; the metric decides
-    assert forced["drift"]["exceeds_policy"] is True
-    assert forced_run.exit_code == (0 if forced["promoted"] else PROMOTION_REFUSED), forced_run.output
+    unexplained = runner.invoke(app, ["promote", "--task", "poverty", "--force"])
+    assert unexplained.exit_code == 1 and "--reason" in unexplained.output
+    forced = last_json_line(
+        "promote", "--task", "poverty", "--force", "--reason", "drift expected: new villages", "--by", "Zhao"
+    )
+    assert forced["forced"] is True and forced["promoted"] is True and "refused_by" not in forced
+    assert forced["drift"]["exceeds_policy"] is True and "drift expected: new villages" in forced["reason"]
+    client = mlflow.MlflowClient()
+    crowned = client.get_model_version_by_alias("povrisk-poverty", "champion")
+    assert str(crowned.version) == "2" and crowned.tags["previous_champion"] == "1"
+    assert crowned.tags["promoted_by"] == "Zhao" and "new villages" in crowned.tags["promotion_reason"]
 
     again = runner.invoke(app, ["promote", "--task", "poverty"])  # nothing new to promote: not a success
     assert again.exit_code == PROMOTION_REFUSED, again.output
     assert json.loads(again.stdout.strip().splitlines()[-1])["promoted"] is False
+
+    back = last_json_line("rollback", "--task", "poverty", "--by", "Zhao")
+    assert (back["rolled_back_from"], back["champion_version"]) == (2, 1)
+    assert str(client.get_model_version_by_alias("povrisk-poverty", "champion").version) == "1"
+    assert client.get_model_version("povrisk-poverty", "2").tags["rolled_back_by"] == "Zhao"
+    first = runner.invoke(app, ["rollback", "--task", "poverty"])  # version 1 replaced nobody
+    assert first.exit_code == 1 and "nothing to roll back to" in " ".join(first.output.split())
 
 
 def test_serve_refuses_before_starting_without_keys_or_models(
