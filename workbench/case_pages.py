@@ -53,17 +53,26 @@ from workbench.views import OPEN_STATUSES
 
 class CasePages(HouseholdPages):
     async def _case_refused(
-        self, request: Request, session: WebSession, case: dict[str, Any], error: str, status: int = 409
+        self,
+        request: Request,
+        session: WebSession,
+        case: dict[str, Any],
+        error: str,
+        status: int = 409,
+        typed: dict[str, str] | None = None,
     ) -> Response:
-        """The case's household page again, saying why nothing was done (409, or 400 for a bad form)."""
+        """The case's household page again, saying why nothing was done (409, or 400 for a bad form, with
+        the corrections typed in it)."""
         return await run_in_threadpool(
-            self._household_page,
-            request,
-            session,
-            str(case["county_id"]),
-            str(case["household_id"]),
-            error=error,
-            status=status,
+            lambda: self._household_page(
+                request,
+                session,
+                str(case["county_id"]),
+                str(case["household_id"]),
+                error=error,
+                status=status,
+                typed=typed,
+            )
         )
 
     def _visit_findings(
@@ -128,7 +137,7 @@ class CasePages(HouseholdPages):
         fixes = {str(name): str(value) for name, value in form.items() if str(name).startswith(FIELD_PREFIX)}
         found = await run_in_threadpool(self._visit_findings, case, step.name, fixes, lang)
         if isinstance(found, str):
-            return await self._case_refused(request, session, case, found, status=400)
+            return await self._case_refused(request, session, case, found, status=400, typed=fixes)
         corrections, findings = found
         try:
             await run_in_threadpool(

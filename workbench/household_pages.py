@@ -73,7 +73,9 @@ class HouseholdPages(PageBase):
         notice: str | None = None,
         error: str | None = None,
         status: int = 200,
+        typed: dict[str, str] | None = None,
     ) -> Response:
+        """`typed`: a refused visit form's corrections, shown again so that nothing has to be retyped."""
         account = session.account
         engine = self.settings.engine
         history = (
@@ -100,6 +102,7 @@ class HouseholdPages(PageBase):
             "notice": notice,
             "error": error,
             "corrections": self._correction_forms(cases, case_list, history, lang),
+            "typed": typed or {},
         }
         return self._render(request, "household.html", context, status=status)
 

@@ -123,6 +123,13 @@ def test_bad_corrections_are_named_and_nothing_is_written(
     assert refused.status_code == 400
     for problem in ("工资性收入（元/年）应为", "外出务工月数应为 0 到 12", "健康状况的取值无效"):
         assert problem in refused.text
+    # what she typed is on the page again, the section open: nothing to retype on a phone
+    assert 'name="fix.income_wages" maxlength="16" autocomplete="off" value="三千"' in refused.text
+    assert (
+        f'name="fix.{member}.migrant_work_months" maxlength="16" autocomplete="off" value="13"'
+        in refused.text
+    )
+    assert '<details class="visit-fix" open>' in refused.text
     assert _case(store_engine, household)["status"] == "flagged"
     assert household_amendments(store_engine, COUNTY, household).empty
 
