@@ -15,6 +15,7 @@ import typer
 from cli.console import console
 from cli.console import fail as _fail
 from cli.console import print_error as _print_error
+from cli.import_table import import_table
 from cli.users import users_app
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ import_app = typer.Typer(
     help="Convert an external survey into the canonical schema (a survey folder).", no_args_is_help=True
 )
 app.add_typer(import_app, name="import")
+import_app.command("table")(import_table)
 keys_app = typer.Typer(help="API keys of the scoring service: make them, list them.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
@@ -39,6 +41,10 @@ app.add_typer(users_app, name="users")
 class Task(StrEnum):
     poverty = "poverty"
     relapse = "relapse"
+
+
+class Export(StrEnum):
+    xlsx = "xlsx"
 
 
 class Language(StrEnum):
@@ -203,11 +209,21 @@ def simulate(
     draws: Annotated[
         int, typer.Option(min=10, help="Monte Carlo draws for the true next-round poverty probability.")
     ] = 200,
+    export: Annotated[
+        Export | None,
+        typer.Option(
+            help="Also write the county as archive-card workbooks (建档立卡, the layout of `import table "
+            "--mapping archive-card`): DIR/archive-card/round-<r>.xlsx, sheets 户表 and 成员表, one workbook "
+            "a round, beside the parquet tables (which every other command reads). With --continue every "
+            "round is written again; a folder that has them keeps them up to date without the option."
+        ),
+    ] = None,
 ) -> None:
     """Simulate a county: households and members every round, plus the simulator's ground truth.
 
     The folder also gets simulation.json, the settings it was made with, so that `--continue DIR --rounds
     K` can append K rounds to the same households later (the next turn of the round cycle)."""
+    from survey.archive_card import archive_card_folders
     from survey.continuation import MANIFEST_FILE, manifest_for
     from survey.io import write_survey
     from survey.simulate import CountySettings, simulate_county
@@ -215,7 +231,7 @@ def simulate(
     if (out is None) == (continue_from is None):
         raise _fail("give --out DIR (a new county) or --continue DIR (more rounds of one), one of them")
     if continue_from is not None:
-        _continue_simulation(context, continue_from, rounds)
+        _continue_simulation(context, continue_from, rounds, export)
         return
     assert out is not None
     if rounds < 2:
@@ -230,15 +246,23 @@ def simulate(
         monte_carlo_draws=draws,
     )
     county = simulate_county(settings)
-    write_survey(county, out, extra_files={MANIFEST_FILE: manifest_for(settings).to_json()})
+    write_survey(
+        county,
+        out,
+        extra_files={MANIFEST_FILE: manifest_for(settings).to_json()},
+        extra_folders=archive_card_folders(county) if export else None,
+    )
     console.print(
         f"wrote {len(county.households):,} household rows "
         f"({households:,} households x {rounds} rounds) to {out}"
     )
 
 
-def _continue_simulation(context: typer.Context, folder: Path, more_rounds: int) -> None:
+def _continue_simulation(
+    context: typer.Context, folder: Path, more_rounds: int, export: Export | None = None
+) -> None:
     """`simulate --continue`: only --rounds may be given, every other setting comes from the manifest."""
+    from survey.archive_card import ARCHIVE_FOLDER, archive_card_folders
     from survey.continuation import (
         MANIFEST_FILE,
         ContinuationError,
@@ -266,7 +290,13 @@ def _continue_simulation(context: typer.Context, folder: Path, more_rounds: int)
     except ContinuationError as error:
         raise _fail(f"cannot continue {folder}: {error}; nothing was written") from error
     del stored
-    write_survey(county, folder, extra_files={MANIFEST_FILE: longer.to_json()})
+    cards = export is not None or (folder / ARCHIVE_FOLDER).is_dir()
+    write_survey(
+        county,
+        folder,
+        extra_files={MANIFEST_FILE: longer.to_json()},
+        extra_folders=archive_card_folders(county) if cards else None,
+    )
     total = longer.settings.rounds
     added = f"round {total - 1}" if more_rounds == 1 else f"rounds {total - more_rounds}-{total - 1}"
     console.print(f"appended {added} to {folder}: {longer.settings.households:,} households x {total} rounds")
@@ -326,7 +356,8 @@ def train(
     except PolicyError as error:
         raise _fail(str(error)) from error
     console.print(_field_labels_summary(trained.field_labels, asked=field_labels))
-    registered = log_and_register(trained, policy)
+    source = f"county:{county}" if county else Path(str(data)).name
+    registered = log_and_register(trained, policy, source, survey=survey)
     _print_json_line({"task": task.value, **registered, **trained.metrics})
 
 
@@ -437,6 +468,51 @@ def rollback(
 
 PROMOTION_REFUSED = 3
 """`povrisk promote`'s exit code when it kept the champion (1 stays for errors: bad input, no challenger)."""
+
+
+@app.command()
+def compare(
+    task: Annotated[Task, typer.Option(help="Which model's challenger and champion to compare.")],
+    replicates: Annotated[int, typer.Option(help="Bootstrap resamples of households.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the comparison as JSON.")] = (
+        None
+    ),
+    figures: Annotated[Path | None, typer.Option(help="Folder to write the two figures (PNG) into.")] = None,
+    data: DataFolder = None,
+    county: CountyOption = None,
+    policy_option: PolicyFile = None,
+) -> None:
+    """Challenger against champion on the same held-out households: every headline metric of both, the
+    difference and its bootstrap 95% interval (households resampled), the same per township and village
+    with enough held-out households (their areas are logged with the challenger's held-out rows; for a
+    run logged before that, give the survey it learned from with --data or --county), both models'
+    calibration named by the labels it is measured against, and what `promote` would decide. Changes
+    nothing. Last line: the comparison as JSON."""
+    from cli.comparison import print_comparison
+    from training.compare import compare_models
+    from training.settings import load_training_settings
+
+    policy, _ = _policy(policy_option)
+    survey = _read_conformed_survey(data, county) if (data or county) else None
+    if replicates < 1:
+        raise _fail(f"--replicates must be at least 1, got {replicates}")
+    settings = load_training_settings()
+    try:
+        comparison = compare_models(
+            task.value, seed=seed, replicates=replicates, policy=policy, settings=settings, survey=survey
+        )
+    except LookupError as error:
+        raise _fail(str(error).strip("'\"")) from error
+    print_comparison(comparison, replicates, settings.promotion.metric)
+    document = comparison.to_dict()
+    if json_out is not None:
+        json_out.write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
+    if figures is not None:
+        figures.mkdir(parents=True, exist_ok=True)
+        for name, figure in comparison.figures().items():
+            figure.savefig(figures / name, dpi=100)
+    _print_json_line(document)
 
 
 @app.command()

@@ -2,7 +2,9 @@
 
 ``poor_now`` applies the policy's poverty definition to a feature frame: a household is poor when its
 per-capita net income is below the round's poverty line or any of the guarantees fails ("two no
-worries, three guarantees"). ``poor_next`` and ``relapse_next`` look one round ahead in the same panel.
+worries, three guarantees"). With the policy's ``welfare.measure: adult_equivalent`` the income test
+divides net income by the household's adult equivalents (``adult_equivalents``) instead of its members.
+``poor_next`` and ``relapse_next`` look one round ahead in the same panel.
 All labels are float Series on the (household_id, round) index: 1.0, 0.0 or NaN (unknown).
 """
 
@@ -14,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from features.panel import same_household_in_round
-from features.policy import Policy
+from features.policy import EquivalenceScale, Policy
 
 SURVEY_LABEL_COLUMN = "label_poor"
 """A survey's own poverty label (0/1), e.g. the Costa Rica Target; when known it overrides the rule."""
@@ -36,10 +38,49 @@ def _deprivation_columns(policy: Policy) -> list[str]:
     return [f"deprived_{guarantee}" for guarantee in policy.deprivation_weights]
 
 
+ADULT_EQUIVALENT_INPUTS = ("income_to_line_ratio", "household_size", "share_children")
+"""The indicators the adult-equivalent income test reads."""
+
+
+def adult_equivalents(
+    household_size: np.ndarray, children: np.ndarray, scale: EquivalenceScale
+) -> np.ndarray:
+    """Adult equivalents of a household (persons): ``scale.first_adult`` for its first adult (its first
+    member when it has none), ``scale.other_adults`` for each other adult, ``scale.children`` for each
+    child. An unknown number of children counts every member as an adult; an unknown size gives NaN."""
+    size = np.asarray(household_size, dtype=np.float64)
+    young = np.nan_to_num(np.asarray(children, dtype=np.float64), nan=0.0)
+    adults = size - young
+    with_adult = scale.first_adult + scale.other_adults * (adults - 1.0) + scale.children * young
+    without_adult = scale.first_adult + scale.children * (young - 1.0)
+    equivalents = np.where(adults >= 1.0, with_adult, without_adult)
+    return np.where(size >= 1.0, equivalents, np.nan)
+
+
+def income_below_line_per_adult_equivalent(features: pd.DataFrame, scale: EquivalenceScale) -> np.ndarray:
+    """1.0 when net income per adult equivalent is below the round's poverty line, 0.0 when at or above
+    it, NaN when unknown. Read off the per-person ratio: income per adult equivalent / line =
+    ``income_to_line_ratio`` x household size / adult equivalents."""
+    missing = [column for column in ADULT_EQUIVALENT_INPUTS if column not in features.columns]
+    if missing:
+        raise KeyError(
+            f"the adult-equivalent income test needs the indicators {missing} in the feature frame"
+        )
+    size = features["household_size"].to_numpy(dtype=np.float64)
+    children = features["share_children"].to_numpy(dtype=np.float64) * size
+    ratio = (
+        features["income_to_line_ratio"].to_numpy(dtype=np.float64)
+        * size
+        / adult_equivalents(size, children, scale)
+    )
+    return np.where(np.isnan(ratio), np.nan, (ratio < 1.0).astype(np.float64))
+
+
 def poor_now(features: pd.DataFrame, policy: Policy, label_poor: pd.Series | None = None) -> pd.Series:
     """1.0 when a guarantee fails (income below the line = food/clothing, compulsory education, basic
-    medical care, safe housing, safe drinking water), 0.0 when income is known to be at or above the line
-    and no guarantee is known to fail, NaN whenever per-capita net income is unknown.
+    medical care, safe housing, safe drinking water; the income per member, or per adult equivalent
+    under the policy's ``welfare.measure: adult_equivalent``), 0.0 when income is known to be at or
+    above the line and no guarantee is known to fail, NaN whenever per-capita net income is unknown.
 
     A household whose income was not recorded cannot be labelled, whatever else is known about it: if
     such households were labelled poor when a guarantee fails (and left unknown otherwise), every
@@ -54,9 +95,13 @@ def poor_now(features: pd.DataFrame, policy: Policy, label_poor: pd.Series | Non
     missing = [column for column in columns if column not in features.columns]
     if missing:
         raise KeyError(f"poor_now needs the deprivation indicators {missing} in the feature frame")
-    deprived = features[columns].to_numpy(dtype=np.float64)
+    deprived = features[columns].to_numpy(dtype=np.float64, copy=True)
+    if policy.welfare.measure == "adult_equivalent":
+        deprived[:, columns.index("deprived_food_clothing")] = income_below_line_per_adult_equivalent(
+            features, policy.welfare.equivalence_scale
+        )
     any_failure = (deprived == 1.0).any(axis=1)
-    income_below = features["deprived_food_clothing"].to_numpy(dtype=np.float64)
+    income_below = deprived[:, columns.index("deprived_food_clothing")]
     rule = np.where(np.isnan(income_below), np.nan, np.where(any_failure, 1.0, 0.0))
     poor = pd.Series(rule, index=features.index, name="poor_now", dtype=np.float64)
     if label_poor is None and SURVEY_LABEL_COLUMN in features.columns:

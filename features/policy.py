@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -200,6 +200,27 @@ class Bound(_Frozen):
         )
 
 
+class ReasonSettings(_Frozen):
+    """Which indicators may be shown as a reason for a household's risk (models/explain.py): the models
+    may use every indicator, but only these are ever named to a cadre (demographic facts that are not
+    actionable, the register's own word and wealth proxies are left out; features/policy.yaml says why)."""
+
+    eligible: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("eligible")
+    @classmethod
+    def _known_indicators(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from features.lineage import registry_lineage  # here, not on top (see TaskFeatures)
+
+        unknown = sorted(set(names) - set(registry_lineage()))
+        if unknown:
+            raise ValueError(f"unknown indicator(s) {unknown} (features/registry.py names the indicators)")
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"indicator(s) {repeated} listed more than once")
+        return names
+
+
 class AssistanceMeasure(_Frozen):
     """One measure of targeted help: its family, its name and why it fits (en / zh), and the indicator
     conditions under which it fits (all must hold; none: it always fits its causes)."""
@@ -254,6 +275,25 @@ class AssistanceTable(_Frozen):
         return self
 
 
+class EquivalenceScale(_Frozen):
+    """Weights of an adult-equivalence scale (the OECD-modified scale: 1 / 0.5 / 0.3): the household's
+    first adult (its first member when it has no adult), every other adult, every child. A child is a
+    member younger than `ages.working_age.at_least` (the policy's adult age, 16 in the shipped policy)."""
+
+    first_adult: float = Field(default=1.0, gt=0.0, le=1.0)
+    other_adults: float = Field(default=0.5, gt=0.0, le=1.0)
+    children: float = Field(default=0.3, gt=0.0, le=1.0)
+
+
+class Welfare(_Frozen):
+    """How a household's income is compared with the poverty line (features/labels.py): `per_capita`,
+    net income per member; `adult_equivalent`, net income per adult equivalent of `equivalence_scale`
+    (many surveys measure poverty so: a child needs less than an adult, and a household shares costs)."""
+
+    measure: Literal["per_capita", "adult_equivalent"] = "per_capita"
+    equivalence_scale: EquivalenceScale = Field(default_factory=EquivalenceScale)
+
+
 class Policy(_Frozen):
     """Poverty-alleviation policy settings (see features/policy.yaml for the meaning of each field)."""
 
@@ -276,6 +316,8 @@ class Policy(_Frozen):
     drift: DriftThresholds
     tasks: dict[str, TaskFeatures]
     assistance: AssistanceTable
+    reasons: ReasonSettings
+    welfare: Welfare = Field(default_factory=Welfare)
 
     @field_validator("poverty_lines")
     @classmethod

@@ -12,6 +12,7 @@ from typing import Protocol
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
 
 
@@ -41,8 +42,9 @@ def _log_loss_and_gradient(
     coefficients: np.ndarray, margins: np.ndarray, labels: np.ndarray
 ) -> tuple[float, np.ndarray]:
     z = coefficients[0] * margins + coefficients[1]
-    loss = np.mean(np.logaddexp(0.0, z) - labels * z)
-    residual = 1.0 / (1.0 + np.exp(-z)) - labels
+    # -log p(label): log(1 + e^z) for 0, log(1 + e^-z) for 1 (finite for any z the line search tries)
+    loss = np.mean(np.logaddexp(0.0, np.where(labels == 1.0, -z, z)))
+    residual = expit(z) - labels
     return float(loss), np.array([np.mean(residual * margins), np.mean(residual)])
 
 
@@ -75,7 +77,7 @@ class PlattCalibrator:
 
     def transform(self, margin: np.ndarray) -> np.ndarray:
         z = self.slope * np.asarray(margin, dtype=np.float64) + self.intercept
-        return 1.0 / (1.0 + np.exp(-z))
+        return np.asarray(expit(z), dtype=np.float64)
 
 
 @dataclass

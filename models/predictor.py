@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import lightgbm as lgb
 import numpy as np
@@ -23,7 +23,8 @@ from features.completeness import SUFFICIENT, KnownInputs, ModelWeights, data_co
 from features.frame import build_feature_frames
 from features.policy import Policy
 from models.calibration import Calibrator
-from models.explain import Language, top_reasons_of_rows
+from models.explain import Language, ReasonRules, probability_effects, top_reasons_of_rows
+from models.linear import LinearModel
 from models.spec import LightGBMSpec
 
 BOOSTER_ARTIFACT = "booster"
@@ -44,6 +45,10 @@ class TaskModel:
     `metrics` are held-out metrics; `data_hash` identifies the training survey. `registered_name` and
     `registered_version` identify the model in the MLflow registry (e.g. `povrisk-poverty`, `"3"`); they
     are filled when the model is loaded from the registry and None for a model trained in memory.
+
+    The margin is the booster's log-odds, or, when training chose the logistic regression or a blend
+    (`training.candidates`), `(1 - blend_weight) * booster + blend_weight * linear` log-odds; the
+    contributions are blended the same way, so they still sum with their base value to the margin.
     """
 
     task: str
@@ -59,10 +64,28 @@ class TaskModel:
     registered_name: str | None = None
     registered_version: str | None = None
     explanatory_weight: Mapping[str, float] = field(default_factory=dict)
+    linear: LinearModel | None = None
+    blend_weight: float = 0.0
+    candidate_brier: Mapping[str, float] = field(default_factory=dict)
+    """Each candidate's cross-fitted out-of-fold Brier score in training (the kept one is the lowest):
+    which model this is, and why (`training.candidates`)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.blend_weight <= 1.0:
+            raise ValueError(f"blend_weight must lie in [0, 1], got {self.blend_weight}")
+        if self.blend_weight > 0.0 and self.linear is None:
+            raise ValueError(f"{self.task}: a blend weight of {self.blend_weight} needs the linear model")
+        if self.linear is not None and self.linear.feature_names != tuple(self.feature_names):
+            raise ValueError(f"{self.task}: the linear model's features differ from the model's")
+
+    @property
+    def candidate(self) -> Candidate:
+        """Which candidate this is: `lightgbm`, `logistic` or `blend` (`training.candidates`)."""
+        return candidate_name(self.blend_weight)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickle, a model saved before a field existed getting its default."""
-        state = {"explanatory_weight": {}} | state
+        state = {"explanatory_weight": {}, "linear": None, "blend_weight": 0.0, "candidate_brier": {}} | state
         for name, value in state.items():
             object.__setattr__(self, name, value)
 
@@ -92,7 +115,14 @@ class TaskModel:
 
     def margin_of(self, values: np.ndarray) -> np.ndarray:
         """`predict_margin` of rows already in `feature_values` form."""
-        return np.asarray(self._ready_booster().predict(values, raw_score=True, num_threads=1))
+        weight = self.blend_weight
+        if weight == 0.0 or self.linear is None:
+            return np.asarray(self._ready_booster().predict(values, raw_score=True, num_threads=1))
+        linear = self.linear.margin_of(values)
+        if weight == 1.0:
+            return linear
+        tree = np.asarray(self._ready_booster().predict(values, raw_score=True, num_threads=1))
+        return (1.0 - weight) * tree + weight * linear
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of the task's positive class, one per row of `features`."""
@@ -109,8 +139,14 @@ class TaskModel:
         `feature_names` order, then the base value (`models.explain.contributions` is the frame form).
         One thread for a few rows (a service request), `BATCH_THREADS` from `PARALLEL_ROWS` rows on (a
         county round)."""
+        weight = self.blend_weight
+        if weight == 1.0 and self.linear is not None:
+            return self.linear.contribution_values(values)
         threads = BATCH_THREADS if len(values) >= PARALLEL_ROWS else 1
-        return np.asarray(self._ready_booster().predict(values, pred_contrib=True, num_threads=threads))
+        tree = np.asarray(self._ready_booster().predict(values, pred_contrib=True, num_threads=threads))
+        if weight == 0.0 or self.linear is None:
+            return tree
+        return (1.0 - weight) * tree + weight * self.linear.contribution_values(values)
 
     def without_booster(self) -> TaskModel:
         return replace(self, booster=None)
@@ -118,6 +154,16 @@ class TaskModel:
     def registered_as(self, name: str, version: str) -> TaskModel:
         """This model identified as version `version` of registered model `name`."""
         return replace(self, registered_name=name, registered_version=str(version))
+
+
+Candidate = Literal["lightgbm", "logistic", "blend"]
+
+
+def candidate_name(blend_weight: float) -> Candidate:
+    """`lightgbm`: the booster alone (weight 0); `logistic`: the linear model alone (1); else `blend`."""
+    if blend_weight == 0.0:
+        return "lightgbm"
+    return "logistic" if blend_weight == 1.0 else "blend"
 
 
 def risk_tier(risk: np.ndarray, policy: Policy) -> np.ndarray:
@@ -245,8 +291,12 @@ class RiskPredictor:
         lang: Language = "zh",
         top_k: int = 3,
     ) -> list[list[dict[str, Any]]]:
-        """The top reasons (dicts: indicator, value, contribution, sentence) of the rows in `explain`, from
-        each row's `reason_model`; an empty list for the other rows."""
+        """The top reasons (dicts: indicator, value, contribution, sentence, effect_pp) of the rows in
+        `explain`, from each row's `reason_model`; an empty list for the other rows.
+
+        Only the indicators the policy lets be named (`reasons.eligible`) are reasons; `contribution` is
+        in log-odds, `effect_pp` what it adds to the calibrated probability in percentage points
+        (`models.explain.probability_effects`, rounded to 0.1)."""
         return self._reasons_of(self._feature_values(features), reason_model, explain, lang, top_k)
 
     def _reasons_of(
@@ -258,14 +308,24 @@ class RiskPredictor:
         top_k: int,
     ) -> list[list[dict[str, Any]]]:
         reasons: list[list[dict[str, Any]]] = [[] for _ in range(len(reason_model))]
+        rules = ReasonRules.of(self.policy)
         for task, model in self._models():
             positions = np.flatnonzero((reason_model == task) & explain)
             if len(positions) == 0:
                 continue
             rows = values[task][positions]
-            contribs = model.contribution_values(rows)[:, :-1]  # the last column is the base value
+            with_base = model.contribution_values(rows)
+            contribs = with_base[:, :-1]  # the last column is the base value; all sum to the margin
+            effects = probability_effects(contribs, with_base.sum(axis=1), model.calibrator.transform)
             chosen = top_reasons_of_rows(
-                contribs, rows, list(model.feature_names), top_k, lang, model.reference_values
+                contribs,
+                rows,
+                list(model.feature_names),
+                top_k,
+                lang,
+                model.reference_values,
+                rules,
+                effects,
             )
             for position, household_reasons in zip(positions, chosen, strict=True):
                 reasons[position] = [dict(vars(reason)) for reason in household_reasons]

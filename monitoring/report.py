@@ -80,12 +80,18 @@ def _font_settings(lang: Language) -> Any:  # matplotlib types rc_context by its
     return {"font.family": [cjk_font(), "DejaVu Sans"]} if lang == "zh" else {}
 
 
-def figure_data_uri(figure: Figure, lang: Language = "en") -> str:
-    """The figure as a PNG data URI (drawn with a Chinese font for `lang` zh)."""
+def figure_png(figure: Figure, lang: Language = "en", dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (drawn with a Chinese font for `lang` zh); in a notebook,
+    `IPython.display.Image(figure_png(figure))` keeps it as a PNG output."""
     buffer = io.BytesIO()
     with matplotlib.rc_context(_font_settings(lang)):
-        figure.savefig(buffer, format="png", dpi=100)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+        figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def figure_data_uri(figure: Figure, lang: Language = "en") -> str:
+    """The figure as a PNG data URI (drawn with a Chinese font for `lang` zh)."""
+    return "data:image/png;base64," + base64.b64encode(figure_png(figure, lang)).decode("ascii")
 
 
 def movements_figure(movements: pd.DataFrame, lang: Language = "en") -> Figure:

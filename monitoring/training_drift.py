@@ -20,9 +20,9 @@ import pandas as pd
 from features.policy import DriftThresholds, Policy
 from monitoring.drift import DriftReport, drift_report
 from training.tracking import held_out_rows, log_drift
-from training.train import HELD_OUT_RISK, LABEL
+from training.train import HELD_OUT_RISK, LABEL, OUTCOME_VERIFIED
 
-NOT_FEATURES = (LABEL, HELD_OUT_RISK)
+NOT_FEATURES = (LABEL, HELD_OUT_RISK, OUTCOME_VERIFIED)
 
 
 def shared_features(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[list[str], list[str]]:

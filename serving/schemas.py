@@ -326,12 +326,22 @@ class WhatIfRequest(_Input):
 
 
 class ReasonOut(BaseModel):
-    """One reason behind the score: an indicator, its value, its SHAP contribution and a sentence."""
+    """One reason behind the score: an indicator, its value, its effect on the probability, its SHAP
+    contribution and a sentence (a true statement about the household: a guarantee names the test it
+    failed, an amount the median it is compared with)."""
 
-    indicator: str = Field(description="Indicator name (a feature column)")
+    indicator: str = Field(description="Indicator name (a feature column; for machines, not for people)")
     value: float | None = Field(description="The household's value of the indicator (null when unknown)")
-    contribution: float = Field(description="SHAP contribution to the poverty-risk log-odds")
-    sentence: str = Field(description="The reason in plain words")
+    contribution: float = Field(
+        description="SHAP contribution to the log-odds of the model that explains the score (machine field)"
+    )
+    effect_pp: float | None = Field(
+        default=None,
+        description="What the reason adds to that model's calibrated probability, in percentage points "
+        "(p(margin) - p(margin - contribution), rounded to 0.1)",
+        examples=[12.3],
+    )
+    sentence: str = Field(description="The reason in plain words, in the request's language")
 
 
 class ModelRef(BaseModel):
@@ -452,6 +462,8 @@ class ChangedReason(BaseModel):
     value_after: float | None
     contribution_before: float | None
     contribution_after: float | None
+    effect_pp_before: float | None = Field(default=None, description="Effect before, percentage points")
+    effect_pp_after: float | None = Field(default=None, description="Effect after, percentage points")
     sentence_after: str | None
 
 
@@ -482,6 +494,12 @@ class TaskCard(BaseModel):
     features: list[str]
     policy_version: str | None
     calibrator: str
+    candidate: Literal["lightgbm", "logistic", "blend"] = "lightgbm"
+    """Which candidate training kept (the LightGBM model, the logistic regression, or their blend)."""
+    blend_weight: float = 0.0
+    """The logistic regression's weight in the model's log-odds (0 = LightGBM alone, 1 = logistic alone)."""
+    candidate_brier: dict[str, float] = {}
+    """Why this candidate: each candidate's cross-fitted out-of-fold Brier score in training (lowest kept)."""
 
 
 ModelSource = Literal["registry", "cache", "packaged"]

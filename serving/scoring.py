@@ -202,6 +202,9 @@ def model_card(
                 features=list(model.feature_names),
                 policy_version=model.policy_version,
                 calibrator=model.calibrator.name,
+                candidate=model.candidate,
+                blend_weight=model.blend_weight,
+                candidate_brier=dict(model.candidate_brier),
             )
         )
     return ModelCard(
@@ -501,6 +504,7 @@ def _reason(reason: dict[str, Any]) -> ReasonOut:
         indicator=str(reason["indicator"]),
         value=_optional(reason["value"]),
         contribution=float(reason["contribution"]),
+        effect_pp=_optional(reason.get("effect_pp")),
         sentence=str(reason["sentence"]),
     )
 
@@ -622,6 +626,8 @@ def _changed_reasons(
                 value_after=value_after,
                 contribution_before=None if was is None else was.contribution,
                 contribution_after=None if now is None else now.contribution,
+                effect_pp_before=None if was is None else was.effect_pp,
+                effect_pp_after=None if now is None else now.effect_pp,
                 sentence_after=None if now is None else now.sentence,
             )
         )

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from survey.archive_card import ARCHIVE_FOLDER
 from survey.io import TABLE_NAMES, Survey, SurveyReadError, read_survey
 from survey.simulate import SIMULATOR_VERSION, WORLD_FILE, CountySettings, simulate_county
 
@@ -71,7 +72,7 @@ def read_simulated_county(folder: Path) -> tuple[Survey, SimulationManifest]:
             "(which writes that manifest) can be continued"
         )
     manifest = _parse_manifest(manifest_path)
-    written = {f"{name}.parquet" for name in TABLE_NAMES} | {MANIFEST_FILE}
+    written = {f"{name}.parquet" for name in TABLE_NAMES} | {MANIFEST_FILE, ARCHIVE_FOLDER}  # --export xlsx
     others = sorted(entry.name for entry in folder.iterdir() if entry.name not in written)
     if others:
         raise ContinuationError(

@@ -16,7 +16,7 @@ import hashlib
 import shlex
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,13 +153,19 @@ def _ids_as_strings(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**as_strings)
 
 
-def write_survey(survey: Survey, path: Path, extra_files: Mapping[str, str] | None = None) -> None:
+def write_survey(
+    survey: Survey,
+    path: Path,
+    extra_files: Mapping[str, str] | None = None,
+    extra_folders: Mapping[str, Callable[[Path], object]] | None = None,
+) -> None:
     """Write `survey` as parquet files into folder `path`, atomically.
 
     The tables are written into a temporary folder beside `path`, which is then renamed into place. An
     existing folder at `path` is replaced only once the new one is complete; on any error nothing new is
     left behind and the old folder is untouched. `extra_files` (file name to UTF-8 text, e.g. a
-    simulated county's manifest) are written beside the tables, in the same swap.
+    simulated county's manifest) are written beside the tables, in the same swap; so are `extra_folders`
+    (folder name to a function writing into that folder, e.g. the archive-card workbooks).
     """
     target = Path(path)
     if target.exists() and not target.is_dir():
@@ -173,6 +179,9 @@ def write_survey(survey: Survey, path: Path, extra_files: Mapping[str, str] | No
                 table.to_parquet(staging / f"{name}.parquet", index=False)
         for file_name, text in (extra_files or {}).items():
             (staging / file_name).write_text(text, encoding="utf-8")
+        for folder_name, write in (extra_folders or {}).items():
+            (staging / folder_name).mkdir()
+            write(staging / folder_name)
         _swap_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -146,7 +146,7 @@ def cross_validate_once(
     for fold, (train, test) in enumerate(grouped_kfold(groups, stratify, settings.cv_folds, seed)):
         if levels is None:
             prediction = fit_binary_fold(
-                X.iloc[train], y[train], groups[train], X.iloc[test], spec, seed, tuning
+                X.iloc[train], y[train], groups[train], X.iloc[test], spec, seed, tuning, settings.candidates
             )
         else:
             prediction = fit_levels_fold(
@@ -160,6 +160,7 @@ def cross_validate_once(
                 tuning,
                 levels.num_class,
                 levels.poor_classes,
+                settings.candidates,
             )
         outputs = {MODEL: (prediction.p_poor, prediction.level)}
         for name in (*BASELINE_NAMES, LINEAR):

@@ -16,6 +16,9 @@ poor next round. For a simulated panel the relapse model, baselines and oracle a
 the *true* next-round status (truth column `poor` of round t+1) rather than the noisy survey label;
 `outcome` in the result says which was used. The poverty task is always scored against survey labels
 and has no oracle (the truth's probabilities look one round ahead, not at the current status).
+The model is whichever candidate (LightGBM, logistic regression on the same indicators, or their blend)
+wins inside each training fold (`training.candidates`). On a panel the poverty task is also split in time
+(`temporal`: train on every earlier round's households, test on the latest round's).
 Several seeds: each metric is the mean over seeds with its standard deviation as `<metric>_std`.
 Undefined metrics are None (valid JSON).
 """
@@ -38,7 +41,16 @@ from features.policy import Policy
 from models.calibration import PlattCalibrator
 from models.spec import LightGBMSpec, load_spec
 from survey.io import Survey, survey_hash
-from training.cross_validation import MODEL, cross_validate_once, slice_metrics, slice_values, task_levels
+from training.baselines import baseline_columns, baseline_frame, fit_predict_baseline
+from training.cross_validation import (
+    LINEAR,
+    MODEL,
+    cross_validate_once,
+    extra_baseline_columns,
+    slice_metrics,
+    slice_values,
+    task_levels,
+)
 from training.metrics import binary_metrics, reliability_table
 from training.settings import TrainingSettings, load_training_settings
 from training.train import (
@@ -250,6 +262,44 @@ def evaluate_poverty(
     return Evaluation(report, fold_runs, held_out_y, held_out_p)
 
 
+def temporal_poverty(
+    survey: Survey,
+    policy: Policy,
+    seeds: Sequence[int],
+    specs: Sequence[LightGBMSpec],
+    settings: TrainingSettings,
+) -> dict[str, Any] | None:
+    """The poverty task on a panel, split in time: the model (candidates chosen on the training rows, as
+    `povrisk train` does) and the fitted baselines trained on every earlier round's households, scored on
+    the latest round's. None for a survey of one round. Metrics: mean and std over seeds."""
+    data = task_data(survey, "poverty", policy, every_round=True)
+    rounds = data.rounds
+    latest = int(rounds.max())
+    train, test = np.flatnonzero(rounds < latest), np.flatnonzero(rounds == latest)
+    if len(train) == 0 or len(np.unique(data.y[train])) < 2:
+        return None
+    frame = baseline_frame(data.features, policy, extra_baseline_columns(survey.households, data))
+    columns = baseline_columns(frame, settings.baselines) | {LINEAR: list(data.feature_names)}
+    coverage = policy.flag_coverage
+    model_runs: list[dict[str, float]] = []
+    for seed in seeds:
+        held_out, _ = held_out_predictions(data, specs, seed, settings, (train, test))
+        model_runs.append(binary_metrics(data.y[test], held_out[HELD_OUT_RISK].to_numpy(), coverage))
+    baselines = {}
+    for name, chosen in columns.items():
+        risk, _ = fit_predict_baseline(frame, chosen, data.y, None, train, test)
+        baselines[name] = _mean_with_std([binary_metrics(data.y[test], risk, coverage)])
+    return {
+        "train_rounds": sorted({int(r) for r in rounds[train]}),
+        "test_round": latest,
+        "n_train": len(train),
+        "n_test": len(test),
+        "outcome": "survey",
+        "model": _mean_with_std(model_runs),
+        "baselines": baselines,
+    }
+
+
 def evaluate_relapse(
     survey: Survey,
     data: TaskData,
@@ -372,6 +422,9 @@ def evaluate_task(
     data = task_data(survey, task, policy)
     if task == "poverty":
         evaluation = evaluate_poverty(survey, data, policy, seeds, spec or load_spec(), settings)
+        temporal = temporal_poverty(survey, policy, seeds, candidate_specs(spec, settings), settings)
+        if temporal is not None:
+            evaluation.report["temporal"] = temporal
     else:
         evaluation = evaluate_relapse(survey, data, policy, seeds, candidate_specs(spec, settings), settings)
     report = evaluation.report

@@ -7,6 +7,9 @@ Without poverty levels (binary survey label):
 2. drop features with zero inner gain (`training.tuning.selected_features`);
 3. choose a Platt or isotonic calibrator by cross-fitted Brier on the inner out-of-fold margins and fit it
    on all of them; fit the booster on all training rows; predict.
+   The tuned booster is one candidate: an L2 logistic regression on all the indicators and blends of the
+   two (`training.candidates`) are scored on the same inner folds, and the candidate + calibrator of
+   lowest cross-fitted Brier is the fold's model.
 
 With poverty levels (`label_level`, K ordered classes of which the poor ones are `poor_classes`):
 1. tune a K-class booster (softmax) on the inner CV's multi-log-loss;
@@ -16,11 +19,12 @@ With poverty levels (`label_level`, K ordered classes of which the poor ones are
    weighting, chosen on the training rows only;
 4. the poor-vs-not probability: either P(level in poor_classes) of the K-class model or a separate binary
    booster (same tuned spec and features), whichever ranks the inner out-of-fold rows better (ROC-AUC);
-   then calibrated as above.
+   then calibrated as above, as one candidate among the logistic regression and the blends (binary path).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,14 +32,16 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from models.calibration import CALIBRATOR_NAMES, Calibrator, new_calibrator
+from models.calibration import Calibrator, new_calibrator
 from models.fit import fit_booster
+from models.linear import fit_linear
 from models.multiclass import class_probabilities, fit_multiclass_booster
 from models.spec import LightGBMSpec
+from training.candidates import blended, choose_candidate, linear_out_of_fold
 from training.metrics import multiclass_macro_f1
-from training.settings import TuningSettings
+from training.settings import ModelCandidates, TuningSettings
 from training.splits import grouped_kfold
-from training.train import cross_fitted_probabilities, raw_margin
+from training.train import raw_margin
 from training.tuning import TUNED_FIELDS, inner_out_of_fold, selected_features, tune_spec
 
 MULTIPLIER_GRID = np.geomspace(0.25, 4.0, 25)
@@ -84,15 +90,56 @@ def logit_of_share(probabilities: np.ndarray, classes: tuple[int, ...]) -> np.nd
     return np.log(share / (1.0 - share))
 
 
-def chosen_calibrator(
-    margin: np.ndarray, y: np.ndarray, fold: np.ndarray
-) -> tuple[Calibrator, dict[str, float]]:
-    """The calibrator of lowest cross-fitted Brier on inner out-of-fold margins, fitted on all of them."""
-    brier = {
-        name: float(np.mean((cross_fitted_probabilities(margin, y, fold, name) - y) ** 2))
-        for name in CALIBRATOR_NAMES
+@dataclass(frozen=True)
+class FoldCandidate:
+    """The fold's chosen candidate: logistic weight, its fitted calibrator, and what was compared."""
+
+    weight: float
+    calibrator: Calibrator
+    params: dict[str, Any]
+
+
+def choose_fold_candidate(
+    tree_margin: np.ndarray,
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    fold: np.ndarray,
+    candidates: ModelCandidates,
+    monotone: Mapping[str, int],
+) -> FoldCandidate:
+    """The candidate (booster, logistic, blend) of lowest cross-fitted Brier on the inner folds."""
+    names = tuple(str(c) for c in X_train.columns)
+    linear_margin = (
+        linear_out_of_fold(
+            X_train.to_numpy(dtype=np.float64), y_train, fold, names, candidates.logistic_c, monotone
+        )
+        if any(weight > 0 for weight in candidates.blend_weights)
+        else None
+    )
+    choice = choose_candidate(tree_margin, linear_margin, y_train, fold, candidates.blend_weights)
+    calibrator = new_calibrator(choice.calibrator).fit(choice.margin, y_train)
+    params = {"candidate": choice.candidate, "blend_weight": choice.weight} | {
+        f"inner_brier_{label}": score for label, score in choice.candidate_brier.items()
     }
-    return new_calibrator(min(brier, key=brier.__getitem__)).fit(margin, y), brier
+    return FoldCandidate(choice.weight, calibrator, params)
+
+
+def candidate_margin(
+    weight: float,
+    tree_test_margin: np.ndarray,
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    X_test: pd.DataFrame,
+    candidates: ModelCandidates,
+    monotone: Mapping[str, int],
+) -> np.ndarray:
+    """The chosen candidate's margins on the test rows (the logistic regression fitted on every training
+    row when it has weight)."""
+    if weight == 0.0:
+        return tree_test_margin
+    names = tuple(str(c) for c in X_train.columns)
+    linear = fit_linear(X_train.to_numpy(dtype=np.float64), y_train, names, candidates.logistic_c, monotone)
+    return blended(tree_test_margin, linear.margin_of(X_test.to_numpy(dtype=np.float64)), weight)
 
 
 def _spec_params(spec: LightGBMSpec) -> dict[str, Any]:
@@ -111,21 +158,31 @@ def fit_binary_fold(
     base: LightGBMSpec,
     seed: int,
     tuning: TuningSettings,
+    candidates: ModelCandidates | None = None,
 ) -> FoldPrediction:
     """Binary path (module docstring)."""
+    candidates = candidates or ModelCandidates()
     tuned = tune_spec("binary", X_train, y_train, groups_train, base, seed, tuning)
     kept = selected_features(tuned.gain)
-    calibrator, _ = chosen_calibrator(tuned.oof, y_train, tuned.fold)
+    chosen = choose_fold_candidate(tuned.oof, X_train, y_train, tuned.fold, candidates, base.monotone)
+    calibrator = chosen.calibrator
     booster = fit_booster(X_train[kept], y_train, groups_train, tuned.spec, seed)
-    p_poor = calibrator.transform(raw_margin(booster, X_test[kept]))
-    params = _spec_params(tuned.spec) | {
-        "tuning_trials": tuned.trials,
-        "inner_log_loss": tuned.loss,
-        "n_features": len(kept),
-        "n_features_dropped": len(tuned.gain) - len(kept),
-        "calibrator": calibrator.name,
-        "binary_source": "binary_booster",
-    }
+    margin = candidate_margin(
+        chosen.weight, raw_margin(booster, X_test[kept]), X_train, y_train, X_test, candidates, base.monotone
+    )
+    p_poor = calibrator.transform(margin)
+    params = (
+        _spec_params(tuned.spec)
+        | chosen.params
+        | {
+            "tuning_trials": tuned.trials,
+            "inner_log_loss": tuned.loss,
+            "n_features": len(kept),
+            "n_features_dropped": len(tuned.gain) - len(kept),
+            "calibrator": calibrator.name,
+            "binary_source": "binary_booster",
+        }
+    )
     return FoldPrediction(p_poor, None, params)
 
 
@@ -140,8 +197,10 @@ def fit_levels_fold(
     tuning: TuningSettings,
     num_class: int,
     poor_classes: tuple[int, ...],
+    candidates: ModelCandidates | None = None,
 ) -> FoldPrediction:
     """K-level path (module docstring)."""
+    candidates = candidates or ModelCandidates()
     tuned = tune_spec("multiclass", X_train, levels_train, groups_train, base, seed, tuning, num_class)
     kept = selected_features(tuned.gain)
     multipliers = class_multipliers(tuned.oof, levels_train)
@@ -154,7 +213,8 @@ def fit_levels_fold(
     auc_levels, auc_binary = _roc_auc(y_train, levels_margin), _roc_auc(y_train, binary_inner.oof)
     use_binary = auc_binary > auc_levels
     margin, fold = (binary_inner.oof, binary_inner.fold) if use_binary else (levels_margin, tuned.fold)
-    calibrator, _ = chosen_calibrator(margin, y_train, fold)
+    chosen = choose_fold_candidate(margin, X_train, y_train, fold, candidates, base.monotone)
+    calibrator = chosen.calibrator
 
     booster = fit_multiclass_booster(X_train[kept], levels_train, groups_train, tuned.spec, seed, num_class)
     probabilities = class_probabilities(booster, X_test[kept])
@@ -163,18 +223,25 @@ def fit_levels_fold(
         test_margin = raw_margin(binary_booster, X_test[kept])
     else:
         test_margin = logit_of_share(probabilities, poor_classes)
-    params = _spec_params(tuned.spec) | {
-        "tuning_trials": tuned.trials,
-        "inner_log_loss": tuned.loss,
-        "inner_macro_f1": inner_macro_f1,
-        "inner_roc_auc_levels": auc_levels,
-        "inner_roc_auc_binary": auc_binary,
-        "n_features": len(kept),
-        "n_features_dropped": len(tuned.gain) - len(kept),
-        "calibrator": calibrator.name,
-        "binary_source": "binary_booster" if use_binary else "levels_model",
-        "class_multipliers": ",".join(f"{m:.3g}" for m in multipliers),
-    }
+    test_margin = candidate_margin(
+        chosen.weight, test_margin, X_train, y_train, X_test, candidates, base.monotone
+    )
+    params = (
+        _spec_params(tuned.spec)
+        | chosen.params
+        | {
+            "tuning_trials": tuned.trials,
+            "inner_log_loss": tuned.loss,
+            "inner_macro_f1": inner_macro_f1,
+            "inner_roc_auc_levels": auc_levels,
+            "inner_roc_auc_binary": auc_binary,
+            "n_features": len(kept),
+            "n_features_dropped": len(tuned.gain) - len(kept),
+            "calibrator": calibrator.name,
+            "binary_source": "binary_booster" if use_binary else "levels_model",
+            "class_multipliers": ",".join(f"{m:.3g}" for m in multipliers),
+        }
+    )
     return FoldPrediction(
         calibrator.transform(test_margin), predicted_levels(probabilities, multipliers), params
     )

@@ -15,15 +15,48 @@ DEFAULT_SETTINGS_PATH = Path(__file__).with_name("settings.yaml")
 
 @dataclass(frozen=True)
 class PromotionRule:
-    """Challenger wins when its `metric` beats the champion's by more than `min_improvement`."""
+    """Challenger wins when its `metric` beats the champion's by more than `min_improvement` and, where
+    both models' risks are on the same held-out households, the paired bootstrap interval (95 %,
+    `replicates` resamples of households) of the difference (in the better direction) lies above
+    `interval_floor` (None: no interval rule). `other_source_gives_way`: a champion trained on another
+    county of the register (run tags `source` `county:<id>`, different) gives way to the challenger."""
 
     metric: str = "roc_auc"
     higher_is_better: bool = True
     min_improvement: float = 0.0
+    interval_floor: float | None = -0.005
+    replicates: int = 1000
+    other_source_gives_way: bool = True
 
-    def challenger_wins(self, challenger: float, champion: float) -> bool:
-        gain = challenger - champion if self.higher_is_better else champion - challenger
-        return bool(gain > self.min_improvement)
+    def __post_init__(self) -> None:
+        if self.replicates < 1:
+            raise ValueError(f"promotion.replicates must be >= 1, got {self.replicates}")
+
+    def _gain(self, challenger: float, champion: float) -> float:
+        return challenger - champion if self.higher_is_better else champion - challenger
+
+    def _low_gain(self, interval: tuple[float, float]) -> float:
+        """The interval's end least favourable to the challenger, as a gain."""
+        return interval[0] if self.higher_is_better else -interval[1]
+
+    def challenger_wins(
+        self, challenger: float, champion: float, interval: tuple[float, float] | None = None
+    ) -> bool:
+        if not self._gain(challenger, champion) > self.min_improvement:
+            return False
+        if interval is None or self.interval_floor is None:
+            return True
+        return bool(self._low_gain(interval) > self.interval_floor)
+
+    def describe(self, challenger: float, champion: float, interval: tuple[float, float] | None) -> str:
+        """The rule applied, in words, with the figures."""
+        text = f"difference {challenger - champion:+.4f}, better by more than {self.min_improvement} needed"
+        if interval is not None and self.interval_floor is not None:
+            text += (
+                f"; 95% interval of the difference [{interval[0]:+.4f}, {interval[1]:+.4f}] "
+                f"({self.replicates} household resamples), its worse end must be above {self.interval_floor}"
+            )
+        return text
 
 
 @dataclass(frozen=True)
@@ -76,6 +109,38 @@ class VerifiedCalibration:
 
 
 @dataclass(frozen=True)
+class ModelCandidates:
+    """The candidates training chooses among by inner validation (`training.candidates`): the LightGBM
+    model, an L2 logistic regression on the same indicators (inverse penalty `logistic_c`), and blends of
+    their margins; `blend_weights` are the logistic model's weights tried (0 = LightGBM alone, 1 = the
+    logistic regression alone)."""
+
+    blend_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    logistic_c: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.blend_weights:
+            raise ValueError("candidates.blend_weights needs at least one weight (0 = LightGBM alone)")
+        outside = [weight for weight in self.blend_weights if not 0.0 <= weight <= 1.0]
+        if outside:
+            raise ValueError(f"candidates.blend_weights must lie in [0, 1], got {outside}")
+        if self.logistic_c <= 0:
+            raise ValueError(f"candidates.logistic_c must be > 0, got {self.logistic_c}")
+
+
+@dataclass(frozen=True)
+class ComparisonSettings:
+    """`povrisk compare`: a township or village gets its own rows when it holds at least
+    `min_area_households` held-out households (below, its interval is mostly noise)."""
+
+    min_area_households: int = 100
+
+    def __post_init__(self) -> None:
+        if self.min_area_households < 1:
+            raise ValueError(f"comparison.min_area_households must be >= 1, got {self.min_area_households}")
+
+
+@dataclass(frozen=True)
 class TrainingSettings:
     cv_folds: int = 5
     shap_summary_rows: int = 2000
@@ -85,6 +150,8 @@ class TrainingSettings:
     baselines: BaselineColumns = BaselineColumns()
     track_evaluations: bool = True
     verified_calibration: VerifiedCalibration = VerifiedCalibration()
+    candidates: ModelCandidates = ModelCandidates()
+    comparison: ComparisonSettings = ComparisonSettings()
 
     def __post_init__(self) -> None:
         if self.cv_folds < 2:
@@ -101,10 +168,14 @@ def load_training_settings(path: Path | None = None) -> TrainingSettings:
     """Read `training/settings.yaml` (or `path`)."""
     raw = yaml.safe_load((path or DEFAULT_SETTINGS_PATH).read_text(encoding="utf-8")) or {}
     promotion = PromotionRule(**raw.pop("promotion", {}))
+    comparison = ComparisonSettings(**(raw.pop("comparison", {}) or {}))
     candidates = tuple(dict(entry or {}) for entry in raw.pop("complexity_candidates", [{}]))
     tuning = TuningSettings(**raw.pop("tuning", {}))
     verified_raw = dict(raw.pop("verified_calibration", {}) or {})
     verified = VerifiedCalibration(tasks=tuple(verified_raw.pop("tasks", ()) or ()), **verified_raw)
+    candidates_raw = dict(raw.pop("candidates", {}) or {})
+    weights = candidates_raw.pop("blend_weights", ModelCandidates.blend_weights)
+    model_candidates = ModelCandidates(blend_weights=tuple(float(w) for w in weights), **candidates_raw)
     baseline_raw = raw.pop("baselines", {}) or {}
     baselines = BaselineColumns(
         traditional_three={
@@ -119,5 +190,7 @@ def load_training_settings(path: Path | None = None) -> TrainingSettings:
         tuning=tuning,
         baselines=baselines,
         verified_calibration=verified,
+        candidates=model_candidates,
+        comparison=comparison,
         **raw,
     )

@@ -40,6 +40,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -61,6 +62,9 @@ from models.predictor import (
     TaskModel,
     load_task_model,
 )
+from survey.io import Survey
+from training.areas import row_areas
+from training.bootstrap import paired_bootstrap
 from training.metrics import binary_metrics
 from training.pseudonyms import (
     HOUSEHOLD_ID,
@@ -79,6 +83,8 @@ CHALLENGER, CHAMPION = "challenger", "champion"
 PREVIOUS_CHAMPION_TAG = "previous_champion"
 """Tag of a champion version: the version it replaced (empty for the first), what `rollback` returns to."""
 HELD_OUT_ARTIFACT = "held_out/held_out.parquet"
+AREAS_ARTIFACT = "held_out/areas.parquet"
+"""The held-out rows' `township_id` and `village_id`, keyed like them (`training.areas`)."""
 DRIFT_ARTIFACT = "drift/drift_report.json"
 EXPLANATORY_WEIGHT_ARTIFACT = "explanatory_weight.json"
 """Each feature's share of the mean |SHAP| over the training rows: what data completeness weighs by."""
@@ -89,6 +95,9 @@ PYFUNC_LOGGER = "mlflow.pyfunc"
 # only models this package registered, so the notice is noise in the CLI output.
 CLOUDPICKLE_NOTICE = "Passing a Python object as `python_model`"
 HOUSEHOLD_KEY_TAG = "household_key"
+SOURCE_TAG = "source"
+"""Which data a training run learned from: `county:<id>` for a county of the register, else the survey
+folder's name (empty for a run logged before the tag existed or trained in memory)."""
 BOOSTER_FILE = "booster.txt"
 # The files of a logged model that loading the predictor needs (`PackagedPredictor.load_context`).
 MODEL_FILES = ("MLmodel", "python_model.pkl", f"artifacts/{BOOSTER_FILE}")
@@ -235,10 +244,16 @@ def _input_example(model: TaskModel, held_out: pd.DataFrame) -> pd.DataFrame:
     return model.feature_matrix(held_out.head(INPUT_EXAMPLE_ROWS)).reset_index(drop=True)
 
 
-def log_and_register(trained: TrainedTask, policy: Policy | None = None) -> dict[str, Any]:
+def log_and_register(
+    trained: TrainedTask, policy: Policy | None = None, source: str = "", survey: Survey | None = None
+) -> dict[str, Any]:
     """Log params, held-out metrics, tags, figures, the held-out rows (household ids replaced by keyed
     hashes) and the packaged predictor; once the logged model's files are complete, register a new version
-    of `povrisk-<task>` and point alias `challenger` at it. Returns what was done.
+    of `povrisk-<task>` and point alias `challenger` at it. `source` names the data (`county:C` for a
+    county of the register, else the survey folder's name): tagged on the run and the version, with the
+    rounds, data hash, candidate and headline metrics, and a description saying the same in words.
+    `survey`, the data it was trained on, gives the held-out rows' township and village
+    (`AREAS_ARTIFACT`, what `povrisk compare` breaks down by). Returns what was done.
 
     Raises `IncompleteModel` (nothing registered, the run marked FAILED) when they are not."""
     policy = policy or trained.policy or load_policy()
@@ -260,12 +275,17 @@ def log_and_register(trained: TrainedTask, policy: Policy | None = None) -> dict
             | {
                 "n_features": len(model.feature_names),
                 "n_trees": model.booster.num_trees() if model.booster else 0,
+                "candidate": model.candidate,
+                "blend_weight": model.blend_weight,
+                "calibrated_against": trained.calibrated_against,
             }
         )
         mlflow.log_metrics(
             _finite(trained.metrics)
             | {f"calibrator_brier_{k}": v for k, v in trained.calibrator_brier.items()}
+            | {f"candidate_brier_{k}": v for k, v in trained.model.candidate_brier.items()}
         )
+        mlflow.set_tag("candidate_reason", trained.candidate_reason[:5000])
         _log_field_labels(trained.field_labels)
         _log_counts(VERIFICATION_LABELS_PREFIX, trained.verification_labels)
         mlflow.log_metric("calibrated_on_rows", float(trained.calibrated_on))
@@ -276,6 +296,7 @@ def log_and_register(trained: TrainedTask, policy: Policy | None = None) -> dict
                 "trained_rounds": json.dumps(list(model.trained_rounds)),
                 "policy_version": policy.version,
                 HOUSEHOLD_KEY_TAG: key_fingerprint(key),
+                SOURCE_TAG: source,
             }
         )
         mlflow.log_dict({"feature_names": list(model.feature_names)}, "features.json")
@@ -285,6 +306,11 @@ def log_and_register(trained: TrainedTask, policy: Policy | None = None) -> dict
         held_out_path = Path(scratch) / Path(HELD_OUT_ARTIFACT).name
         pseudonymised(trained.held_out, key).reset_index().to_parquet(held_out_path, index=False)
         mlflow.log_artifact(str(held_out_path), artifact_path=str(Path(HELD_OUT_ARTIFACT).parent))
+        if survey is not None:
+            areas_path = Path(scratch) / Path(AREAS_ARTIFACT).name
+            areas = row_areas(survey.households, survey.villages, trained.held_out.index)
+            pseudonymised(areas, key).reset_index().to_parquet(areas_path, index=False)
+            mlflow.log_artifact(str(areas_path), artifact_path=str(Path(AREAS_ARTIFACT).parent))
         booster_path = Path(scratch) / BOOSTER_FILE
         booster_path.write_text(model._ready_booster().model_to_string(), encoding="utf-8")
         example = _input_example(model, trained.held_out)
@@ -304,6 +330,7 @@ def log_and_register(trained: TrainedTask, policy: Policy | None = None) -> dict
                 f"{'; '.join(problems)}; nothing was registered"
             )
         version = mlflow.register_model(info.model_uri, registered_name(model.task))
+    _describe_version(client, trained, str(version.version), source)
     client.set_registered_model_alias(registered_name(model.task), CHALLENGER, version.version)
     return {
         "task": model.task,
@@ -316,6 +343,42 @@ def log_and_register(trained: TrainedTask, policy: Policy | None = None) -> dict
         "field_labels": trained.field_labels,
         "verification_labels": trained.verification_labels,
     }
+
+
+VERSION_METRICS = ("roc_auc", "pr_auc", "brier", "ece", "exclusion_error")
+"""The held-out metrics each registered version carries as tags (`metric.<name>`) and in its description."""
+
+
+def version_description(trained: TrainedTask, source: str) -> str:
+    """What a registered version is, in words: task, candidate and why, data, rounds, held-out metrics."""
+    model = trained.model
+    metrics = ", ".join(
+        f"{name} {trained.metrics[name]:.4f}" for name in VERSION_METRICS if name in _finite(trained.metrics)
+    )
+    return (
+        f"{model.task} model: {model.candidate} (logistic weight {model.blend_weight:g}); "
+        f"{trained.candidate_reason}. Trained on {source or 'an unnamed survey'}, rounds "
+        f"{', '.join(str(r) for r in model.trained_rounds)}, data hash {model.data_hash}, policy "
+        f"{model.policy_version}; held out ({len(trained.held_out)} rows, survey labels): {metrics}; "
+        f"calibrated on {trained.calibrated_against} labels."
+    )
+
+
+def _describe_version(client: MlflowClient, trained: TrainedTask, version: str, source: str) -> None:
+    """The version's description and tags: source, rounds, data hash, candidate, headline metrics."""
+    name = registered_name(trained.model.task)
+    client.update_model_version(name, version, description=version_description(trained, source))
+    finite = _finite(trained.metrics)
+    tags = {
+        SOURCE_TAG: source,
+        "trained_rounds": json.dumps(list(trained.model.trained_rounds)),
+        "data_hash": trained.model.data_hash,
+        "candidate": trained.model.candidate,
+        "blend_weight": f"{trained.model.blend_weight:g}",
+        "policy_version": trained.model.policy_version,
+    } | {f"metric.{key}": f"{finite[key]:.6g}" for key in VERSION_METRICS if key in finite}
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
 
 
 def logged_model_problems(
@@ -376,6 +439,17 @@ def _alias_version(client: MlflowClient, task: str, alias: str) -> Any | None:
         return None
 
 
+def held_out_areas(run_id: str) -> pd.DataFrame | None:
+    """A training run's held-out rows' township and village (indexed as `held_out_rows`); None for a run
+    logged without them."""
+    client = _client()
+    if not any(item.path == AREAS_ARTIFACT for item in client.list_artifacts(run_id, "held_out")):
+        return None
+    with quiet_mlflow():
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=AREAS_ARTIFACT)
+    return pd.read_parquet(path).set_index([HOUSEHOLD_REF, "round"])
+
+
 def held_out_rows(run_id: str) -> pd.DataFrame:
     """A training run's held-out rows (the model's features, `label`, `held_out_risk`), indexed
     (household_ref, round); (household_id, round) for a run logged before ids were hashed."""
@@ -416,6 +490,12 @@ def promote(
             "promoted": True,
             "forced": True,
             "reason": f"{decision['reason']}; promoted by --force: {force_reason or 'no reason given'}",
+        }
+    elif force and decision["promoted"] and decision.get("drift", {}).get("exceeds_policy"):
+        # the drift refusal was overridden: the person's reason for that is recorded too
+        decision = decision | {
+            "forced": True,
+            "reason": f"{decision['reason']} ({force_reason or 'no reason given'})",
         }
     if decision["promoted"]:
         _crown(
@@ -484,6 +564,7 @@ def _promotion_decision(
     settings: TrainingSettings | None = None,
     drift_check: DriftCheck | None = None,
     force: bool = False,
+    paired: PairedHeldOut | None = None,
 ) -> dict[str, Any]:
     """Whether `champion` moves to the `challenger` version: if it wins on the challenger's held-out rows
     (or if there is no champion yet, or the champion was trained under policy settings no longer in force and
@@ -492,7 +573,8 @@ def _promotion_decision(
     With a `drift_check`, a challenger facing a champion is first checked for drift between the two
     models' training data: when the verdict `exceeds_policy`, the promotion is refused
     (`refused_by: "drift"`) unless `force` (then the metric is compared; `promote` overrides a loss too).
-    Changes nothing."""
+    `paired`: the two models' held-out risks when the caller has them already (`compare`). Changes
+    nothing."""
     policy = policy or load_policy()
     rule = (settings or load_training_settings()).promotion
     client = _client()
@@ -531,43 +613,48 @@ def _promotion_decision(
             )
             return decision | {"promoted": False, "refused_by": "drift", "reason": reason}
 
-    rows = held_out_rows(challenger.run_id)
-    labels = rows[LABEL].to_numpy(dtype=np.float64)
-    coverage = policy.flag_coverage
-    challenger_value = binary_metrics(labels, rows[HELD_OUT_RISK].to_numpy(), coverage)[rule.metric]
     champion_run = client.get_run(champion.run_id)
     challenger_run = client.get_run(challenger.run_id)
-    same_survey = champion_run.data.tags.get("data_hash") == challenger_run.data.tags.get("data_hash")
-    champion_key = champion_run.data.tags.get(HOUSEHOLD_KEY_TAG)
-    same_key = champion_key is not None and champion_key == challenger_run.data.tags.get(HOUSEHOLD_KEY_TAG)
-    champion_rows = held_out_rows(champion.run_id) if same_survey and same_key else None
-    if same_survey and not same_key:
-        # Same survey, but rows that cannot be matched: the champion has seen these rows, so it must not
-        # score them; the metric each run logged, computed by the same procedure on the same survey.
-        comparison = (
-            f"both runs' logged held-out {rule.metric}, since their household ids were hashed with "
-            "different keys (or the champion's run predates hashed ids) and their rows cannot be matched"
+    champion_source = champion_run.data.tags.get(SOURCE_TAG, "")
+    challenger_source = challenger_run.data.tags.get(SOURCE_TAG, "")
+    if rule.other_source_gives_way and _other_county(champion_source, challenger_source):
+        reason = (
+            f"the champion was trained on {champion_source}, the challenger on {challenger_source}: a model "
+            "of another county's data gives way to one trained on this county's"
         )
+        if decision.get("drift", {}).get("exceeds_policy"):
+            reason += "; the drift above the policy threshold was overridden by --force"
+        return decision | {"promoted": True, "reason": reason}
+    if paired is None:
+        paired = paired_held_out(task, champion, challenger, client)
+    coverage = policy.flag_coverage
+    labels = paired.labels
+    challenger_value = binary_metrics(labels, paired.challenger_risk, coverage)[rule.metric]
+    interval: tuple[float, float] | None = None
+    if paired.champion_risk is None:
         challenger_value = float(challenger_run.data.metrics.get(rule.metric, challenger_value))
         champion_value = float(champion_run.data.metrics.get(rule.metric, math.nan))
-    elif champion_rows is not None and rows.index.isin(champion_rows.index).all():
-        # Same survey, same held-out rows: the champion's own held-out risks, scored against the
-        # challenger's labels (which may carry field corrections the champion's run did not have).
-        comparison = "both models' held-out risks on the same rows, against the challenger's labels"
-        champion_risk = champion_rows[HELD_OUT_RISK].reindex(rows.index).to_numpy(dtype=np.float64)
-        champion_value = binary_metrics(labels, champion_risk, coverage)[rule.metric]
     else:
-        comparison = "the champion scoring the challenger's held-out rows"
-        with quiet_mlflow():
-            champion_model = load_task_model(f"models:/{registered_name(task)}/{champion.version}")
-        champion_value = binary_metrics(labels, champion_model.predict_proba(rows), coverage)[rule.metric]
-    wins = rule.challenger_wins(challenger_value, champion_value)
+        champion_value = binary_metrics(labels, paired.champion_risk, coverage)[rule.metric]
+        if rule.interval_floor is not None:
+            interval = paired_bootstrap(
+                labels,
+                paired.challenger_risk,
+                paired.champion_risk,
+                paired.groups,
+                coverage,
+                rule.replicates,
+            )[rule.metric]
+    wins = rule.challenger_wins(challenger_value, champion_value, interval)
+    compared_by = paired.how
+    if paired.champion_risk is None:
+        compared_by = paired.how.replace("logged held-out metrics", f"logged held-out {rule.metric}", 1)
     better = "higher" if rule.higher_is_better else "lower"
     verdict = "beats" if wins else "does not beat"
     reason = (
-        f"on {len(rows)} held-out rows the challenger's {rule.metric} {challenger_value:.4f} {verdict} the "
-        f"champion's {champion_value:.4f} by more than {rule.min_improvement} ({better} is better; "
-        f"compared by {comparison})"
+        f"on {len(labels)} held-out rows the challenger's {rule.metric} {challenger_value:.4f} {verdict} the "
+        f"champion's {champion_value:.4f}: {rule.describe(challenger_value, champion_value, interval)} "
+        f"({better} is better; compared by {compared_by})"
     )
     if decision.get("drift", {}).get("exceeds_policy"):
         reason += "; the drift above the policy threshold was overridden by --force"
@@ -576,9 +663,69 @@ def _promotion_decision(
         "reason": reason,
         "challenger_value": challenger_value,
         "champion_value": champion_value,
-        "comparison": comparison,
-        "n_rows": len(rows),
+        "difference_interval": None if interval is None else list(interval),
+        "comparison": paired.how,
+        "n_rows": len(labels),
     }
+
+
+COUNTY_SOURCE = "county:"
+
+
+def _other_county(champion_source: str, challenger_source: str) -> bool:
+    """Whether the two runs learned from different counties of the register (`county:<id>` sources). A
+    survey folder's name does not say which county it holds (a new round's folder has a new name), so
+    runs trained on folders are never judged to be of another county: their metrics decide."""
+    both_counties = champion_source.startswith(COUNTY_SOURCE) and challenger_source.startswith(COUNTY_SOURCE)
+    return both_counties and champion_source != challenger_source
+
+
+@dataclass(frozen=True)
+class PairedHeldOut:
+    """The challenger's held-out rows with both models' held-out risks on them (`champion_risk` None when
+    the rows cannot be paired: `how` says why), `groups` the household of each row."""
+
+    rows: pd.DataFrame
+    labels: np.ndarray
+    challenger_risk: np.ndarray
+    champion_risk: np.ndarray | None
+    groups: np.ndarray
+    how: str
+
+
+def paired_held_out(task: str, champion: Any, challenger: Any, client: MlflowClient) -> PairedHeldOut:
+    """Both models' risks on the same held-out households: the challenger's held-out rows, and for the
+    champion its own held-out risks on those rows when both runs learned from the same survey (their
+    household ids hashed with the same key), else the champion scoring the challenger's rows (it never
+    saw them: it was trained on other data). Same survey but unmatched keys: no champion risks."""
+    rows = held_out_rows(challenger.run_id)
+    labels = rows[LABEL].to_numpy(dtype=np.float64)
+    risk = rows[HELD_OUT_RISK].to_numpy(dtype=np.float64)
+    groups = rows.index.get_level_values(0).to_numpy()
+    champion_tags = client.get_run(champion.run_id).data.tags
+    challenger_tags = client.get_run(challenger.run_id).data.tags
+    same_survey = champion_tags.get("data_hash") == challenger_tags.get("data_hash")
+    champion_key = champion_tags.get(HOUSEHOLD_KEY_TAG)
+    same_key = champion_key is not None and champion_key == challenger_tags.get(HOUSEHOLD_KEY_TAG)
+    if same_survey and not same_key:
+        # Same survey, but rows that cannot be matched: the champion has seen these rows, so it must not
+        # score them; the metric each run logged, computed by the same procedure on the same survey.
+        how = (
+            "both runs' logged held-out metrics, since their household ids were hashed with different keys "
+            "(or the champion's run predates hashed ids) and their rows cannot be matched"
+        )
+        return PairedHeldOut(rows, labels, risk, None, groups, how)
+    champion_rows = held_out_rows(champion.run_id) if same_survey else None
+    if champion_rows is not None and rows.index.isin(champion_rows.index).all():
+        # Same survey, same held-out rows: the champion's own held-out risks, scored against the
+        # challenger's labels (which may carry field corrections the champion's run did not have).
+        how = "both models' held-out risks on the same rows, against the challenger's labels"
+        champion_risk = champion_rows[HELD_OUT_RISK].reindex(rows.index).to_numpy(dtype=np.float64)
+        return PairedHeldOut(rows, labels, risk, champion_risk, groups, how)
+    with quiet_mlflow():
+        champion_model = load_task_model(f"models:/{registered_name(task)}/{champion.version}")
+    how = "the champion scoring the challenger's held-out rows"
+    return PairedHeldOut(rows, labels, risk, champion_model.predict_proba(rows), groups, how)
 
 
 def champion_run_id(task: str) -> str | None:

@@ -28,18 +28,24 @@ calibrate: for the tasks listed in `verified_calibration` (relapse), the calibra
 verified rows' out-of-fold margins (`calibration_rows`), so the risk states the chance of a true fall
 rather than of a fall as the noisy survey reports it; the booster still learns from every row.
 
-Complexity and calibration are chosen inside the training rows: for each complexity candidate
-(`training/settings.yaml`), grouped k-fold out-of-fold margins fit a Platt and an isotonic calibrator;
-the (candidate, calibrator) pair with the lowest cross-fitted Brier score (each fold calibrated by a
-calibrator fitted on the other folds' margins) is kept, the booster refitted on all rows and the
-calibrator on all out-of-fold margins (or the verified ones). An explicit `spec` skips the complexity
-choice. `povrisk evaluate` scores the relapse model on every round-to-round split (`training.evaluate`).
+The model, its complexity and its calibration are chosen inside the training rows: for each complexity
+candidate (`training/settings.yaml`) grouped k-fold out-of-fold margins of the booster, on the same folds
+those of an L2 logistic regression on the same indicators, and blends of the two (`training.candidates`),
+each calibrated by a Platt and an isotonic calibrator; the (candidate, blend, calibrator) of lowest
+cross-fitted Brier score (each fold calibrated by a calibrator fitted on the other folds' margins) is
+kept, its models refitted on all rows and the calibrator on all out-of-fold margins (or the verified
+ones). `TaskModel.candidate_brier` keeps every candidate's score: which model was kept, and why. An
+explicit `spec` skips the complexity choice, not the candidates. Held-out metrics are against the survey's
+labels (field-corrected); with a verification sample, the same metrics on the verified rows alone carry
+the prefix `verified_` (a calibration measured against noisy survey labels and one against verified
+outcomes are different numbers, and both are named). `povrisk evaluate` scores the relapse model on every
+round-to-round split and the poverty model also on a temporal split (`training.evaluate`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import lightgbm as lgb
@@ -57,13 +63,22 @@ from features.labels import (
     verified_poverty_outcomes,
 )
 from features.policy import Policy
-from models.calibration import CALIBRATOR_NAMES, Calibrator, new_calibrator
-from models.explain import contributions
+from models.calibration import Calibrator, new_calibrator
 from models.fit import fit_booster
+from models.linear import LinearModel, fit_linear
 from models.predictor import TaskModel
 from models.spec import LightGBMSpec, load_spec
 from survey.io import Survey, survey_hash
-from training.metrics import binary_metrics, reliability_table
+from training.candidates import (
+    CandidateChoice,
+    blended,
+    candidate_label,
+    choice_summary,
+    choose_candidate,
+    cross_fitted_probabilities,
+    linear_out_of_fold,
+)
+from training.metrics import binary_metrics, expected_calibration_error, reliability_table
 from training.settings import TrainingSettings, load_training_settings
 from training.splits import grouped_kfold, round_to_round_splits
 
@@ -71,6 +86,14 @@ Task = Literal["poverty", "relapse"]
 TASKS: tuple[Task, ...] = ("poverty", "relapse")
 LABEL = "label"
 HELD_OUT_RISK = "held_out_risk"
+OUTCOME_VERIFIED = "outcome_verified"
+"""Held-out column (present when the survey has a verification sample): the row's outcome was
+established by a field verification visit, not only reported by the survey."""
+SURVEY_LABELS = "survey labels"
+VERIFIED_LABELS = "field-verified sample"
+VERIFIED_METRIC_PREFIX = "verified_"
+"""Held-out metrics against the field-verified outcomes alone carry this prefix (e.g. `verified_ece`);
+the unprefixed ones are against the survey's labels (field-corrected where a visit found otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +130,11 @@ class TaskData:
 
 
 def task_data(
-    survey: Survey, task: Task, policy: Policy, field_decisions: pd.DataFrame | None = None
+    survey: Survey,
+    task: Task,
+    policy: Policy,
+    field_decisions: pd.DataFrame | None = None,
+    every_round: bool = False,
 ) -> TaskData:
     """Rows, labels and feature columns of `task` for a survey (see the module docstring).
 
@@ -116,12 +143,14 @@ def task_data(
     `decisions` given, `not_about_poverty` (watched categories), and of the rest `confirmed`,
     `flipped_to_poor`, `flipped_to_not_poor`, `filled` (label was unknown), `unmatched` (no such
     household-round among the task's rows, e.g. an earlier round for `poverty`) and `used`.
+    `every_round` keeps the `poverty` rows of every round, not only the latest (the temporal split of
+    `training.evaluate`).
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     features = build_features(survey.households, survey.members, policy)
     poor = poor_now(features, policy, survey_label(survey.households))
-    if task == "poverty":
+    if task == "poverty" and not every_round:
         rounds = features.index.get_level_values("round")
         poor = poor[rounds == rounds.max()]
     field_labels: dict[str, int] | None = None
@@ -203,7 +232,8 @@ def evaluation_splits(data: TaskData, seed: int, folds: int) -> list[tuple[np.nd
 
 @dataclass(frozen=True)
 class CalibratedFit:
-    """A booster on all given rows plus the calibrator fitted on its out-of-fold margins."""
+    """The chosen candidate fitted on all given rows (a booster, and the logistic regression when the
+    choice gives it weight) plus the calibrator fitted on the candidate's out-of-fold margins."""
 
     booster: lgb.Booster
     calibrator: Calibrator
@@ -213,25 +243,21 @@ class CalibratedFit:
     spec: LightGBMSpec
     calibrated_on: int = 0
     """Rows the calibrator was fitted on (all out-of-fold rows unless `calibrate_on` chose fewer)."""
+    linear: LinearModel | None = None
+    blend_weight: float = 0.0
+    candidate_brier: dict[str, float] = field(default_factory=dict)
+    """The best cross-fitted Brier of every candidate tried (`training.candidates.candidate_label`)."""
+
+    def margin(self, X: pd.DataFrame) -> np.ndarray:
+        """The fitted candidate's log-odds for the rows of `X`."""
+        linear = self.linear.margin_of(X.to_numpy(dtype=np.float64)) if self.linear is not None else None
+        if self.blend_weight == 1.0 and linear is not None:
+            return linear
+        return blended(raw_margin(self.booster, X), linear, self.blend_weight)
 
 
 def raw_margin(booster: lgb.Booster, X: pd.DataFrame) -> np.ndarray:
     return np.asarray(booster.predict(X.to_numpy(dtype=np.float64), raw_score=True, num_threads=1))
-
-
-def cross_fitted_probabilities(
-    margin: np.ndarray, y: np.ndarray, fold: np.ndarray, name: str, rows: np.ndarray | None = None
-) -> np.ndarray:
-    """Each fold's margins calibrated by a `name` calibrator fitted on the other folds' margins (only
-    on those among `rows`, when given)."""
-    usable = np.ones(len(margin), dtype=bool) if rows is None else rows
-    probabilities = np.empty_like(margin)
-    for fold_id in np.unique(fold):
-        inside = fold == fold_id
-        fitted_on = ~inside & usable
-        calibrator = new_calibrator(name).fit(margin[fitted_on], y[fitted_on])
-        probabilities[inside] = calibrator.transform(margin[inside])
-    return probabilities
 
 
 def out_of_fold_margins(
@@ -260,37 +286,47 @@ def fit_calibrated(
     seed: int,
     folds: int,
     calibrate_on: np.ndarray | None = None,
+    settings: TrainingSettings | None = None,
 ) -> CalibratedFit:
-    """Booster on all rows with the (spec, calibrator) pair of lowest cross-fitted out-of-fold Brier.
+    """The candidate (booster spec, logistic blend weight) and calibrator of lowest cross-fitted
+    out-of-fold Brier (`training.candidates`), fitted on all rows.
 
     `calibrate_on` (a boolean mask, e.g. the field-verified rows) restricts the calibrators' fitting and
-    the Brier scores that choose among them to those rows; the booster is always trained on all rows.
+    the Brier scores that choose among them to those rows; the models always learn from all rows.
     """
+    if not specs:
+        raise ValueError("fit_calibrated needs at least one spec")
+    candidates = (settings or load_training_settings()).candidates
     splits = grouped_kfold(groups, y, folds, seed)
     scored = np.ones(len(y), dtype=bool) if calibrate_on is None else np.asarray(calibrate_on, dtype=bool)
-    best: tuple[float, LightGBMSpec, np.ndarray, np.ndarray, dict[str, float]] | None = None
+    values = X.to_numpy(dtype=np.float64)
+    names = tuple(str(c) for c in X.columns)
+    linear_margin: np.ndarray | None = None
+    best: tuple[CandidateChoice, LightGBMSpec, np.ndarray] | None = None
+    candidate_brier: dict[str, float] = {}
     for spec in specs:
-        margin, fold = out_of_fold_margins(X, y, groups, splits, spec, seed)
-        brier = {
-            name: float(
-                np.mean((cross_fitted_probabilities(margin, y, fold, name, scored)[scored] - y[scored]) ** 2)
-            )
-            for name in CALIBRATOR_NAMES
-        }
-        score = min(brier.values())
-        if best is None or score < best[0]:
-            best = (score, spec, margin, fold, brier)
-    if best is None:
-        raise ValueError("fit_calibrated needs at least one spec")
-    _, spec, margin, fold, brier = best
+        tree_margin, fold = out_of_fold_margins(X, y, groups, splits, spec, seed)
+        if linear_margin is None and any(weight > 0 for weight in candidates.blend_weights):
+            linear_margin = linear_out_of_fold(values, y, fold, names, candidates.logistic_c, spec.monotone)
+        choice = choose_candidate(tree_margin, linear_margin, y, fold, candidates.blend_weights, scored)
+        for label, score in choice.candidate_brier.items():
+            candidate_brier[label] = min(score, candidate_brier.get(label, np.inf))
+        if best is None or choice.brier < best[0].brier:
+            best = (choice, spec, fold)
+    assert best is not None
+    choice, spec, fold = best
+    linear = fit_linear(values, y, names, candidates.logistic_c, spec.monotone) if choice.weight > 0 else None
     return CalibratedFit(
         booster=fit_booster(X, y, groups, spec, seed),
-        calibrator=new_calibrator(min(brier, key=brier.__getitem__)).fit(margin[scored], y[scored]),
-        oof_margin=margin,
+        calibrator=new_calibrator(choice.calibrator).fit(choice.margin[scored], y[scored]),
+        oof_margin=choice.margin,
         fold=fold,
-        calibrator_brier=brier,
+        calibrator_brier=choice.calibrator_brier,
         spec=spec,
         calibrated_on=int(scored.sum()),
+        linear=linear,
+        blend_weight=choice.weight,
+        candidate_brier=candidate_brier,
     )
 
 
@@ -312,13 +348,38 @@ class TrainedTask:
     field_labels: dict[str, int] | None = None
     verification_labels: dict[str, int] | None = None
     calibrated_on: int = 0
+    calibrated_against: str = "survey"
+    """Which labels the calibrator was fitted on: `survey` (all rows) or `verified` (the field-verified
+    sample, `settings.verified_calibration`)."""
+
+    @property
+    def candidate_reason(self) -> str:
+        """Which candidate was kept and why (`TaskModel.candidate_brier`), in one line."""
+        return choice_summary(dict(self.model.candidate_brier), candidate_label(self.model.blend_weight))
 
 
 def held_out_frame(data: TaskData, positions: np.ndarray, risk: np.ndarray) -> pd.DataFrame:
     frame = data.X.iloc[positions].copy()
     frame[LABEL] = data.y[positions]
     frame[HELD_OUT_RISK] = risk
+    if data.verified is not None:
+        frame[OUTCOME_VERIFIED] = data.verified[positions]
     return frame
+
+
+def verified_metrics(held_out: pd.DataFrame, coverage: float | None, min_per_class: int) -> dict[str, float]:
+    """Held-out metrics on the rows whose outcome a field visit verified, keys prefixed
+    `VERIFIED_METRIC_PREFIX`; empty without `min_per_class` verified rows of each class."""
+    if OUTCOME_VERIFIED not in held_out.columns:
+        return {}
+    rows = held_out[held_out[OUTCOME_VERIFIED].to_numpy(dtype=bool)]
+    labels = rows[LABEL].to_numpy(dtype=np.float64)
+    if min((labels == 1).sum(), (labels == 0).sum()) < min_per_class:
+        return {}
+    metrics = binary_metrics(labels, rows[HELD_OUT_RISK].to_numpy(dtype=np.float64), coverage)
+    return {f"{VERIFIED_METRIC_PREFIX}{key}": value for key, value in metrics.items()} | {
+        f"{VERIFIED_METRIC_PREFIX}n": float(len(rows))
+    }
 
 
 def held_out_predictions(
@@ -330,27 +391,29 @@ def held_out_predictions(
 ) -> tuple[pd.DataFrame, CalibratedFit | None]:
     """Held-out probabilities for the task's evaluation rows.
 
-    For `poverty` the cross-validation fit is also the final model's calibration fit and is returned for
-    reuse; for `relapse` the second element is None, and `split` (train, test positions; default the
-    latest round-to-round split) says which rows to train on and which to score.
+    For `poverty` without a `split` the cross-validation fit is also the final model's calibration fit
+    and is returned for reuse; otherwise the second element is None, and `split` (train, test positions;
+    default the latest round-to-round split) says which rows to train on and which to score.
     """
     X, y, groups, folds = data.X, data.y, data.groups, settings.cv_folds
-    if data.task == "poverty":
+    if data.task == "poverty" and split is None:
         everyone = np.arange(len(y))
         rows = calibration_rows(data, everyone, settings)
-        fit = fit_calibrated(X, y, groups, specs, seed, folds, rows)
+        fit = fit_calibrated(X, y, groups, specs, seed, folds, rows, settings)
         risk = cross_fitted_probabilities(fit.oof_margin, y, fit.fold, fit.calibrator.name, rows)
         return held_out_frame(data, everyone, risk), fit
     train, test = split if split is not None else evaluation_splits(data, seed, folds)[0]
     rows = calibration_rows(data, train, settings)
-    past = fit_calibrated(X.iloc[train], y[train], groups[train], specs, seed, folds, rows)
-    risk = past.calibrator.transform(raw_margin(past.booster, X.iloc[test]))
+    past = fit_calibrated(X.iloc[train], y[train], groups[train], specs, seed, folds, rows, settings)
+    risk = past.calibrator.transform(past.margin(X.iloc[test]))
     return held_out_frame(data, test, risk), None
 
 
-def mean_abs_contribution(booster: lgb.Booster, X: pd.DataFrame) -> pd.Series:
-    """Mean |SHAP| (log-odds) of each feature of `booster` over the rows of `X`, in the booster's order."""
-    return contributions(booster, X, num_threads=2).drop(columns="base_value").abs().mean()
+def mean_abs_contribution(model: TaskModel, X: pd.DataFrame) -> pd.Series:
+    """Mean |SHAP| (log-odds) of each feature of `model` over the rows of `X`, in the model's order
+    (TreeSHAP for the booster, the exact linear contributions for the logistic part, blended alike)."""
+    values = np.abs(model.contribution_values(model.feature_values(X))[:, :-1]).mean(axis=0)
+    return pd.Series(values, index=list(model.feature_names))
 
 
 def explanatory_weight(importance: pd.Series) -> dict[str, float]:
@@ -360,6 +423,31 @@ def explanatory_weight(importance: pd.Series) -> dict[str, float]:
     if not total > 0:
         return {}
     return {str(name): float(value) / total for name, value in importance.items()}
+
+
+def blend_explanatory_weight(model: TaskModel, X: pd.DataFrame) -> dict[str, float]:
+    """The model's reliance on each feature: for a blend, each member's `explanatory_weight` (its share
+    of mean |contribution| over the rows of `X`) weighted by the member's weight in the margin, so that a
+    quarter-weight logistic part, which spreads its contributions over many correlated indicators, counts
+    for a quarter; for a single model, its own shares."""
+    weight = model.blend_weight
+    if weight in (0.0, 1.0) or model.linear is None:
+        return explanatory_weight(mean_abs_contribution(model, X))
+    values = model.feature_values(X)
+    members = [
+        (1.0 - weight, replace(model, blend_weight=0.0)),
+        (weight, replace(model, blend_weight=1.0)),
+    ]
+    blended: dict[str, float] = {}
+    for share, member in members:
+        for name, value in explanatory_weight(
+            pd.Series(
+                np.abs(member.contribution_values(values)[:, :-1]).mean(axis=0),
+                index=list(model.feature_names),
+            )
+        ).items():
+            blended[name] = blended.get(name, 0.0) + share * value
+    return blended
 
 
 def mean_abs_contribution_figure(importance: pd.Series, rows: int, top: int = 20) -> Figure:
@@ -375,18 +463,27 @@ def mean_abs_contribution_figure(importance: pd.Series, rows: int, top: int = 20
     return figure
 
 
-def reliability_figure(y: np.ndarray, p: np.ndarray, bins: int = 10) -> Figure:
-    """Mean observed rate against mean predicted probability in equal-width bins (held-out rows)."""
-    table = reliability_table(y, p, bins)
+def reliability_figure(
+    y: np.ndarray, p: np.ndarray, bins: int = 10, verified: np.ndarray | None = None
+) -> Figure:
+    """Mean observed rate against mean predicted probability in equal-width bins (held-out rows), each
+    curve naming the labels it is measured against and its ECE: the survey's labels, and, when `verified`
+    marks rows whose outcome a field visit established, that sample alone."""
     figure = Figure(figsize=(5, 5))
     axes = figure.add_subplot()
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
-    predicted = [row["predicted"] for row in table]
-    observed = [row["observed"] for row in table]
-    counts = [row["n"] for row in table]
-    axes.plot(predicted, observed, marker="o", label="held-out rows")
-    for x, obs, n in zip(predicted, observed, counts, strict=True):
-        axes.annotate(str(n), (x, obs), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    curves = [(SURVEY_LABELS, np.ones(len(y), dtype=bool), "o")]
+    if verified is not None and verified.any():
+        curves.append((VERIFIED_LABELS, np.asarray(verified, dtype=bool), "s"))
+    for name, rows, marker in curves:
+        table = reliability_table(y[rows], p[rows], bins)
+        predicted = [row["predicted"] for row in table]
+        observed = [row["observed"] for row in table]
+        ece = expected_calibration_error(y[rows], p[rows])
+        label = f"against {name} ({int(rows.sum())} rows, ECE {ece:.3f})"
+        axes.plot(predicted, observed, marker=marker, label=label)
+        for x, obs, n in zip(predicted, observed, [row["n"] for row in table], strict=True):
+            axes.annotate(str(n), (x, obs), textcoords="offset points", xytext=(4, -10), fontsize=7)
     axes.set_xlabel("predicted probability")
     axes.set_ylabel("observed rate")
     axes.set_xlim(0, 1)
@@ -431,12 +528,12 @@ def train_task(
         seed,
         settings.cv_folds,
         calibration_rows(data, everyone, settings),
+        settings,
     )
     metrics = binary_metrics(
         held_out[LABEL].to_numpy(), held_out[HELD_OUT_RISK].to_numpy(), policy.flag_coverage
-    )
+    ) | verified_metrics(held_out, policy.flag_coverage, settings.verified_calibration.min_per_class)
     shap_rows = data.X.sample(n=min(len(data.X), settings.shap_summary_rows), random_state=seed)
-    importance = mean_abs_contribution(final.booster, shap_rows)
     model = TaskModel(
         task=task,
         booster=final.booster,
@@ -448,11 +545,20 @@ def train_task(
         spec=final.spec,
         reference_values=reference_values(data.X),
         policy_version=policy.version,
-        explanatory_weight=explanatory_weight(importance),
+        linear=final.linear,
+        blend_weight=final.blend_weight,
+        candidate_brier=final.candidate_brier,
     )
+    importance = mean_abs_contribution(model, shap_rows)
+    model = replace(model, explanatory_weight=blend_explanatory_weight(model, shap_rows))
+    verified = held_out[OUTCOME_VERIFIED].to_numpy(dtype=bool) if OUTCOME_VERIFIED in held_out else None
     figures = {
         "shap_summary.png": mean_abs_contribution_figure(importance, len(shap_rows)),
-        "calibration.png": reliability_figure(held_out[LABEL].to_numpy(), held_out[HELD_OUT_RISK].to_numpy()),
+        "calibration.png": reliability_figure(
+            held_out[LABEL].to_numpy(),
+            held_out[HELD_OUT_RISK].to_numpy(),
+            verified=verified,
+        ),
     }
     return TrainedTask(
         model,
@@ -465,4 +571,5 @@ def train_task(
         data.field_labels,
         data.verification_labels,
         final.calibrated_on,
+        "verified" if final.calibrated_on < len(data.y) else "survey",
     )

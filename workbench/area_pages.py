@@ -27,6 +27,7 @@ from store.register import (
     registration_counts,
 )
 from survey.catalogue import Language, message
+from survey.xlsx import xlsx_workbook
 from workbench.case_views import aware
 from workbench.dashboard import DASHBOARD_TABLES, DashboardView, dashboard_tables, dashboard_view
 from workbench.exports import cases_table, csv_bytes, xlsx_bytes
@@ -41,7 +42,6 @@ from workbench.pages import (
     to_login,
 )
 from workbench.views import OPEN_STATUSES
-from workbench.xlsx import xlsx_workbook
 
 
 class AreaPages(PageBase):

@@ -1,4 +1,4 @@
-"""Lists as files a county office opens: XLSX (`workbench.xlsx`), and CSV with a byte-order mark (so
+"""Lists as files a county office opens: XLSX (`survey.xlsx`), and CSV with a byte-order mark (so
 that Excel on Chinese Windows reads it as UTF-8), column names in the reader's language from the message
 catalogue, every code turned into words. Pure apart from the bytes they return."""
 
@@ -15,7 +15,7 @@ from features.policy import ProcedureDeadlines
 from monitoring.causes import CauseSettings
 from monitoring.procedure import identification_deadlines
 from survey.catalogue import Language, label, message
-from workbench.xlsx import xlsx_workbook
+from survey.xlsx import xlsx_workbook
 
 CASE_COLUMNS = (
     "household",
@@ -83,7 +83,7 @@ def _labels(codes: pd.Series, section: str, lang: Language) -> pd.Series:
 
 
 def xlsx_bytes(table: pd.DataFrame, sheet: str) -> bytes:
-    """The table as an XLSX workbook of one sheet (`workbench.xlsx`); missing values as empty cells."""
+    """The table as an XLSX workbook of one sheet (`survey.xlsx`); missing values as empty cells."""
     return xlsx_workbook([(sheet, table)])
 
 

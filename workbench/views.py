@@ -17,7 +17,7 @@ import pandas as pd
 
 from features.policy import ProcedureDeadlines
 from monitoring.procedure import days_over, identification_due
-from serving.schemas import ScoreResponse, WhatIfResponse
+from serving.schemas import ReasonOut, ScoreResponse, WhatIfResponse
 from store.cases import CLOSED_STATUSES, STATUSES
 from survey.catalogue import Language, label, message
 from workbench.case_views import CaseView, case_state, next_step_text, when
@@ -145,6 +145,25 @@ class RiskView:
 
 
 @dataclass(frozen=True)
+class ReasonView:
+    """A reason as the page shows it: the sentence, and what it adds to the risk in percentage points
+    ("风险+12.3个百分点"; empty for an answer stored before effects were recorded)."""
+
+    sentence: str
+    effect: str
+
+
+def reason_views(reasons: Sequence[ReasonOut], lang: Language) -> list[ReasonView]:
+    return [
+        ReasonView(
+            reason.sentence,
+            "" if reason.effect_pp is None else message("reason.effect", lang, effect=reason.effect_pp),
+        )
+        for reason in reasons
+    ]
+
+
+@dataclass(frozen=True)
 class HouseholdView:
     county_id: str
     household_id: str
@@ -157,7 +176,7 @@ class HouseholdView:
     rule: str
     completeness: str
     missing: str
-    reasons: list[str]
+    reasons: list[ReasonView]
     main_cause: str
     secondary_causes: str
     measures: list[tuple[str, str]]
@@ -199,7 +218,7 @@ def household_view(
         missing=""
         if not now.missing_blocks
         else message("page.missing_data", lang, blocks="、".join(b.label for b in now.missing_blocks)),
-        reasons=[reason.sentence for reason in now.reasons],
+        reasons=reason_views(now.reasons, lang),
         main_cause=now.main_cause.label,
         secondary_causes="、".join(cause.label for cause in now.secondary_causes)
         if lang == "zh"
@@ -273,7 +292,7 @@ def _text_or_none(value: object) -> str | None:
 class WhatIfView:
     rows: list[tuple[str, str, str, str]]
     """(what, now, with the change, change) for both risks, the tier and the category."""
-    reasons: list[str]
+    reasons: list[ReasonView]
     measures: list[tuple[str, str]]
 
 
@@ -306,7 +325,7 @@ def what_if_view(answer: WhatIfResponse, lang: Language) -> WhatIfView:
                 "",
             ),
         ],
-        reasons=[reason.sentence for reason in after.reasons],
+        reasons=reason_views(after.reasons, lang),
         measures=[(measure.name, measure.why) for measure in after.measures],
     )
 

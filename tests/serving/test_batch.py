@@ -70,8 +70,14 @@ def test_reasons_as_text_and_json_agree(flags: pd.DataFrame) -> None:
     for text, as_json in zip(flags["reasons"], flags["reasons_json"], strict=True):
         reasons = json.loads(as_json)
         assert text == "; ".join(reason["sentence"] for reason in reasons)
-        assert all(set(reason) == {"indicator", "value", "contribution", "sentence"} for reason in reasons)
-    assert (flags["reasons"].str.len() > 0).mean() > 0.9
+        assert all(
+            set(reason) == {"indicator", "value", "contribution", "sentence", "effect_pp"}
+            for reason in reasons
+        )
+        assert all(reason["effect_pp"] >= 0.1 for reason in reasons)
+    # most monitored households have reasons; the others sit on a flat step of an isotonic calibrator,
+    # where no single indicator moves the probability shown (a reason must, models/explain.py)
+    assert (flags["reasons"].str.len() > 0).mean() > 0.8
 
 
 def test_model_identity_names_both_tasks(flags: pd.DataFrame, predictor: RiskPredictor) -> None:

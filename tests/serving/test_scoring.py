@@ -39,6 +39,8 @@ def test_score_household_fills_every_field(loaded: LoadedModels, household_body:
     assert response.category_rule
     assert 1 <= len(response.reasons) <= 3
     assert all(reason.contribution > 0 and reason.sentence for reason in response.reasons)
+    assert all(reason.effect_pp is not None and reason.effect_pp >= 0.1 for reason in response.reasons)
+    assert all(round(reason.effect_pp, 1) == reason.effect_pp for reason in response.reasons)
     assert response.main_cause.code in loaded.causes.causes and response.main_cause.label
     assert len(response.secondary_causes) <= 2
     assert 1 <= len(response.measures) <= 3
@@ -216,6 +218,9 @@ def test_the_model_card_describes_both_models(loaded: LoadedModels) -> None:
             model.name == f"povrisk-{model.task}" and model.version == "1" and model.aliases == ["champion"]
         )
         assert model.trained_rounds and model.data_hash and model.features and "roc_auc" in model.metrics
+        served = loaded.predictor.poverty if model.task == "poverty" else loaded.predictor.relapse
+        assert (model.candidate, model.blend_weight) == (served.candidate, served.blend_weight)
+        assert model.candidate_brier == dict(served.candidate_brier) and len(model.candidate_brier) == 5
     assert card.policy_version == loaded.predictor.policy.version and card.source == "registry"
 
 

@@ -74,6 +74,26 @@ def test_binary_survey_has_no_level_macro_f1(county, policy, quick_settings):
     assert "macro_f1_poor_vs_not" not in report["model"]
     assert set(report["baselines"]) == BASELINES
     assert set(report["slices"]) == {"registered_poor=0", "registered_poor=1"}
+    # a panel is also split in time: every earlier round's households train, the latest round's test
+    temporal = report["temporal"]
+    assert temporal["train_rounds"] == [0, 1] and temporal["test_round"] == 2
+    assert temporal["n_test"] == report["n_test"]
+    assert set(temporal["baselines"]) == BASELINES
+    for metrics in [temporal["model"], *temporal["baselines"].values()]:
+        assert 0.5 < metrics["roc_auc"] <= 1.0
+    first_round = Survey(
+        county.households[county.households["round"] == 0],
+        county.members[county.members["round"] == 0],
+        county.villages,
+    )
+    assert "temporal" not in evaluate_task(
+        first_round,
+        "poverty",
+        policy,
+        seeds=(0,),
+        settings=quick_settings,
+        track=False,
+    )
 
 
 def test_evaluation_logs_a_parent_run_with_child_runs_per_model_and_fold(
@@ -99,3 +119,6 @@ def test_evaluation_logs_a_parent_run_with_child_runs_per_model_and_fold(
     assert len(children) == 5 * 2 * 3  # (model + 4 baselines) x 2 seeds x 3 folds
     model_children = [c for c in children if c.data.tags["model"] == "model"]
     assert all("num_leaves" in c.data.params and "roc_auc" in c.data.metrics for c in model_children)
+    # each fold's model says which candidate won inside its training rows, and by what scores
+    assert all(c.data.params["candidate"] in {"lightgbm", "logistic", "blend"} for c in model_children)
+    assert all("inner_brier_logistic" in c.data.params for c in model_children)

@@ -118,3 +118,42 @@ def test_poverty_evaluation_uses_survey_labels_and_has_no_oracle(county, policy)
     # may not read (features/lineage.py)
     assert report["model"]["roc_auc"] > 0.6
     assert report["n_test"] == len(task_data(county, "poverty", policy).y)
+
+
+@pytest.mark.parametrize("task", ["poverty", "relapse"])
+def test_the_trained_model_is_the_candidate_of_lowest_inner_brier_and_says_why(trained, task):
+    from training.candidates import candidate_label
+
+    result = trained[task]
+    scores = result.model.candidate_brier
+    assert set(scores) == {"lightgbm", "blend_0.25", "blend_0.5", "blend_0.75", "logistic"}
+    kept = candidate_label(result.model.blend_weight)
+    assert scores[kept] == min(scores.values())
+    assert (result.model.linear is not None) == (result.model.blend_weight > 0)
+    assert result.candidate_reason.startswith(f"{kept} kept: lowest cross-fitted out-of-fold Brier")
+    # the served probability of a held-out row's features is the kept candidate's, calibrated
+    risk = result.model.predict_proba(result.held_out.iloc[:50])
+    assert np.all((risk >= 0) & (risk <= 1))
+
+
+def test_calibration_is_named_by_the_labels_it_is_measured_against(trained, county, policy):
+    from dataclasses import replace
+
+    from training.settings import load_training_settings
+    from training.train import train_task
+
+    # this small county's verification sample holds too few falls for the default 30 of each class
+    assert trained["relapse"].calibrated_against == "survey"
+    assert not any(key.startswith("verified_") for key in trained["relapse"].metrics)
+    settings = load_training_settings()
+    settings = replace(settings, verified_calibration=replace(settings.verified_calibration, min_per_class=3))
+    relapse = train_task(county, "relapse", policy, settings=settings)
+    # calibrated on the verification sample; held-out metrics on the verified rows alone, prefixed
+    assert relapse.calibrated_against == "verified"
+    verified = relapse.held_out["outcome_verified"].to_numpy(dtype=bool)
+    assert relapse.metrics["verified_n"] == verified.sum()
+    assert 0.0 <= relapse.metrics["verified_ece"] <= 1.0
+    assert trained["poverty"].calibrated_against == "survey"
+    legend = [text.get_text() for text in relapse.figures["calibration.png"].axes[0].get_legend().get_texts()]
+    assert any(line.startswith("against survey labels") for line in legend)
+    assert any(line.startswith("against field-verified sample") for line in legend)

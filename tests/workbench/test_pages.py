@@ -116,6 +116,8 @@ def test_the_household_page_shows_the_registers_answer_and_records_the_view(
     assert expected.category_rule in page.text and expected.main_cause.label in page.text
     for reason in expected.reasons:
         assert reason.sentence in page.text
+        assert f"（风险{reason.effect_pp:+.1f}个百分点）" in page.text  # its effect, never log-odds
+        assert f"{reason.contribution}" not in page.text
     for measure in expected.measures:
         assert measure.name in page.text
     assert "<svg" in page.text and "第 0 轮" in page.text  # the chart over the rounds

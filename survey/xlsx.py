@@ -1,5 +1,6 @@
 """Tables as an XLSX workbook, written directly as SpreadsheetML (ECMA-376): one sheet per table, a bold
-header row, numbers as numbers, text as inline strings.
+header row, numbers as numbers, text as inline strings. Used by the workbench's exports and by the
+archive-card export of a simulated county (survey/archive_card.py).
 
 Why not openpyxl or xlsxwriter: both spend ~10-15 µs of Python per cell, so a county's 52,000 cases x 14
 columns took 10.6 s (openpyxl, write-only) and 6.7 s (xlsxwriter, constant memory) on this machine; the

@@ -1,4 +1,4 @@
-"""The XLSX writer (workbench.xlsx), read back by openpyxl: sheets in order with names Excel accepts,
+"""The XLSX writer (survey.xlsx), read back by openpyxl: sheets in order with names Excel accepts,
 numbers as numbers, text as text (escaped, Chinese kept, control characters dropped), gaps as empty cells."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from openpyxl import load_workbook
 
-from workbench.xlsx import xlsx_workbook
+from survey.xlsx import xlsx_workbook
 
 
 def _read(content: bytes) -> dict[str, list[tuple[object, ...]]]:
@@ -57,7 +57,7 @@ def test_a_wide_table_of_mixed_object_values() -> None:
 
 
 def test_column_letters_run_past_z() -> None:
-    from workbench.xlsx import column_letter
+    from survey.xlsx import column_letter
 
     assert [column_letter(position) for position in (0, 25, 26, 51, 52, 701, 702)] == [
         "A",
