@@ -28,21 +28,13 @@ from features.policy import Policy, load_policy
 from survey.io import Survey
 from training.areas import AREA_LEVELS, row_areas
 from training.bootstrap import paired_bootstrap
-from training.metrics import binary_metrics, expected_calibration_error, reliability_table
+from training.metrics import METRIC_KEYS, binary_metrics, expected_calibration_error, reliability_table
 from training.pseudonyms import HOUSEHOLD_REF, pseudonymised
 from training.settings import TrainingSettings, load_training_settings
 from training.train import OUTCOME_VERIFIED, SURVEY_LABELS, VERIFIED_LABELS
 
-HEADLINE = (
-    "roc_auc",
-    "pr_auc",
-    "brier",
-    "ece",
-    "exclusion_error",
-    "inclusion_error",
-    "macro_f1",
-    "recall_at_10pct",
-)
+HEADLINE = tuple(key for key in METRIC_KEYS if key not in ("recall_at_5pct", "precision_at_10pct"))
+"""The metrics compared: every metric of `binary_metrics` but the two narrowest shares of the flag list."""
 LOWER_IS_BETTER = frozenset({"brier", "ece", "exclusion_error", "inclusion_error"})
 
 
@@ -287,7 +279,11 @@ def compare_models(
         "challenger": client.get_run(challenger.run_id).data.params.get("calibrated_against", ""),
         "champion": client.get_run(champion.run_id).data.params.get("calibrated_against", ""),
     }
-    decision = _promotion_decision(task, policy, settings, paired=paired)
+    drawn_as_the_rule = replicates == settings.promotion.replicates and seed == 0
+    intervals = {str(m): (float(row["low"]), float(row["high"])) for m, row in metrics.iterrows()}
+    decision = _promotion_decision(
+        task, policy, settings, paired=paired, intervals=intervals if drawn_as_the_rule else None
+    )
     return Comparison(
         task=task,
         challenger_version=int(challenger.version),

@@ -565,6 +565,7 @@ def _promotion_decision(
     drift_check: DriftCheck | None = None,
     force: bool = False,
     paired: PairedHeldOut | None = None,
+    intervals: Mapping[str, tuple[float, float]] | None = None,
 ) -> dict[str, Any]:
     """Whether `champion` moves to the `challenger` version: if it wins on the challenger's held-out rows
     (or if there is no champion yet, or the champion was trained under policy settings no longer in force and
@@ -573,8 +574,9 @@ def _promotion_decision(
     With a `drift_check`, a challenger facing a champion is first checked for drift between the two
     models' training data: when the verdict `exceeds_policy`, the promotion is refused
     (`refused_by: "drift"`) unless `force` (then the metric is compared; `promote` overrides a loss too).
-    `paired`: the two models' held-out risks when the caller has them already (`compare`). Changes
-    nothing."""
+    `paired`: the two models' held-out risks when the caller has them already (`compare`), and
+    `intervals` their bootstrap intervals by metric when drawn as the rule draws them (`rule.replicates`
+    resamples, seed 0). Changes nothing."""
     policy = policy or load_policy()
     rule = (settings or load_training_settings()).promotion
     client = _client()
@@ -636,7 +638,9 @@ def _promotion_decision(
         champion_value = float(champion_run.data.metrics.get(rule.metric, math.nan))
     else:
         champion_value = binary_metrics(labels, paired.champion_risk, coverage)[rule.metric]
-        if rule.interval_floor is not None:
+        if rule.interval_floor is not None and intervals is not None and rule.metric in intervals:
+            interval = intervals[rule.metric]
+        elif rule.interval_floor is not None:
             interval = paired_bootstrap(
                 labels,
                 paired.challenger_risk,
