@@ -76,6 +76,9 @@ class LoginRules:
     """A working day in the field; the session ends then even when in use."""
     idle_minutes: int = 120
     """A session unused for this long ends (a phone left on a table)."""
+    offline_days: int = 14
+    """How long a phone may hold a person's queued submissions (visits, declarations, steps recorded
+    without a signal) and still send them under her name (`store.offline`): a fortnight in the hills."""
 
 
 users = Table(

@@ -54,6 +54,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from store.amendments import Amendment, write_amendments
 from store.database import Base, frame_of, refresh_statistics
+from store.offline import Receipt, add_receipt
 from survey.text import control_characters
 
 INITIAL_STATUS = "flagged"
@@ -507,10 +508,12 @@ def set_status(
     expected_version: int | None = None,
     expected_status: str | None = None,
     corrections: Corrections | None = None,
+    receipt: Receipt | None = None,
 ) -> StatusChange:
     """Move a flag to `status` (see ALLOWED_TRANSITIONS) and append a history row; with `corrections`
     (a visit's findings), their register amendments and the case's new scores land in the same
-    transaction.
+    transaction, and so does the `receipt` of the submission that asked for it (`store.offline`:
+    `DuplicateSubmission`, nothing written, when it was applied already).
 
     Raises `FlagNotFound` for an unknown id and `IllegalTransition` for a change the workflow forbids.
     The write only lands on the version of the flag that was read (optimistic locking). When another
@@ -523,7 +526,7 @@ def set_status(
     control characters (`survey.text`) in either.
     """
     _check_status_change(flag_id, by, note)
-    step = _Step(role, details, notice_ends, expected_version, expected_status, corrections)
+    step = _Step(role, details, notice_ends, expected_version, expected_status, corrections, receipt)
     for attempt in range(1, STATUS_CHANGE_ATTEMPTS + 1):
         try:
             return _change_status(engine, flag_id, status, by, note, step)
@@ -576,6 +579,7 @@ class _Step:
     expected_version: int | None = None
     expected_status: str | None = None
     corrections: Corrections | None = None
+    receipt: Receipt | None = None
 
 
 @dataclass(frozen=True)
@@ -640,6 +644,8 @@ def _change_status(
                 flag_id=flag_id,
                 at=now,
             )
+        if step.receipt is not None:
+            add_receipt(session.connection(), step.receipt, flag_id, now)
         return StatusChange(flag_id=flag_id, from_status=from_status, to_status=status, version=flag.version)
 
 
@@ -698,9 +704,11 @@ def add_case_note(
     *,
     role: str | None = None,
     details: Mapping[str, Any] | None = None,
+    receipt: Receipt | None = None,
 ) -> None:
     """Record something on a case without moving it on (an objection during the public notice, a
-    household's declaration while its case is open): a history row whose status stays what it was."""
+    household's declaration while its case is open, a visit recorded offline that the case had moved
+    past): a history row whose status stays what it was, with the `receipt` of the submission."""
     _check_status_change(flag_id, by, note)
     with Session(engine) as session, session.begin():
         flag = session.get(Flag, flag_id)
@@ -722,6 +730,8 @@ def add_case_note(
             by=by,
             at=_now(),
         )
+        if receipt is not None:
+            add_receipt(session.connection(), receipt, flag_id, _now())
 
 
 @dataclass(frozen=True)
@@ -741,11 +751,13 @@ def open_case(
     role: str | None = None,
     note: str | None = None,
     details: Mapping[str, Any] | None = None,
+    receipt: Receipt | None = None,
 ) -> OpenedCase:
     """Open a case found by a person's channel (a declaration, a department's data): `flag` is one row
     of a flag frame (the household scored with what was found). A household never has two open cases:
     when one is open, the discovery is recorded on it instead; a case of the same round closed as not
-    at risk is reopened."""
+    at risk is reopened. The `receipt` of the submission that asked for it is kept in the same
+    transaction (`DuplicateSubmission`, nothing written, when it was applied already)."""
     if channel not in CHANNELS:
         raise ValueError(f"channel {channel!r}: one of {', '.join(CHANNELS)}")
     (row,) = _flag_rows(pd.DataFrame([dict(flag)]), allow_unmonitored=True)  # a person asked: visit it
@@ -769,8 +781,8 @@ def open_case(
         now = _now()
         if current is not None and current.status not in CLOSED_STATUSES:
             _append_history(session, [_entry(current, current.status, note, role, recorded)], by=by, at=now)
-            return OpenedCase(current.id, created=False)
-        if current is not None:  # closed in this round: reopened by the discovery (re-entry)
+            opened = OpenedCase(current.id, created=False)
+        elif current is not None:  # closed in this round: reopened by the discovery (re-entry)
             from_status = current.status
             for field in _SCORED_FIELDS:
                 setattr(current, field, row[field])
@@ -779,10 +791,16 @@ def open_case(
             _append_history(
                 session, [_entry(current, INITIAL_STATUS, note, role, recorded, from_status)], by=by, at=now
             )
-            return OpenedCase(current.id, created=False)
-        (flag_id,) = _insert_flags(session, [{**row, "channel": channel}], now)
-        _append_history(session, [_created(flag_id, row["county_id"], note, role, recorded)], by=by, at=now)
-        return OpenedCase(flag_id, created=True)
+            opened = OpenedCase(current.id, created=False)
+        else:
+            (flag_id,) = _insert_flags(session, [{**row, "channel": channel}], now)
+            _append_history(
+                session, [_created(flag_id, row["county_id"], note, role, recorded)], by=by, at=now
+            )
+            opened = OpenedCase(flag_id, created=True)
+        if receipt is not None:
+            add_receipt(session.connection(), receipt, opened.flag_id, now)
+        return opened
 
 
 def _created(

@@ -201,11 +201,14 @@ def _revision_of_unversioned_store(connection: Connection) -> str | None:
             "table(s) or drop the partial store before running create_schema"
         )
     flag_columns = {column["name"] for column in inspector.get_columns("flags")}
-    # create_all with the models of revision 0011 adds the flags' county-village index, of 0010 the
+    # create_all with the models of revision 0012 adds the offline grants and receipts, of 0011 the
+    # flags' county-village index, of 0010 the
     # register's amendments, of 0009 the flags' channel, of 0008 the accounts, of 0007 the flags' data
     # completeness, of 0006 their county, of 0005 the register, of 0004 the rejected-audit table, of 0003
     # the audit table, of 0002 main_cause; earlier ones made 0001
     flag_indexes = {index["name"] for index in inspector.get_indexes("flags")}
+    if "submission_receipts" in tables:
+        return "0012"
     if "ix_flags_county_village" in flag_indexes:
         return "0011"
     if "register_amendments" in tables:

@@ -5,7 +5,9 @@ service (`serving.service`), so it is one deployable with the API; it reads and 
 Every page needs a session (`store.accounts`) except the login page; every household the page names is
 checked against the account's area on the server (403, recorded in the access log, when outside it),
 and every view of a household page is recorded (who looked at whom). Pages are rendered on the server
-(Jinja2, autoescaped) and carry no script.
+(Jinja2, autoescaped) and work without script; one small script of this site's own
+(`static/offline.js`, with the service worker `static/sw.js`) keeps a cadre's villages on her phone and
+queues what she records without a signal (`workbench.offline_pages`).
 """
 
 from __future__ import annotations
@@ -32,8 +34,7 @@ from store.register import (
 )
 from survey.catalogue import LANGUAGES, message
 from workbench.area_pages import AreaPages
-from workbench.case_pages import CasePages
-from workbench.intake_pages import IntakePages
+from workbench.offline_pages import OfflinePages
 from workbench.pages import (
     HERE,
     HOUSEHOLD_ROLES,
@@ -106,6 +107,14 @@ def build_workbench(settings: WorkbenchSettings) -> Starlette:
         Route("/pushes", pages.push, methods=["POST"]),
         Route("/declarations", pages.declaration_form, methods=["GET"]),
         Route("/declarations", pages.declare, methods=["POST"]),
+        Route("/sw.js", pages.service_worker, methods=["GET"]),
+        Route("/offline/manifest", pages.manifest, methods=["GET"]),
+        Route("/offline/texts.{lang}.json", pages.texts, methods=["GET"]),
+        Route("/offline/villages/{village_id}", pages.village_pages, methods=["GET"]),
+        Route("/offline/grant", pages.grant, methods=["POST"]),
+        Route("/offline/grant/revoke", pages.revoke, methods=["POST"]),
+        Route("/offline/{kind}", pages.offline_page, methods=["GET"]),
+        Route("/sync", pages.sync, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return Starlette(
@@ -115,7 +124,7 @@ def build_workbench(settings: WorkbenchSettings) -> Starlette:
     )
 
 
-class _Pages(CasePages, IntakePages, AreaPages):
+class _Pages(OfflinePages, AreaPages):
     """Every page of the workbench (the page groups are mixins over `PageBase`)."""
 
     # ------------------------------------------------------------------------------------ login

@@ -19,6 +19,7 @@ from monitoring.procedure import (
 )
 from serving.scoring import flag_of, score_registered_together
 from store.accounts import (
+    Account,
     WebSession,
 )
 from store.cases import (
@@ -29,16 +30,16 @@ from store.cases import (
     set_status,
     set_statuses,
 )
+from store.offline import DuplicateSubmission, Receipt, receipt_of
 from store.register import amended, registered_history, round_members
 from survey.catalogue import Language, label, message
 from workbench.bulk import StepRequest, plan_steps, sheet_requests
 from workbench.case_views import OBJECTION, case_state, refusal_text
-from workbench.corrections import FIELD_PREFIX, correction_details, read_corrections
+from workbench.corrections import correction_details, read_corrections
 from workbench.household_pages import HouseholdPages
 from workbench.pages import (
     HOUSEHOLD_ROLES,
     form_field,
-    int_field,
     latest_row,
     reader_language,
     redirect_to,
@@ -48,6 +49,7 @@ from workbench.pushes import PushUnreadable, read_table
 from workbench.security import (
     APP_PATH,
 )
+from workbench.submissions import StepAsked, Taken, form_receipt, step_asked
 from workbench.views import OPEN_STATUSES
 
 
@@ -114,53 +116,75 @@ class CasePages(HouseholdPages):
     # ------------------------------------------------------------------------------------ cases
 
     async def take_step(self, request: Request) -> Response:
-        """A step of the procedure on a case, from the form on its household's page."""
+        """A step of the procedure on a case, from the form on its household's page (sent again by a
+        phone that lost the answer: applied once, by its `submission_key`)."""
         form = await request.form()
         checked = await run_in_threadpool(self._checked_case, request, form)
         if isinstance(checked, Response):
             return checked
         session, case = checked
-        account, lang, now = session.account, reader_language(request), self.settings.clock()
-        step_name, note = form_field(form, "step"), form_field(form, "note").strip() or None
-        seen_version = int_field(form, "version")
-        if seen_version is not None and seen_version != int(case["version"]):  # moved on since the page
+        asked = step_asked(form)
+        receipt = form_receipt(form, session.account.user_id, "step", case)
+        taken = await run_in_threadpool(
+            self._step_on_case, session.account, case, asked, reader_language(request), receipt
+        )
+        if taken.outcome in ("applied", "duplicate"):
+            return redirect_to(
+                f"{APP_PATH}/households/{case['county_id']}/{case['household_id']}?done={asked.step}"
+            )
+        typed = asked.fixes if taken.status == 400 else None
+        return await self._case_refused(request, session, case, taken.message, taken.status, typed)
+
+    def _step_on_case(
+        self,
+        account: Account,
+        case: dict[str, Any],
+        asked: StepAsked,
+        lang: Language,
+        receipt: Receipt | None = None,
+    ) -> Taken:
+        """Take `asked` on `case` for `account` (whose area covers it): applied, or why not in words
+        (`conflict` when the case moved on since the version the person saw). The form and a phone's
+        queued submissions (`workbench.offline_pages`) both come here."""
+        if receipt is not None and receipt_of(self.settings.engine, receipt.key) is not None:
+            return Taken("duplicate")  # sent again after a lost answer: applied already
+        now = self.settings.clock()
+        if asked.version is not None and asked.version != int(case["version"]):  # moved on since the page
             error = message("procedure.conflict", lang, status=label("status", str(case["status"]), lang))
-            return await self._case_refused(request, session, case, error)
+            return Taken("conflict", error, 409)
         try:
-            step = check_step(step_name, account.role, case_state(case), note, now)
+            step = check_step(asked.step, account.role, case_state(case), asked.note, now)
         except StepRefused as refused:
             error = refusal_text(
-                refused, step_name, str(case["status"]), account.role, lang, self._deadlines()
+                refused, asked.step, str(case["status"]), account.role, lang, self._deadlines()
             )
-            return await self._case_refused(request, session, case, error)
+            return Taken("refused", error, 409)
         notice_ends = notice_end(now, self._deadlines()) if step.starts_notice else None
-        fixes = {str(name): str(value) for name, value in form.items() if str(name).startswith(FIELD_PREFIX)}
-        found = await run_in_threadpool(self._visit_findings, case, step.name, fixes, lang)
+        found = self._visit_findings(case, step.name, asked.fixes, lang)
         if isinstance(found, str):
-            return await self._case_refused(request, session, case, found, status=400, typed=fixes)
+            return Taken("refused", found, 400)
         corrections, findings = found
         try:
-            await run_in_threadpool(
-                lambda: set_status(
-                    self.settings.engine,
-                    int(case["id"]),
-                    step.to_status,
-                    account.user_id,
-                    note,
-                    role=account.role,
-                    details={"step": step.name, **findings},
-                    notice_ends=notice_ends,
-                    expected_version=int_field(form, "version"),
-                    expected_status=form_field(form, "status") or None,
-                    corrections=corrections,
-                )
+            set_status(
+                self.settings.engine,
+                int(case["id"]),
+                step.to_status,
+                account.user_id,
+                asked.note,
+                role=account.role,
+                details={"step": step.name, **findings, **asked.details},
+                notice_ends=notice_ends,
+                expected_version=asked.version,
+                expected_status=asked.status,
+                corrections=corrections,
+                receipt=receipt,
             )
         except FlagConflict as conflict:
             error = message("procedure.conflict", lang, status=label("status", conflict.current_status, lang))
-            return await self._case_refused(request, session, case, error)
-        return redirect_to(
-            f"{APP_PATH}/households/{case['county_id']}/{case['household_id']}?done={step.name}"
-        )
+            return Taken("conflict", error, 409)
+        except DuplicateSubmission:
+            return Taken("duplicate")
+        return Taken("applied")
 
     async def record_objection(self, request: Request) -> Response:
         """An objection raised while a case's public notice runs (kept on the case, which stays put)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +30,8 @@ from survey.catalogue import Language, label, message
 from workbench.corrections import correction_sentences
 
 OBJECTION = "objection"
+SUPERSEDED = "offline_superseded"
+"""A step recorded offline that the case had moved past, kept on the case as a note (the person chose)."""
 STEP_LABELLED = frozenset(procedure_steps()) | {OBJECTION, "declaration"}
 """Step names the catalogue has a label for (`step.<name>`)."""
 """The kind of note recorded on a case during its public notice."""
@@ -193,6 +196,8 @@ def step_text(step: Mapping[Any, Any], lang: Language, zone: ZoneInfo) -> str:
             if channel in (None, "model")
             else label("channel", channel, lang)
         )
+    elif step["from_status"] == step["to_status"] and details.get("kind") == SUPERSEDED:
+        what = message("offline.history_superseded", lang, step=label("step", str(details.get("step")), lang))
     elif step["from_status"] == step["to_status"]:
         kind = OBJECTION if details.get("kind") == OBJECTION else None
         what = (
@@ -208,6 +213,12 @@ def step_text(step: Mapping[Any, Any], lang: Language, zone: ZoneInfo) -> str:
     if not system and not _missing(note) and str(note).strip():
         what = f"{what}（{note}）" if lang == "zh" else f"{what} ({note})"
     what += _visit_findings(details, lang)
+    recorded_offline = details.get("recorded_offline")
+    if isinstance(recorded_offline, str):
+        with suppress(ValueError):
+            what += message(
+                "offline.history_offline", lang, at=when(datetime.fromisoformat(recorded_offline), zone)
+            )
     by = message("page.actor_batch_scoring", lang) if system else str(step["by"])
     role = step.get("role")
     if not _missing(role) and role:

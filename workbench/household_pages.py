@@ -85,26 +85,47 @@ class HouseholdPages(PageBase):
         if village_id is None or not self._covers(account, county_id, village_id):
             return self._refuse(request, session, county_id, household_id)
         lang = reader_language(request)
-        now = self.settings.clock()
         self._record(account, "view_household", True, county_id, household_id, request.url.path)
         scores = score_registered_together(self.settings.models(), history, lang)
         cases = list_flags(engine, county=county_id, household=household_id)
         steps = flag_history(engine, flag_ids=cases["id"].tolist()) if len(cases) else cases
-        case_list = case_views(cases, steps, account.role, now, self._deadlines(), lang)
-        viewers = access_entries(engine, county_id=county_id, household_id=household_id, limit=VIEWERS_SHOWN)
-        viewers = viewers[viewers["allowed"].astype(bool)] if len(viewers) else viewers
-        view = household_view(
-            scores, case_list, viewers, village_id, lang, ZoneInfo(self._deadlines().timezone)
+        context = self._household_context(session, history, scores, cases, steps, lang)
+        context.update({"notice": notice, "error": error, "typed": typed or {}})
+        return self._render(request, "household.html", context, status=status)
+
+    def _household_context(
+        self,
+        session: WebSession,
+        history: list[RegisteredHousehold],
+        scores: list[Any],
+        cases: Any,
+        steps: Any,
+        lang: Language,
+    ) -> dict[str, Any]:
+        """The household page's context: its rounds `scores`d from the register `history`, its `cases`
+        and their `steps`, and who looked at it."""
+        latest = history[-1]
+        viewers = access_entries(
+            self.settings.engine,
+            county_id=latest.county_id,
+            household_id=latest.household_id,
+            limit=VIEWERS_SHOWN,
         )
-        context = {
+        viewers = viewers[viewers["allowed"].astype(bool)] if len(viewers) else viewers
+        case_list = case_views(
+            cases, steps, session.account.role, self.settings.clock(), self._deadlines(), lang
+        )
+        view = household_view(
+            scores, case_list, viewers, latest.village_id, lang, ZoneInfo(self._deadlines().timezone)
+        )
+        return {
             "session": session,
             "h": view,
-            "notice": notice,
-            "error": error,
+            "notice": None,
+            "error": None,
             "corrections": self._correction_forms(cases, case_list, history, lang),
-            "typed": typed or {},
+            "typed": {},
         }
-        return self._render(request, "household.html", context, status=status)
 
     def _correction_forms(
         self, cases: Any, case_list: list[Any], history: list[RegisteredHousehold], lang: Language

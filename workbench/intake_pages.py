@@ -20,18 +20,20 @@ from serving.scoring import (
     score_registered_with_many,
 )
 from store.accounts import (
+    Account,
     WebSession,
 )
 from store.cases import (
     NOTE_MAX_LENGTH,
     open_case,
 )
+from store.offline import KEY_PATTERN, DuplicateSubmission, Receipt, receipt_of
 from store.register import (
     latest_households,
     registered_history,
     registered_household,
 )
-from survey.catalogue import label, message
+from survey.catalogue import Language, label, message
 from workbench.pages import (
     BAD_AMOUNT,
     HOUSEHOLD_ROLES,
@@ -49,6 +51,7 @@ from workbench.pushes import PushUnreadable, plan_push, read_push
 from workbench.security import (
     APP_PATH,
 )
+from workbench.submissions import KEY_FIELD, Taken
 
 
 class IntakePages(PageBase):
@@ -85,8 +88,34 @@ class IntakePages(PageBase):
 
     def _declare(self, request: Request, session: WebSession, form: Any) -> Response:
         account, lang = session.account, reader_language(request)
-        values = {name: form_field(form, name).strip() for name in ("household", "event", "amount", "note")}
-        values["household"] = values["household"][:SEARCH_MAX_LENGTH]
+        values = declaration_values(form)
+        key = form_field(form, KEY_FIELD)
+        receipt = (
+            Receipt(key, account.user_id, "declaration", str(account.county_id), values["household"])
+            if KEY_PATTERN.match(key) and values["household"]
+            else None
+        )
+        taken = self._declaration_of(account, values, lang, receipt, request.url.path)
+        if taken.outcome not in ("applied", "duplicate"):
+            return self._declaration_page(request, session, values, taken.message, status=taken.status)
+        return redirect_to(
+            f"{APP_PATH}/households/{account.county_id}/{values['household']}?done=declaration"
+        )
+
+    def _declaration_of(
+        self,
+        account: Account,
+        values: dict[str, str],
+        lang: Language,
+        receipt: Receipt | None = None,
+        path: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> Taken:
+        """A household's declaration taken by `account`: scored at once with what it declared and opened
+        as a case (or recorded on its open case); or every problem with it, in words. The form and a
+        phone's queued declarations (`workbench.offline_pages`) both come here."""
+        if receipt is not None and receipt_of(self.settings.engine, receipt.key) is not None:
+            return Taken("duplicate")  # sent again after a lost answer: applied already
         most = self.settings.models().predictor.policy.money_bounds.max_yearly_amount
         problems = []
         if values["event"] not in declared_events():
@@ -108,25 +137,33 @@ class IntakePages(PageBase):
             or not self._covers(account, county_id, history[-1].village_id)
         ):
             if values["household"]:
-                self._record(account, "declaration", False, county_id, values["household"], request.url.path)
+                self._record(account, "declaration", False, county_id, values["household"], path)
             problems.append(message("declaration.no_household", lang, household=values["household"]))
         if problems:
-            return self._declaration_page(request, session, values, " ".join(problems), status=400)
+            return Taken("refused", " ".join(problems), 400)
         latest = history[-1]
         changes = declared_changes(
             values["event"], amount if isinstance(amount, float) else None, latest_row(latest)
         )
         answer = score_registered_with(self.settings.models(), latest, changes, lang)
-        open_case(
-            self.settings.engine,
-            flag_of(answer, latest.village_id),
-            "declaration",
-            account.user_id,
-            role=account.role,
-            note=values["note"][:NOTE_MAX_LENGTH],
-            details={"event": values["event"], "amount": amount if isinstance(amount, float) else None},
-        )
-        return redirect_to(f"{APP_PATH}/households/{county_id}/{values['household']}?done=declaration")
+        try:
+            open_case(
+                self.settings.engine,
+                flag_of(answer, latest.village_id),
+                "declaration",
+                account.user_id,
+                role=account.role,
+                note=values["note"][:NOTE_MAX_LENGTH],
+                details={
+                    "event": values["event"],
+                    "amount": amount if isinstance(amount, float) else None,
+                    **(details or {}),
+                },
+                receipt=receipt,
+            )
+        except DuplicateSubmission:
+            return Taken("duplicate")
+        return Taken("applied")
 
     # ------------------------------------------------------------------------------------ department pushes
 
@@ -210,3 +247,10 @@ class IntakePages(PageBase):
         )
         result = message("push.result", lang, opened=opened, joined=joined, rejected=len(plan.problems))
         return self._render(request, "push.html", {**context, "result": result, "rejected": plan.problems})
+
+
+def declaration_values(form: Any) -> dict[str, str]:
+    """A declaration form's fields (or a queued copy's), trimmed."""
+    values = {name: form_field(form, name).strip() for name in ("household", "event", "amount", "note")}
+    values["household"] = values["household"][:SEARCH_MAX_LENGTH]
+    return values

@@ -40,7 +40,7 @@ from store.register import (
     county_places,
     township_of,
 )
-from survey.catalogue import Language, label, message
+from survey.catalogue import Language, catalogue_section, label, message
 from workbench.security import (
     APP_PATH,
     CSRF_FIELD,
@@ -204,30 +204,40 @@ class PageBase:
     def _render(
         self, request: Request, template: str, context: dict[str, Any], status: int = 200
     ) -> Response:
-        lang = reader_language(request)
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return self.templates.TemplateResponse(
+            request,
+            template,
+            self._page_context(context, reader_language(request), here),
+            status_code=status,
+        )
+
+    def _render_text(self, template: str, context: dict[str, Any], lang: Language, here: str) -> str:
+        """A page as text, as `_render` would answer it at `here` (the pages a phone keeps offline)."""
+        return self.templates.get_template(template).render(self._page_context(context, lang, here))
+
+    def _page_context(self, context: dict[str, Any], lang: Language, here: str) -> dict[str, Any]:
+        """What every page's template reads beside its own context: the words, the session's CSRF token,
+        the reader and what the offline script needs (`workbench.offline_pages`)."""
         session = context.get("session")
         other: Language = "en" if lang == "zh" else "zh"
 
         def t(name: str, **values: Any) -> str:
             return message(name, lang, **values)
 
-        return self.templates.TemplateResponse(
-            request,
-            template,
-            {
-                **context,
-                "t": t,
-                "lang": lang,
-                "html_lang": "zh-CN" if lang == "zh" else "en",
-                "other_lang": other,
-                "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
-                "app": APP_PATH,
-                "csrf_field": CSRF_FIELD,
-                "csrf_token": session.csrf_token if session is not None else "",
-                "role_label": label("role", session.account.role, lang) if session is not None else "",
-            },
-            status_code=status,
-        )
+        return {
+            **context,
+            "t": t,
+            "lang": lang,
+            "html_lang": "zh-CN" if lang == "zh" else "en",
+            "other_lang": other,
+            "here": here,
+            "app": APP_PATH,
+            "csrf_field": CSRF_FIELD,
+            "csrf_token": session.csrf_token if session is not None else "",
+            "role_label": label("role", session.account.role, lang) if session is not None else "",
+            "rendered_at": self.settings.clock().isoformat(timespec="seconds"),
+        }
 
     def _money_bound(self) -> float:
         return float(self.settings.models().predictor.policy.money_bounds.max_yearly_amount)
@@ -249,6 +259,16 @@ class PageBase:
         ):
             return self._refuse(request, session, str(case["county_id"]), str(case["household_id"]))
         return session, case
+
+
+def offline_texts(lang: Language) -> dict[str, Any]:
+    """The words the offline script shows (the catalogue's `offline` section and the steps' and
+    events' names), in the page's language: the script holds no words of its own."""
+    return {
+        **{name: texts[lang] for name, texts in catalogue_section("offline").items()},
+        "steps": {name: label("step", name, lang) for name in procedure_steps()},
+        "events": {name: texts[lang] for name, texts in catalogue_section("event").items()},
+    }
 
 
 def reader_language(request: Request) -> Language:

@@ -53,6 +53,8 @@ class WorkItem:
 
 
 WORKLIST_PAGE = 100
+OFFLINE_COPY = "offline_copy"
+"""The access log's action for a household page saved on a cadre's phone for offline use."""
 """Households listed per page (a county's worklist holds tens of thousands; search finds any one)."""
 
 
@@ -236,7 +238,12 @@ def household_view(
         ],
         cases=cases,
         viewers=[
-            message("page.audit_entry", lang, at=when(row["at"], zone), user=row["user_id"])
+            message(
+                "page.audit_offline_copy" if row.get("action") == OFFLINE_COPY else "page.audit_entry",
+                lang,
+                at=when(row["at"], zone),
+                user=row["user_id"],
+            )
             for row in viewers.to_dict("records")
         ],
     )

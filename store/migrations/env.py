@@ -10,10 +10,16 @@ from alembic import context
 
 import store.accounts
 import store.cases
+import store.offline
 import store.register_tables
 from store.database import VERSION_TABLE, Base
 
-MODELS = (store.accounts, store.cases, store.register_tables)  # every table of the history, on Base.metadata
+MODELS = (
+    store.accounts,
+    store.cases,
+    store.offline,
+    store.register_tables,
+)  # every table of the history, on Base.metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -72,7 +72,7 @@ def test_migrations_ship_inside_the_package() -> None:
     assert MIGRATIONS_DIR.parent == Path(__file__).resolve().parents[2] / "store"
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "versions" / "0001_flag_store.py").is_file()
-    assert head_revision() == "0011"
+    assert head_revision() == "0012"
 
 
 def test_migrated_schema_matches_the_models(empty_engine: Engine) -> None:
