@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 
 from _common import emit, peak_rss_mb, seconds
-from bench_workbench import PASSWORD, loaded_models, log_in
+from bench_workbench import PASSWORD, county_in_store, loaded_models, log_in
 
 CHUNK = 100
 
@@ -39,27 +39,13 @@ def main() -> None:
     from starlette.testclient import TestClient
 
     from features.policy import load_policy
-    from serving.batch import score_round
     from store.accounts import add_user
-    from store.cases import list_flags, upsert_flags
-    from store.database import create_schema, make_engine
-    from store.register import ingest_survey, read_register
-    from survey.simulate import CountySettings, simulate_county
-    from survey.validate import conform
+    from store.cases import list_flags
     from workbench.app import WorkbenchSettings, build_workbench
 
-    policy = load_policy()
-    models = loaded_models(policy)
-    settings = CountySettings(
-        households=arguments.households, villages=arguments.villages, rounds=3, seed=0, monte_carlo_draws=10
-    )
-    county = conform(simulate_county(settings))
+    models = loaded_models(load_policy())
     with tempfile.TemporaryDirectory(prefix="povrisk-bench-") as folder:
-        engine = make_engine(f"sqlite:///{Path(folder) / 'povrisk.db'}")
-        create_schema(engine)
-        ingest_survey(engine, county, "bench", source="bench", by="bench")
-        flags = score_round(models.predictor, conform(read_register(engine, "bench")), 2, lang="zh")
-        upsert_flags(engine, flags.assign(county_id="bench"))
+        engine, county, _, _ = county_in_store(Path(folder), arguments.households, arguments.villages, models)
         latest = county.households[county.households["round"] == 2]
         sizes = latest["village_id"].value_counts()
         village = str((sizes - 250).abs().idxmin())
@@ -75,7 +61,9 @@ def main() -> None:
             log_in(client, "bench.cadre")
             manifest = client.get("/app/offline/manifest").json()
             kept_bytes = sum(len(client.get(path).content) for path in manifest["pages"] + manifest["assets"])
-            bundle_s, bundle = seconds(lambda: client.get(manifest["bundles"][0]).json())
+            bundle_s, answer = seconds(lambda: client.get(manifest["bundles"][0]))
+            bundle = answer.json()
+            sent_bytes = int(answer.headers.get("content-length", len(answer.content)))
             pages = bundle["pages"]
             page_bytes = sum(len(html.encode()) for html in pages.values())
             emit(
@@ -86,6 +74,8 @@ def main() -> None:
                 household_pages_mb=round(page_bytes / 1e6, 3),
                 largest_page_kb=round(max(len(html.encode()) for html in pages.values()) / 1e3, 1),
                 bundle_seconds=round(bundle_s, 3),
+                bundle_sent_mb=round(sent_bytes / 1e6, 3),
+                bundle_encoding=answer.headers.get("content-encoding", "identity"),
                 budget_mb=5,
                 peak_rss_mb=peak_rss_mb(),
             )

@@ -82,6 +82,29 @@ def log_in(client: Any, user: str) -> None:
     client.post("/app/login", data={"username": user, "password": PASSWORD, "csrf_token": token})
 
 
+def county_in_store(folder: Path, households: int, villages: int, models: Any) -> tuple[Any, Any, Any, float]:
+    """A simulated county (3 rounds) ingested into a SQLite register in `folder`, its round 2 scored with
+    `models` and the flags written to the flag store: the engine, the county, the flags and the ingest's
+    seconds."""
+    from serving.batch import score_round
+    from store.cases import upsert_flags
+    from store.database import create_schema, make_engine
+    from store.register import ingest_survey, read_register
+    from survey.simulate import CountySettings, simulate_county
+    from survey.validate import conform
+
+    settings = CountySettings(
+        households=households, villages=villages, rounds=3, seed=0, monte_carlo_draws=10
+    )
+    county = conform(simulate_county(settings))
+    engine = make_engine(f"sqlite:///{folder / 'povrisk.db'}")
+    create_schema(engine)
+    ingest_s, _ = seconds(lambda: ingest_survey(engine, county, "bench", source="bench", by="bench"))
+    flags = score_round(models.predictor, conform(read_register(engine, "bench")), 2, lang="zh")
+    upsert_flags(engine, flags.assign(county_id="bench"))
+    return engine, county, flags, ingest_s
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--households", type=int, default=155_000)
@@ -93,27 +116,14 @@ def main() -> None:
     from starlette.testclient import TestClient
 
     from features.policy import load_policy
-    from serving.batch import score_round
     from store.accounts import add_user
-    from store.cases import upsert_flags
-    from store.database import create_schema, make_engine
-    from store.register import ingest_survey, read_register
-    from survey.simulate import CountySettings, simulate_county
-    from survey.validate import conform
     from workbench.app import WorkbenchSettings, build_workbench
 
-    policy = load_policy()
-    models = loaded_models(policy)
-    settings = CountySettings(
-        households=arguments.households, villages=arguments.villages, rounds=3, seed=0, monte_carlo_draws=10
-    )
-    county = conform(simulate_county(settings))
+    models = loaded_models(load_policy())
     with tempfile.TemporaryDirectory(prefix="povrisk-bench-") as folder:
-        engine = make_engine(f"sqlite:///{Path(folder) / 'povrisk.db'}")
-        create_schema(engine)
-        ingest_s, _ = seconds(lambda: ingest_survey(engine, county, "bench", source="bench", by="bench"))
-        flags = score_round(models.predictor, conform(read_register(engine, "bench")), 2, lang="zh")
-        upsert_flags(engine, flags.assign(county_id="bench"))
+        engine, county, flags, ingest_s = county_in_store(
+            Path(folder), arguments.households, arguments.villages, models
+        )
         latest = county.households[county.households["round"] == 2]
         sizes = latest["village_id"].value_counts()
         village = str((sizes - 250).abs().idxmin())

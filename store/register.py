@@ -537,24 +537,31 @@ def registered_history(
 ) -> list[RegisteredHousehold]:
     """The household as the register knows it at each round it was surveyed in (up to `up_to`), earliest
     first: what `registered_household` gives for each of those rounds, read in three queries."""
+    return registered_histories(engine, county_id, [household_id], up_to).get(str(household_id), [])
+
+
+def registered_histories(
+    engine: Engine, county_id: str, household_ids: Sequence[str], up_to: int | None = None
+) -> dict[str, list[RegisteredHousehold]]:
+    """`registered_history` of several households of a county (a village's pages, a phone's queued
+    visits), read in the same few queries as one: by household, those the register holds."""
+    wanted = list(dict.fromkeys(str(household) for household in household_ids))
     with engine.connect() as connection:
         versions = {
             r: version
             for r, version in _current_versions(connection, county_id).items()
             if up_to is None or r <= up_to
         }
-        households = _household_rows(connection, DATA_TABLES["households"], versions, household_id)
+        households = _household_rows(connection, DATA_TABLES["households"], versions, wanted)
         if households.empty:
-            return []
-        members = _household_rows(connection, DATA_TABLES["members"], versions, household_id)
-        corrections = read_amendments(
-            connection, [version["id"] for version in versions.values()], household_id
-        )
+            return {}
+        members = _household_rows(connection, DATA_TABLES["members"], versions, wanted)
+        corrections = read_amendments(connection, [version["id"] for version in versions.values()], wanted)
         amended, amended_members = apply_amendments(
             households, None if members.empty else members, corrections
         )
         households, members = amended, pd.DataFrame() if amended_members is None else amended_members
-        lived_in = dict(zip(households["round"].tolist(), households["village_id"].astype(str), strict=True))
+        lived_in = set(zip(households["round"].tolist(), households["village_id"].astype(str), strict=True))
         counts = connection.execute(
             select(
                 village_rounds.c[INGEST_KEY],
@@ -563,14 +570,44 @@ def registered_history(
                 village_rounds.c.answering_shocks,
                 village_rounds.c.with_shocks,
             ).where(
-                village_rounds.c[INGEST_KEY].in_([versions[r]["id"] for r in lived_in]),
-                village_rounds.c.village_id.in_(set(lived_in.values())),
+                village_rounds.c[INGEST_KEY].in_(sorted({versions[r]["id"] for r, _ in lived_in})),
+                village_rounds.c.village_id.in_(sorted({village for _, village in lived_in})),
             )
         ).all()
     village_counts = {
         (ingest_id, village): {"households": n, "answering_shocks": answering, "with_shocks": reporting}
         for ingest_id, village, n, answering, reporting in counts
     }
+    members_of = (
+        {
+            str(h): rows.reset_index(drop=True)
+            for h, rows in members.groupby("household_id", sort=False, observed=True)
+        }
+        if not members.empty
+        else {}
+    )
+    return {
+        str(household): _history_of(
+            county_id,
+            str(household),
+            rows.reset_index(drop=True),
+            members_of.get(str(household)),
+            versions,
+            village_counts,
+        )
+        for household, rows in households.groupby("household_id", sort=False, observed=True)
+    }
+
+
+def _history_of(
+    county_id: str,
+    household_id: str,
+    households: pd.DataFrame,
+    members: pd.DataFrame | None,
+    versions: dict[int, dict[str, Any]],
+    village_counts: dict[tuple[Any, str], dict[str, int]],
+) -> list[RegisteredHousehold]:
+    lived_in = dict(zip(households["round"].tolist(), households["village_id"].astype(str), strict=True))
     return [
         RegisteredHousehold(
             county_id=county_id,
@@ -579,7 +616,7 @@ def registered_history(
             village_id=village_id,
             households=households[households["round"] <= round_].reset_index(drop=True),
             members=None
-            if members.empty or not (members["round"] <= round_).any()
+            if members is None or not (members["round"] <= round_).any()
             else members[members["round"] <= round_].reset_index(drop=True),
             village_counts=village_counts.get((versions[round_]["id"], village_id)),
             ingest_id=int(versions[round_]["id"]),
@@ -617,9 +654,9 @@ def amended(registered: RegisteredHousehold, changes: Sequence[Amendment]) -> Re
 
 
 def _household_rows(
-    connection: Connection, table: Table, versions: dict[int, dict[str, Any]], household_id: str
+    connection: Connection, table: Table, versions: dict[int, dict[str, Any]], household_ids: Sequence[str]
 ) -> pd.DataFrame:
-    """One household's rows of `table` in the given versions, each as ingested, earlier rounds first:
+    """Some households' rows of `table` in the given versions, each as ingested, earlier rounds first:
     one query, and the dtypes restored once per layout (a service request reads five rounds)."""
     name = next(key for key, value in DATA_TABLES.items() if value is table)
     layouts = {
@@ -633,7 +670,7 @@ def _household_rows(
     key = [column for column in table.primary_key.columns if column.name != INGEST_KEY]
     result = connection.execute(
         select(table)
-        .where(table.c[INGEST_KEY].in_(list(round_of)), table.c.household_id == household_id)
+        .where(table.c[INGEST_KEY].in_(list(round_of)), table.c.household_id.in_(list(household_ids)))
         .order_by(*key)
     )
     stored = frame_of(result)

@@ -4,6 +4,7 @@ worklist and an imported sheet of field decisions (all or nothing).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -31,7 +32,7 @@ from store.cases import (
     set_statuses,
 )
 from store.offline import DuplicateSubmission, Receipt, receipt_of
-from store.register import amended, registered_history, round_members
+from store.register import amended, registered_histories, round_members
 from survey.catalogue import Language, label, message
 from workbench.bulk import StepRequest, plan_steps, sheet_requests
 from workbench.case_views import OBJECTION, case_state, refusal_text
@@ -51,6 +52,10 @@ from workbench.security import (
 )
 from workbench.submissions import StepAsked, Taken, form_receipt, step_asked
 from workbench.views import OPEN_STATUSES
+
+Found = tuple[Corrections | None, dict[str, Any]] | str
+"""What a visit found: its corrections of the register and what the history keeps of them, or what is
+wrong with them in words."""
 
 
 class CasePages(HouseholdPages):
@@ -79,39 +84,65 @@ class CasePages(HouseholdPages):
 
     def _visit_findings(
         self, case: dict[str, Any], step_name: str, fixes: dict[str, str], lang: Language
-    ) -> tuple[Corrections | None, dict[str, Any]] | str:
+    ) -> Found:
         """A visit's corrections of the register (the case's round) and the case scored with them, with
         what the step's history keeps of both; or what is wrong with them, in words."""
-        if not any(value.strip() for value in fixes.values()):
-            return None, {}
-        if step_name not in visit_corrections().steps:
-            return message("visit.not_a_visit", lang)
-        round_ = int(case["round"])
-        history = registered_history(
-            self.settings.engine, str(case["county_id"]), str(case["household_id"]), round_
-        )
-        if not history or history[-1].round != round_:
-            return message("visit.no_round", lang, round=round_)
-        registered = history[-1]
-        members = round_members(registered)
-        changes, problems = read_corrections(
-            fixes, latest_row(registered), members, lang, self._money_bound()
-        )
-        if problems:
-            return " ".join(problems)
-        if not changes:
-            return None, {}
-        models = self.settings.models()
-        before, after = score_registered_together(models, [registered, amended(registered, changes)], lang)
-        findings = {
-            "corrected": correction_details(changes, members),
-            "rescored": {
-                "poverty_risk": [before.poverty_risk, after.poverty_risk],
-                "relapse_risk": [before.relapse_risk, after.relapse_risk],
-            },
-        }
-        rescored = flag_of(after, registered.village_id)
-        return Corrections(ingest_id=registered.ingest_id, changes=changes, rescored=rescored), findings
+        return self._visits_found([(case, step_name, fixes)], lang)[0]
+
+    def _visits_found(
+        self, visits: Sequence[tuple[dict[str, Any], str, dict[str, str]]], lang: Language
+    ) -> list[Found]:
+        """`_visit_findings` of several visits (case, step, corrections: a phone's queue), with one
+        register read per county and one scoring pass for all."""
+        found: list[Found | None] = [None] * len(visits)
+        read: dict[str, list[int]] = {}
+        for at, (case, step_name, fixes) in enumerate(visits):
+            if not any(value.strip() for value in fixes.values()):
+                found[at] = (None, {})
+            elif step_name not in visit_corrections().steps:
+                found[at] = message("visit.not_a_visit", lang)
+            else:
+                read.setdefault(str(case["county_id"]), []).append(at)
+        pending = []
+        for county, ats in read.items():
+            histories = registered_histories(
+                self.settings.engine, county, [str(visits[at][0]["household_id"]) for at in ats]
+            )
+            for at in ats:
+                case, _, fixes = visits[at]
+                round_ = int(case["round"])
+                history = histories.get(str(case["household_id"]), [])
+                registered = next((one for one in history if one.round == round_), None)
+                if registered is None:
+                    found[at] = message("visit.no_round", lang, round=round_)
+                    continue
+                members = round_members(registered)
+                changes, problems = read_corrections(
+                    fixes, latest_row(registered), members, lang, self._money_bound()
+                )
+                if problems or not changes:
+                    found[at] = " ".join(problems) if problems else (None, {})
+                else:
+                    pending.append((at, registered, changes, members))
+        together = [
+            one for _, registered, changes, _ in pending for one in (registered, amended(registered, changes))
+        ]
+        scores = score_registered_together(self.settings.models(), together, lang) if together else []
+        for number, (at, registered, changes, members) in enumerate(pending):
+            before, after = scores[2 * number], scores[2 * number + 1]
+            findings = {
+                "corrected": correction_details(changes, members),
+                "rescored": {
+                    "poverty_risk": [before.poverty_risk, after.poverty_risk],
+                    "relapse_risk": [before.relapse_risk, after.relapse_risk],
+                },
+            }
+            rescored = flag_of(after, registered.village_id)
+            found[at] = (
+                Corrections(ingest_id=registered.ingest_id, changes=changes, rescored=rescored),
+                findings,
+            )
+        return [one if one is not None else (None, {}) for one in found]
 
     # ------------------------------------------------------------------------------------ cases
 
@@ -142,10 +173,12 @@ class CasePages(HouseholdPages):
         asked: StepAsked,
         lang: Language,
         receipt: Receipt | None = None,
+        found: Found | None = None,
     ) -> Taken:
         """Take `asked` on `case` for `account` (whose area covers it): applied, or why not in words
         (`conflict` when the case moved on since the version the person saw). The form and a phone's
-        queued submissions (`workbench.offline_pages`) both come here."""
+        queued submissions (`workbench.offline_pages`, their visits `found` together beforehand) both come
+        here."""
         if receipt is not None and receipt_of(self.settings.engine, receipt.key) is not None:
             return Taken("duplicate")  # sent again after a lost answer: applied already
         now = self.settings.clock()
@@ -160,7 +193,8 @@ class CasePages(HouseholdPages):
             )
             return Taken("refused", error, 409)
         notice_ends = notice_end(now, self._deadlines()) if step.starts_notice else None
-        found = self._visit_findings(case, step.name, asked.fixes, lang)
+        if found is None:
+            found = self._visit_findings(case, step.name, asked.fixes, lang)
         if isinstance(found, str):
             return Taken("refused", found, 400)
         corrections, findings = found

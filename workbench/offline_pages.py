@@ -16,8 +16,10 @@
 
 from __future__ import annotations
 
+import gzip
 import json
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
@@ -26,17 +28,17 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from monitoring.procedure import StepRefused, check_step
 from serving.scoring import score_registered_together
-from store.accounts import Account, record_access
+from store.accounts import Account, WebSession, record_access
 from store.cases import NOTE_MAX_LENGTH, FlagNotFound, add_case_note, flag_history, get_flag, list_flags
-from store.offline import DuplicateSubmission, Receipt, grant_account, issue_grant, revoke_grant
-from store.register import latest_households, registered_history
+from store.offline import DuplicateSubmission, Receipt, grant_account, issue_grant, receipt_of, revoke_grant
+from store.register import latest_households, registered_histories
 from survey.catalogue import LANGUAGES, Language, label, message
-from workbench.case_pages import CasePages
+from workbench.case_pages import CasePages, Found
 from workbench.case_views import SUPERSEDED, aware, case_state, step_text
 from workbench.intake_pages import IntakePages, declaration_values
 from workbench.pages import HERE, HOUSEHOLD_ROLES, offline_texts, reader_language
 from workbench.security import APP_PATH, tokens_match
-from workbench.submissions import BadSubmission, Queued, Taken, queued, queued_case, step_asked
+from workbench.submissions import BadSubmission, Queued, StepAsked, Taken, queued, queued_case, step_asked
 from workbench.views import OFFLINE_COPY, OPEN_STATUSES, worklist
 
 OFFLINE_ROLES = frozenset({"cadre"})
@@ -117,17 +119,21 @@ class OfflinePages(CasePages, IntakePages):
             return JSONResponse({"error": "outside the account's villages"}, status_code=403)
         pages = self._village_pages(session, village, reader_language(request))
         now = self.settings.clock()
-        return JSONResponse(
+        body = json.dumps(
             {"village": village, "synced_at": now.isoformat(timespec="seconds"), "pages": pages},
-            headers={"cache-control": "no-store"},
-        )
+            ensure_ascii=False,
+        ).encode()
+        headers = {"cache-control": "no-store", "vary": "accept-encoding"}
+        if "gzip" in request.headers.get("accept-encoding", ""):  # a weak signal: 2.6 MB of pages -> 0.15 MB
+            body, headers["content-encoding"] = gzip.compress(body, compresslevel=6), "gzip"
+        return Response(body, media_type="application/json", headers=headers)
 
-    def _village_pages(self, session: Any, village: str, lang: Language) -> dict[str, str]:
+    def _village_pages(self, session: WebSession, village: str, lang: Language) -> dict[str, str]:
         account, engine = session.account, self.settings.engine
         county = str(account.county_id)
         households = sorted(h for h, v in latest_households(engine, county).items() if v == village)
-        histories = [registered_history(engine, county, household) for household in households]
-        histories = [history for history in histories if history and history[-1].village_id == village]
+        read = registered_histories(engine, county, households)
+        histories = [read[h] for h in households if h in read and read[h][-1].village_id == village]
         everyone = [registered for history in histories for registered in history]
         scored = iter(score_registered_together(self.settings.models(), everyone, lang))
         scores = [[next(scored) for _ in history] for history in histories]
@@ -154,7 +160,7 @@ class OfflinePages(CasePages, IntakePages):
             own = cases[cases["household_id"] == household] if len(cases) else cases
             own_steps = steps[steps["flag_id"].isin(own["id"])] if len(steps) else steps
             context = self._household_context(session, history, household_scores, own, own_steps, lang)
-            path = f"{APP_PATH}/households/{county}/{household}"
+            path = f"{APP_PATH}/households/{quote(county, safe='')}/{quote(household, safe='')}"
             pages[path] = self._render_text("household.html", context, lang, path)
         return pages
 
@@ -164,8 +170,12 @@ class OfflinePages(CasePages, IntakePages):
             return JSONResponse({"error": "no session"}, status_code=401)
         if not tokens_match(session.csrf_token, request.headers.get(CSRF_HEADER)):
             return JSONResponse({"error": "the CSRF token is missing or wrong"}, status_code=403)
-        given = issue_grant(
-            self.settings.engine, session.account.user_id, self.settings.rules, now=self.settings.clock()
+        given = await run_in_threadpool(
+            issue_grant,
+            self.settings.engine,
+            session.account.user_id,
+            self.settings.rules,
+            self.settings.clock(),
         )
         return JSONResponse(
             {"user": given.user_id, "grant": given.token, "expires_at": given.expires_at.isoformat()},
@@ -197,15 +207,24 @@ class OfflinePages(CasePages, IntakePages):
         return JSONResponse({"results": results}, headers={"cache-control": "no-store"})
 
     def _sync_all(self, items: list[Any], lang: Language) -> list[dict[str, Any]]:
+        """Each submission admitted (its shape, its grant, its case in the sender's area, not sent
+        before), the visits among them that correct the register read and scored together, then each
+        applied in its own transaction."""
         accounts: dict[str, Account | None] = {}
+        admitted = [self._admit(item, lang, accounts) for item in items]
+        visits = [
+            (one.submission.key, (one.case, one.asked.step, one.asked.fixes))
+            for one in admitted
+            if isinstance(one, _Admitted) and one.submission.kind == "step" and one.case is not None
+        ]
+        found = self._visits_found([visit for _, visit in visits], lang)
+        found_for = {key: findings for (key, _), findings in zip(visits, found, strict=True)}
         results = []
-        for item in items:
+        for item, one in zip(items, admitted, strict=True):
+            taken = (
+                one if isinstance(one, Taken) else self._apply(one, lang, found_for.get(one.submission.key))
+            )
             key = item.get("key") if isinstance(item, dict) else None
-            try:
-                submission = queued(item)
-                taken = self._sync_one(submission, lang, accounts)
-            except BadSubmission as bad:
-                taken = Taken("refused", message("offline.bad_submission", lang, problem=str(bad)), 400)
             results.append(
                 {
                     "key": key if isinstance(key, str) else None,
@@ -216,12 +235,13 @@ class OfflinePages(CasePages, IntakePages):
             )
         return results
 
-    def _sync_one(
-        self,
-        submission: Queued,
-        lang: Language,
-        accounts: dict[str, Account | None],
-    ) -> Taken:
+    def _admit(self, item: Any, lang: Language, accounts: dict[str, Account | None]) -> _Admitted | Taken:
+        """A queued submission ready to apply, or the answer it gets without being applied."""
+        try:
+            submission = queued(item)
+            case_id = None if submission.kind == "declaration" else queued_case(submission)
+        except BadSubmission as bad:
+            return Taken("refused", message("offline.bad_submission", lang, problem=str(bad)), 400)
         if submission.grant not in accounts:
             accounts[submission.grant] = grant_account(
                 self.settings.engine, submission.grant, self.settings.clock()
@@ -229,7 +249,23 @@ class OfflinePages(CasePages, IntakePages):
         account = accounts[submission.grant]
         if account is None or account.user_id != submission.user:
             return Taken("unauthorised", message("offline.grant_ended", lang, user=submission.user), 401)
-        if submission.kind == "declaration":
+        if receipt_of(self.settings.engine, submission.key) is not None:
+            return Taken("duplicate")
+        asked = step_asked(submission.fields, submission.made_at)
+        if case_id is None:
+            return _Admitted(submission, account, None, asked)
+        case = get_flag(self.settings.engine, case_id)
+        if case is None:
+            return Taken("refused", message("offline.no_case", lang, case=case_id), 404)
+        county, household = str(case["county_id"]), str(case["household_id"])
+        if account.role not in HOUSEHOLD_ROLES or not self._covers(account, county, str(case["village_id"])):
+            self._record(account, "sync", False, county, household, f"{APP_PATH}/sync", "outside the area")
+            return Taken("forbidden", message("offline.forbidden", lang, user=account.user_id), 403)
+        return _Admitted(submission, account, case, asked)
+
+    def _apply(self, admitted: _Admitted, lang: Language, found: Found | None) -> Taken:
+        submission, account, case, asked = admitted
+        if case is None:
             values = declaration_values(submission.fields)
             receipt = Receipt(
                 submission.key,
@@ -242,25 +278,21 @@ class OfflinePages(CasePages, IntakePages):
             return self._declaration_of(
                 account, values, lang, receipt, f"{APP_PATH}/sync", details=_offline_details(submission)
             )
-        case_id = queued_case(submission)
-        case = get_flag(self.settings.engine, case_id)
-        if case is None:
-            return Taken("refused", message("offline.no_case", lang, case=case_id), 404)
-        county, household = str(case["county_id"]), str(case["household_id"])
-        if account.role not in HOUSEHOLD_ROLES or not self._covers(account, county, str(case["village_id"])):
-            self._record(account, "sync", False, county, household, f"{APP_PATH}/sync", "outside the area")
-            return Taken("forbidden", message("offline.forbidden", lang, user=account.user_id), 403)
         receipt = Receipt(
-            submission.key, account.user_id, submission.kind, county, household, submission.made_at
+            submission.key,
+            account.user_id,
+            submission.kind,
+            str(case["county_id"]),
+            str(case["household_id"]),
+            submission.made_at,
         )
-        asked = step_asked(submission.fields, submission.made_at)
         if submission.kind == "note":
             return self._superseded_note(account, case, asked, receipt)
-        taken = self._step_on_case(account, case, asked, lang, receipt)
+        taken = self._step_on_case(account, case, asked, lang, receipt, found)
         if taken.outcome != "conflict":
             return taken
         return Taken(
-            "conflict", taken.message, 409, self._conflict(account, case_id, asked, submission, lang)
+            "conflict", taken.message, 409, self._conflict(account, int(case["id"]), asked, submission, lang)
         )
 
     def _superseded_note(self, account: Account, case: dict[str, Any], asked: Any, receipt: Receipt) -> Taken:
@@ -310,6 +342,15 @@ class OfflinePages(CasePages, IntakePages):
             "can_apply": fits,
             "cannot_apply": "" if fits else message("offline.cannot_apply_mine", lang, status=status),
         }
+
+
+class _Admitted(NamedTuple):
+    """A queued submission admitted: whose it is, its case (None for a declaration), what it asks."""
+
+    submission: Queued
+    account: Account
+    case: dict[str, Any] | None
+    asked: StepAsked
 
 
 def _offline_details(submission: Queued) -> dict[str, Any]:

@@ -18,7 +18,14 @@ from store.amendments import (
     household_amendments,
     write_amendments,
 )
-from store.register import amended, ingest_survey, read_register, registered_household
+from store.register import (
+    amended,
+    ingest_survey,
+    read_register,
+    registered_histories,
+    registered_history,
+    registered_household,
+)
 from survey.io import Survey
 from survey.simulate import CountySettings, simulate_county
 
@@ -144,3 +151,28 @@ def test_a_field_the_rows_lack_becomes_a_column() -> None:
     assert households["medical_insurance"].isna().tolist() == [True, False]
     assert households.loc[1, "medical_insurance"] == 0.0
     assert "medical_insurance" not in rows.columns  # the caller's frame is left alone
+
+
+def test_many_households_read_together_equal_each_read_alone(engine: Engine, county: Survey) -> None:
+    """`registered_histories` (a village's pages, a phone's queued visits) reads what
+    `registered_history` reads for each household, amendments and members who left included."""
+    ingest_survey(engine, county, "C1", source="test", by="test")
+    households = county.households["household_id"].astype(str).unique().tolist()
+    member = str(county.members.loc[county.members["household_id"] == households[1], "member_id"].iloc[-1])
+    _amend(engine, households[0], 1, [Amendment("income_wages", 777.0)])
+    _amend(engine, households[1], 1, [Amendment(LEFT_HOUSEHOLD, True, member_id=member)])
+    chosen = [households[1], households[0], *households[5:40], "NOT-REGISTERED"]
+    together = registered_histories(engine, "C1", chosen, up_to=1)
+    assert set(together) == set(chosen) - {"NOT-REGISTERED"}
+    for household in chosen[:-1]:
+        alone = registered_history(engine, "C1", household, 1)
+        assert [(r.round, r.village_id, r.ingest_id, r.village_counts) for r in together[household]] == [
+            (r.round, r.village_id, r.ingest_id, r.village_counts) for r in alone
+        ]
+        for mine, single in zip(together[household], alone, strict=True):
+            pd.testing.assert_frame_equal(mine.households, single.households)
+            if single.members is None:
+                assert mine.members is None
+            else:
+                pd.testing.assert_frame_equal(mine.members, single.members)
+    assert together[households[0]][-1].households["income_wages"].iloc[-1] == 777.0

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 from store.accounts import access_entries, set_disabled
-from store.cases import flag_history, list_flags
+from store.cases import flag_history, list_flags, upsert_flags
 from store.offline import receipts
 from workbench.offline_pages import CSRF_HEADER
 
@@ -88,7 +88,9 @@ def test_a_cadres_phone_keeps_her_villages_and_nothing_else(
     manifest = client.get("/app/offline/manifest").json()
     assert manifest["villages"] == list(CADRE_VILLAGES)
     assert manifest["bundles"] == [f"/app/offline/villages/{village}" for village in CADRE_VILLAGES]
-    bundle = client.get(manifest["bundles"][0]).json()
+    answer = client.get(manifest["bundles"][0], headers={"accept-encoding": "gzip"})
+    assert answer.headers["content-encoding"] == "gzip"  # a weak signal carries a tenth of the bytes
+    bundle = answer.json()
     households = {path.rsplit("/", 1)[1] for path in bundle["pages"]}
     flags = list_flags(store_engine, county=COUNTY, round=2)
     assert households and all(path.startswith(f"/app/households/{COUNTY}/") for path in bundle["pages"])
@@ -221,3 +223,29 @@ def test_a_queued_declaration_opens_a_case_once_and_a_revoked_grant_sends_nothin
     client.post("/app/offline/grant/revoke", json={"grant": grant})
     again = _submission(grant, "declaration", {**fields, "note": "after revoking"})
     assert [r["outcome"] for r in _sync(client, again)] == ["unauthorised"]
+
+
+def test_a_step_that_still_fits_is_taken_on_the_new_version_when_she_chooses_hers(
+    as_user: Callable[[str], TestClient], store_engine: Engine
+) -> None:
+    """Batch scoring refreshed the case while her visit waited on the phone (its version moved on, its
+    status did not): her visit comes back as a conflict that she may still take, and taking it on the
+    version she was shown lands."""
+    cadre = as_user("li.cadre")
+    grant = _grant(cadre)
+    household = _fresh(store_engine, 5)
+    seen = _case_form(cadre, household)
+    stored = list_flags(store_engine, county=COUNTY, household=household)
+    rescored = stored.rename(columns={"reasons": "reasons_json"}).assign(
+        poverty_risk=stored["poverty_risk"] * 0.9, county_id=COUNTY
+    )
+    upsert_flags(store_engine, rescored)
+    (answer,) = _sync(cadre, _submission(grant, "step", {**seen, "step": "visit_at_risk", "note": "mine"}))
+    assert answer["outcome"] == "conflict" and answer["conflict"]["can_apply"] is True
+    conflict = answer["conflict"]
+    assert conflict["version"] > int(seen["version"]) and conflict["status"] == "flagged"
+    mine = {**seen, "version": str(conflict["version"]), "status": conflict["status"]}
+    taken = _submission(grant, "step", {**mine, "step": "visit_at_risk", "note": "mine"})
+    assert [r["outcome"] for r in _sync(cadre, taken)] == ["applied"]
+    history = flag_history(store_engine, int(seen["case"]))
+    assert (history["note"] == "mine").sum() == 1 and history["to_status"].iloc[-1] == "verified"

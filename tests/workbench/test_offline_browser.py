@@ -162,7 +162,8 @@ def test_a_visit_and_a_declaration_recorded_offline_reach_the_server_once(
         assert "离线记录于" in cadre.page.locator("#cases").inner_text()
         assert "按更正后的情况重新评估" in cadre.page.locator("#cases").inner_text()  # scored on arrival
 
-        replayed = queued[0]  # the same submission again (a retry after a lost answer)
+        # the same visit sent again (a retry after a lost answer)
+        replayed = next(item for item in queued if item["fields"].get("note") == "离线入户：户主务工中断")
         cadre.page.evaluate("async (item) => await self.povriskStore.put('queue', item)", replayed)
         cadre.page.reload()
         _queue_emptied(cadre)
