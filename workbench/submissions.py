@@ -25,8 +25,6 @@ from workbench.corrections import FIELD_PREFIX
 Outcome = Literal["applied", "duplicate", "conflict", "refused", "forbidden", "unauthorised"]
 KEY_FIELD = "submission_key"
 """The form field (filled by the page's script) holding a submission's idempotency key."""
-SEEN_FIELD = "rendered_at"
-"""The form field holding when the page the person acted on was made (what she saw)."""
 MOST_FIELDS = 200
 MOST_FIELD_LENGTH = 2_000
 

@@ -266,7 +266,7 @@
     const queue = (await store.all("queue")).sort((a, b) => a.made_at.localeCompare(b.made_at));
     const synced = await store.get("meta", "synced");
     const parts = [navigator.onLine ? say("online") : say("offline")];
-    parts.push(synced && synced.user === user ? say("synced", { time: moment(synced.at) }) : say("never_synced"));
+    if (role === "cadre") parts.push(synced && synced.user === user ? say("synced", { time: moment(synced.at) }) : say("never_synced"));
     if (!navigator.onLine && body.dataset.renderedAt) parts.push(say("page_from", { time: moment(body.dataset.renderedAt) }));
     if (queue.length) parts.push(say("waiting_count", { count: queue.length }));
     if (user || queue.length) showState(parts.join(" · "));
