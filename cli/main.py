@@ -209,6 +209,17 @@ def simulate(
     draws: Annotated[
         int, typer.Option(min=10, help="Monte Carlo draws for the true next-round poverty probability.")
     ] = 200,
+    counties: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=999,
+            help="Make a province of this many counties instead (each of --households households and "
+            "--villages villages, its income level and trend drawn around the seed county's), written as a "
+            "Parquet dataset partitioned by county and round (DIR/households/county_id=C001/round=0/...); "
+            "`ingest DIR --county C001` takes one county of it into the register.",
+        ),
+    ] = None,
     export: Annotated[
         Export | None,
         typer.Option(
@@ -226,6 +237,7 @@ def simulate(
     from survey.archive_card import archive_card_folders
     from survey.continuation import MANIFEST_FILE, manifest_for
     from survey.io import write_survey
+    from survey.province import ProvinceSettings
     from survey.simulate import CountySettings, simulate_county
 
     if (out is None) == (continue_from is None):
@@ -236,6 +248,10 @@ def simulate(
     assert out is not None
     if rounds < 2:
         raise _fail(f"a simulated county needs at least 2 rounds, got --rounds {rounds}")
+    if counties is not None and export is not None:
+        raise _fail(
+            "--export writes one county's workbooks; a province (--counties) is written as Parquet only"
+        )
     settings = CountySettings(
         households=households,
         villages=min(villages, households),
@@ -245,6 +261,9 @@ def simulate(
         first_year=first_year,
         monte_carlo_draws=draws,
     )
+    if counties is not None:
+        _simulate_province(ProvinceSettings(counties=counties, county=settings), out)
+        return
     county = simulate_county(settings)
     write_survey(
         county,
@@ -255,6 +274,25 @@ def simulate(
     console.print(
         f"wrote {len(county.households):,} household rows "
         f"({households:,} households x {rounds} rounds) to {out}"
+    )
+
+
+def _simulate_province(settings: Any, out: Path) -> None:
+    """`simulate --counties N`: the counties one at a time, each announced as it is written."""
+    from survey.province import write_province
+
+    written = write_province(
+        settings,
+        out,
+        progress=lambda county, survey: console.print(
+            f"  {county.county_id}: {len(survey.households):,} household rows, income level "
+            f"{county.level:.2f}x, trend {county.trend:+.3f} a year"
+        ),
+    )
+    households = settings.counties * settings.county.households
+    console.print(
+        f"wrote a province of {len(written)} counties ({households:,} households x {settings.county.rounds} "
+        f"rounds) to {out}"
     )
 
 
@@ -906,11 +944,12 @@ def ingest(
     from store.database import create_schema, db_url, make_engine
     from store.register import RegisterError, ingest_survey
     from survey.io import SurveyReadError, read_survey, survey_hash
+    from survey.province import is_province, read_province_county
     from survey.validate import SurveyInvalid
 
     policy, policy_file = _policy(policy_option)
     try:
-        survey = read_survey(data)
+        survey = read_province_county(data, county) if is_province(data) else read_survey(data)
     except SurveyReadError as error:
         raise _fail(str(error)) from error
     engine = make_engine(db_url())

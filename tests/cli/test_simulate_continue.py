@@ -91,3 +91,22 @@ def test_conflicting_options_are_refused(tmp_path: Path, arguments: tuple[str, .
 
     assert code == 1 and named in output
     assert not folder.exists() and not other.exists()
+
+
+def test_a_province_is_simulated_and_ingested_county_by_county(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POVRISK_DB_URL", f"sqlite:///{tmp_path / 'register.db'}")
+    province = tmp_path / "province"
+    code, output = invoke("simulate", "--out", str(province), *SIZE, "--rounds", "2", "--counties", "2")
+    assert code == 0, output
+    assert "C002:" in output and "a province of 2 counties" in output
+    code, output = invoke("ingest", str(province), "--county", "C002")
+    assert code == 0, output
+    assert "county C002 round 1: added; 300 households" in output
+    code, output = invoke("ingest", str(province), "--county", "C007")
+    assert code == 1 and "no county 'C007'" in output
+    code, output = invoke(
+        "simulate", "--out", str(tmp_path / "x"), *SIZE, "--counties", "2", "--export", "xlsx"
+    )
+    assert code == 1 and "--export" in output
