@@ -52,6 +52,11 @@ class Language(StrEnum):
     en = "en"
 
 
+class ScoringEngine(StrEnum):
+    local = "local"
+    dask = "dask"
+
+
 def _database_error_line(error: Exception) -> str:
     """What the database said, on one line: no SQL, no parameters, no password of a URL."""
     from survey.text import printable, redact_credentials
@@ -614,6 +619,23 @@ def score(
     data: DataFolder = None,
     county: CountyOption = None,
     policy_option: PolicyFile = None,
+    engine: Annotated[
+        ScoringEngine,
+        typer.Option(
+            help="dask: score a province's round on a Dask cluster, part by part (the register's counties: "
+            "--county C1,C2 or every county it holds); --out is then a folder of flag-list parts."
+        ),
+    ] = ScoringEngine.local,
+    scheduler: Annotated[
+        str | None, typer.Option(help="With --engine dask: a running scheduler's address (tcp://HOST:8786).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="With --engine dask: start a local cluster of this many workers."),
+    ] = None,
+    part_households: Annotated[
+        int, typer.Option(min=100, help="With --engine dask: about this many households a part (a task).")
+    ] = 20_000,
 ) -> None:
     """Score a round with the champions; write the flag list by village and record it in the flag store.
 
@@ -627,6 +649,15 @@ def score(
     from serving.batch import score_round
     from training.tracking import load_champion_predictor
 
+    if engine is ScoringEngine.dask:
+        if data is not None:
+            raise _fail(
+                "--engine dask scores the register's counties (--county, or every county); not --data"
+            )
+        _score_on_cluster(round_, out, lang.value, county, policy_option, scheduler, workers, part_households)
+        return
+    if scheduler is not None or workers is not None:
+        raise _fail("--scheduler and --workers go with --engine dask")
     outputs = [out.with_suffix(".csv"), out.with_suffix(".parquet")]
     try:
         for path in (out, *outputs):
@@ -652,6 +683,79 @@ def score(
     )
     if recorded is not None:
         console.print(recorded, markup=False, soft_wrap=True)
+
+
+def _score_on_cluster(
+    round_: int,
+    out: Path,
+    lang: str,
+    counties: str | None,
+    policy_option: Path | None,
+    scheduler: str | None,
+    workers: int | None,
+    part_households: int,
+) -> None:
+    """`score --engine dask`: the round of the register's counties in parts on a Dask cluster; each part's
+    flags written to the flag store and to OUT/county_id=C/part-*.parquet by the worker that scored it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from sqlalchemy.engine import make_url
+
+    from features.policy import PolicyError
+    from serving.province import Job, cluster, plan_parts, score_province
+    from store.database import create_schema, db_url, make_engine
+    from store.register import RegisterError, register_rounds, village_sizes
+    from training.tracking import champion_versions, load_predictor_versions, tracking_uri
+
+    if (scheduler is None) == (workers is None):
+        raise _fail(
+            "--engine dask needs --scheduler ADDRESS (a running cluster) or --workers N (a local one)"
+        )
+    policy, policy_file = _policy(policy_option)
+    url = make_url(db_url())
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).is_absolute():
+        url = url.set(database=str(Path(url.database).resolve()))  # the workers may start elsewhere
+    register = make_engine(url.render_as_string(hide_password=False))
+    create_schema(register)
+    held = register_rounds(register)
+    names = counties.split(",") if counties else sorted(set(held["county_id"].astype(str)))
+    try:
+        sizes = {name: village_sizes(register, name, round_) for name in names}
+        versions = champion_versions()
+        load_predictor_versions(versions, policy)  # refused here, not on every worker
+    except (RegisterError, LookupError, PolicyError) as error:
+        raise _fail(str(error)) from error
+    finally:
+        register.dispose()
+    parts = plan_parts(sizes, part_households)
+    job = Job(
+        round=round_,
+        db_url=url.render_as_string(hide_password=False),
+        tracking_uri=tracking_uri(),
+        versions=tuple(sorted(versions.items())),
+        policy_file=str(policy_file),
+        lang=lang,
+        out=str(out.resolve()),
+    )
+    households = sum(part.households for part in parts)
+    for name in ("distributed", "tornado"):  # the cluster's own chatter; the bar and the summary say it
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with cluster(scheduler, workers) as client:
+        console.print(f"Dask dashboard: {client.dashboard_link}")
+        console.print(
+            f"round {round_} of {len(names)} counties: {households:,} households in {len(parts)} parts, "
+            f"models {', '.join(f'{task} v{version}' for task, version in job.versions)}"
+        )
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("parts scored", total=len(parts))
+            scored = score_province(client, parts, job, progress=lambda _: bar.advance(task))
+    flagged = sum(one.flagged for one in scored)
+    inserted, updated = sum(one.inserted for one in scored), sum(one.updated for one in scored)
+    unchanged = sum(one.unchanged for one in scored)
+    console.print(
+        f"{flagged:,} of {households:,} households flagged in round {round_}; flag store: {inserted:,} new, "
+        f"{updated:,} updated, {unchanged:,} unchanged; flag lists in {out}/county_id=*/"
+    )
 
 
 def _record_flags(flags: Any) -> str:

@@ -552,15 +552,9 @@ def registered_histories(
             for r, version in _current_versions(connection, county_id).items()
             if up_to is None or r <= up_to
         }
-        households = _household_rows(connection, DATA_TABLES["households"], versions, wanted)
+        households, members = _amended_rows(connection, versions, wanted)
         if households.empty:
             return {}
-        members = _household_rows(connection, DATA_TABLES["members"], versions, wanted)
-        corrections = read_amendments(connection, [version["id"] for version in versions.values()], wanted)
-        amended, amended_members = apply_amendments(
-            households, None if members.empty else members, corrections
-        )
-        households, members = amended, pd.DataFrame() if amended_members is None else amended_members
         lived_in = set(zip(households["round"].tolist(), households["village_id"].astype(str), strict=True))
         counts = connection.execute(
             select(
@@ -597,6 +591,74 @@ def registered_histories(
         )
         for household, rows in households.groupby("household_id", sort=False, observed=True)
     }
+
+
+def _amended_rows(
+    connection: Connection, versions: dict[int, dict[str, Any]], household_ids: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Some households' rows (households, members: empty when none) in the given versions, with the
+    facts people corrected since laid over them."""
+    households = _household_rows(connection, DATA_TABLES["households"], versions, household_ids)
+    if households.empty:
+        return households, pd.DataFrame()
+    members = _household_rows(connection, DATA_TABLES["members"], versions, household_ids)
+    corrections = read_amendments(connection, [version["id"] for version in versions.values()], household_ids)
+    amended, amended_members = apply_amendments(households, None if members.empty else members, corrections)
+    return amended, pd.DataFrame() if amended_members is None else amended_members
+
+
+def village_sizes(engine: Engine, county_id: str, round_: int) -> dict[str, int]:
+    """Households per village in the county's round, from the register's village counts (the size of
+    each part a province's round is scored in); `RegisterError` when the register lacks the round."""
+    with engine.connect() as connection:
+        version = _current_versions(connection, county_id).get(round_)
+        if version is None:
+            raise RegisterError(f"the register holds no round {round_} of county {county_id}")
+        rows = connection.execute(
+            select(village_rounds.c.village_id, village_rounds.c.households)
+            .where(village_rounds.c[INGEST_KEY] == version["id"])
+            .order_by(village_rounds.c.village_id)
+        ).all()
+    return {str(village): int(households) for village, households in rows}
+
+
+def read_register_villages(engine: Engine, county_id: str, round_: int, villages: Sequence[str]) -> Survey:
+    """The households living in `villages` in the county's round `round_`, with their rows of that round
+    and of the rounds before (amended, as `read_register` gives them): what scoring that round needs of
+    them. Every household of those villages is in, so their context in the round is the one the whole
+    county gives; a household's earlier rows elsewhere come along as its history. `RegisterError` when
+    the register lacks the round."""
+    with engine.connect() as connection:
+        versions = {r: v for r, v in _current_versions(connection, county_id).items() if r <= round_}
+        if round_ not in versions:
+            raise RegisterError(f"the register holds no round {round_} of county {county_id}")
+        table = DATA_TABLES["households"]
+        ids = connection.execute(
+            select(table.c.household_id)
+            .where(table.c[INGEST_KEY] == versions[round_]["id"], table.c.village_id.in_(list(villages)))
+            .order_by(table.c.household_id)
+        ).scalars()
+        households, members = _amended_rows(connection, versions, [str(one) for one in ids])
+        version = versions[round_]
+        layout = json.loads(version["layout"]).get("villages")
+        places = (
+            None
+            if layout is None
+            else _read_table(connection, DATA_TABLES["villages"], int(version["id"]), round_, layout)
+        )
+    if households.empty:
+        return Survey(households=households)
+    households = households.sort_values(["round", "household_id"], kind="stable").reset_index(drop=True)
+    if not members.empty:
+        members = members.sort_values(["round", "household_id", "member_id"], kind="stable").reset_index(
+            drop=True
+        )
+    chosen = (
+        None
+        if places is None
+        else places[places["village_id"].astype(str).isin(villages)].reset_index(drop=True)
+    )
+    return Survey(households=households, members=None if members.empty else members, villages=chosen)
 
 
 def _history_of(

@@ -797,16 +797,43 @@ def load_champion_predictor(policy: Policy | None = None) -> RiskPredictor:
 
     Raises `LookupError` when neither task has a champion.
     """
-    policy = policy or load_policy()
+    return load_predictor_versions(champion_versions(), policy)
+
+
+def champion_versions() -> dict[str, str]:
+    """Each task's champion version now (tasks without one left out); `LookupError` when none has one.
+    What a province's workers load (`load_predictor_versions`), so that every part of a round is scored
+    by the same models even if a champion moves meanwhile."""
     client = _client()
-    models: dict[str, TaskModel | None] = {}
-    for task in TASKS:
-        has_champion = _alias_version(client, task, CHAMPION) is not None
-        models[task] = load_champion(task) if has_champion else None
-    if not any(models.values()):
+    versions = {
+        task: str(version.version)
+        for task in TASKS
+        if (version := _alias_version(client, task, CHAMPION)) is not None
+    }
+    if not versions:
         raise LookupError(
             f"no champion for any task in the MLflow registry at {tracking_uri()}; promote one first"
         )
+    return versions
+
+
+def load_predictor_versions(versions: Mapping[str, str], policy: Policy | None = None) -> RiskPredictor:
+    """A RiskPredictor of these registered versions (task -> version), checked as the champions are:
+    complete logged files (`IncompleteModel`) and trained under the policy in force (`PolicyError`)."""
+    policy = policy or load_policy()
+    client = _client()
+    models: dict[str, TaskModel | None] = {task: None for task in TASKS}
+    for task, number in versions.items():
+        name = registered_name(task)
+        version = client.get_model_version(name, str(number))
+        problems = version_problems(client, version)
+        if problems:
+            raise IncompleteModel(
+                f"{name} (version {number}) cannot be loaded: {'; '.join(problems)}; "
+                "promote a complete version"
+            )
+        with quiet_mlflow():
+            models[task] = load_task_model(f"models:/{name}/{number}")
     for task, model in models.items():
         if model is not None and model.policy_version and model.policy_version != policy.version:
             raise PolicyError(

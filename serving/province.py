@@ -1,0 +1,211 @@
+"""A province's round scored on a Dask cluster (`dask.distributed`), part by part, never in one process.
+
+A round is cut into parts: a county's villages in order, in blocks of about `households_per_part`
+households (`plan_parts`, from the register's village counts). Each part is one task on a worker
+(`score_part`): it reads its households from the register (`store.register.read_register_villages`: every
+household of its villages in the round, with their earlier rounds), scores them with the same pinned model
+versions as every other part (features with history, both models, categories, causes, reasons for the
+flagged: `serving.batch.score_round`, the single-machine path), writes its flags to the register's database
+in one idempotent bulk write (`store.cases.upsert_flags`, keyed by county, household and round) and, with
+an output folder, its flag list as one Parquet file named by the part. A part retried after its worker
+died writes nothing twice: the flags it wrote are found unchanged, the file is written again whole.
+
+The workers reach the register's database (`POVRISK_DB_URL`: PostgreSQL on a cluster) and the MLflow
+registry (`MLFLOW_TRACKING_URI`) themselves: the client sends them addresses, never data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from features.policy import load_policy
+from serving.batch import score_round
+from store.cases import upsert_flags
+from store.database import make_engine
+from store.register import read_register_villages
+from survey.validate import conform
+
+HOUSEHOLDS_PER_PART = 20_000
+"""About this many households a task: a part's frames stay far below a worker's memory."""
+RETRIES = 3
+
+
+@dataclass(frozen=True)
+class Part:
+    """A county's villages scored together in one task."""
+
+    county_id: str
+    villages: tuple[str, ...]
+    households: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.county_id}-{self.villages[0]}-{self.villages[-1]}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every part of a round needs, sent to the workers: addresses and names, no data."""
+
+    round: int
+    db_url: str
+    tracking_uri: str
+    versions: tuple[tuple[str, str], ...]
+    """(task, registered version) of each model: every part is scored by the same ones."""
+    policy_file: str | None = None
+    lang: str = "zh"
+    out: str | None = None
+    """A folder the workers can write to (shared), for the flag list's parts; None writes none."""
+
+
+@dataclass(frozen=True)
+class PartScored:
+    """What one part came to (small: the client gathers these, never flags)."""
+
+    part: str
+    county_id: str
+    households: int
+    flagged: int
+    inserted: int
+    updated: int
+    unchanged: int
+    seconds: float
+    peak_rss_mb: float
+    worker: str
+
+
+def plan_parts(
+    village_sizes: Mapping[str, Mapping[str, int]], households_per_part: int = HOUSEHOLDS_PER_PART
+) -> list[Part]:
+    """The parts of a round: each county's villages in order, cut into blocks of at least one village and
+    about `households_per_part` households (`village_sizes`: county -> village -> households). Pure."""
+    if households_per_part < 1:
+        raise ValueError(f"households_per_part must be at least 1, got {households_per_part}")
+    parts = []
+    for county_id, sizes in village_sizes.items():
+        block: list[str] = []
+        total = 0
+        for village, size in sizes.items():
+            if block and total + size > households_per_part:
+                parts.append(Part(county_id, tuple(block), total))
+                block, total = [], 0
+            block.append(village)
+            total += size
+        if block:
+            parts.append(Part(county_id, tuple(block), total))
+    return parts
+
+
+def score_part(part: Part, job: Job) -> PartScored:
+    """Score one part on this worker and write its flags (see the module docstring)."""
+    started = time.perf_counter()
+    engine = _engine(job.db_url)
+    predictor = _predictor(job.tracking_uri, job.versions, job.policy_file)
+    survey = read_register_villages(engine, part.county_id, job.round, part.villages)
+    flags = score_round(predictor, conform(survey), job.round, lang=job.lang)  # type: ignore[arg-type]
+    flags = flags.assign(county_id=part.county_id)
+    if job.out is not None:
+        _write_part(flags, Path(job.out), part)
+    written = upsert_flags(engine, flags)
+    return PartScored(
+        part=part.name,
+        county_id=part.county_id,
+        households=int((survey.households["round"] == job.round).sum()),
+        flagged=len(flags),
+        inserted=written.inserted,
+        updated=written.updated,
+        unchanged=written.unchanged,
+        seconds=round(time.perf_counter() - started, 3),
+        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+    )
+
+
+def score_province(
+    client: Any,
+    parts: Sequence[Part],
+    job: Job,
+    progress: Callable[[PartScored], None] | None = None,
+) -> list[PartScored]:
+    """Every part scored on the cluster `client` is connected to (retried on another worker when one dies),
+    in the order they finish; `progress` hears of each."""
+    from distributed import as_completed
+
+    futures = client.map(
+        score_part,
+        list(parts),
+        job=job,
+        key=[f"povrisk-score-{job.round}-{part.name}" for part in parts],
+        retries=RETRIES,
+        pure=False,
+    )
+    done = []
+    for future in as_completed(futures):
+        scored = future.result()
+        done.append(scored)
+        if progress is not None:
+            progress(scored)
+    return done
+
+
+def _write_part(flags: Any, folder: Path, part: Part) -> None:
+    """The part's flag list, written beside its place and renamed into it (a retry replaces it whole)."""
+    target = folder / f"county_id={part.county_id}" / f"part-{part.name}.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.{os.getpid()}.writing")
+    flags.drop(columns="county_id").to_parquet(staging, index=False)
+    staging.replace(target)
+
+
+@cache
+def _engine(db_url: str) -> Any:
+    return make_engine(db_url)
+
+
+@cache
+def _predictor(tracking_uri: str, versions: tuple[tuple[str, str], ...], policy_file: str | None) -> Any:
+    """The pinned models, loaded once per worker process."""
+    import mlflow
+
+    from training.tracking import load_predictor_versions
+
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    mlflow.set_tracking_uri(tracking_uri)
+    policy = load_policy(Path(policy_file)) if policy_file else load_policy()
+    return load_predictor_versions(dict(versions), policy)
+
+
+@contextmanager
+def cluster(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
+    """A client of the scheduler at `scheduler` (a running cluster: `dask scheduler`, `dask worker`), or of
+    a local cluster of `workers` processes on this machine (one thread each, on 127.0.0.1), closed after."""
+    from distributed import Client, LocalCluster
+
+    if (scheduler is None) == (workers is None):
+        raise ValueError("give a scheduler's address or a number of local workers, one of them")
+    if scheduler is not None:
+        with Client(scheduler, timeout="30s") as client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.ERROR,
+        ) as local,
+        Client(local) as client,
+    ):
+        yield client
