@@ -158,6 +158,25 @@ def score_province(
     return done
 
 
+def load_models(client: Any, job: Job) -> float:
+    """Load the job's models on every worker of the cluster before the parts (each worker keeps them);
+    the seconds it took."""
+    started = time.perf_counter()
+    client.run(_predictor, job.tracking_uri, job.versions, job.policy_file)
+    return time.perf_counter() - started
+
+
+def worker_memory_mb(client: Any) -> dict[str, float]:
+    """Each worker process's resident memory now (MB), by worker address."""
+    return {address: rss / 2**20 for address, rss in client.run(_resident_bytes).items()}
+
+
+def _resident_bytes() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
 def _write_part(flags: Any, folder: Path, part: Part) -> None:
     """The part's flag list, written beside its place and renamed into it (a retry replaces it whole)."""
     target = folder / f"county_id={part.county_id}" / f"part-{part.name}.parquet"

@@ -1,0 +1,187 @@
+"""A province's round scored on a Dask cluster vs one process (issue 16's goals: households per second per
+worker >= 85 % of the single-process path; peak memory per worker flat, <= 2 GB, whatever the province's
+size; the 1-worker vs 2-worker time).
+
+A province (default 3 counties x 50,000 households, 3 rounds) is simulated, each county ingested into a
+SQLite register; models trained on a small county are registered and promoted in a temporary MLflow store.
+Round 2 is then scored three ways, the flag store emptied before each so that each writes every flag:
+- `province_score_single`: one process, county by county, as `povrisk score --county C` does (the whole
+  county read, scored, its flags written);
+- `province_score_dask_1_worker` / `province_score_dask_2_workers`: `serving.province.score_province` on a
+  local cluster of 1 and 2 worker processes (one thread each), parts of `--part-households` households.
+
+Run: .venv/bin/python benchmarks/bench_province.py [--counties K] [--households N] [--part-households P]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import emit, peak_rss_mb
+
+ROUND = 2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--counties", type=int, default=3)
+    parser.add_argument("--households", type=int, default=50_000, help="households a county")
+    parser.add_argument("--villages", type=int, default=200, help="villages a county")
+    parser.add_argument("--part-households", type=int, default=20_000)
+    arguments = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="povrisk-bench-province-") as folder:
+        root = Path(folder)
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+        register = f"sqlite:///{root / 'register.db'}"
+        counties = _province_in_register(root, register, arguments)
+        _champions()
+        households, single_rate = _single_process(register, counties)
+        for workers in (1, 2):
+            _on_cluster(register, counties, workers, arguments.part_households, households, single_rate)
+
+
+def _province_in_register(root: Path, register: str, arguments: Any) -> list[str]:
+    from store.database import create_schema, make_engine
+    from store.register import ingest_survey
+    from survey.province import ProvinceSettings, province_county_ids, read_province_county, write_province
+    from survey.simulate import CountySettings
+
+    county = CountySettings(
+        households=arguments.households, villages=arguments.villages, rounds=3, seed=0, monte_carlo_draws=10
+    )
+    started = time.perf_counter()
+    write_province(ProvinceSettings(counties=arguments.counties, county=county), root / "province")
+    simulated = time.perf_counter() - started
+    engine = make_engine(register)
+    create_schema(engine)
+    names = province_county_ids(root / "province")
+    started = time.perf_counter()
+    for name in names:
+        ingest_survey(engine, read_province_county(root / "province", name), name, source="bench", by="bench")
+    emit(
+        "province_setup",
+        counties=len(names),
+        households=arguments.counties * arguments.households,
+        simulate_seconds=round(simulated, 1),
+        ingest_seconds=round(time.perf_counter() - started, 1),
+    )
+    engine.dispose()
+    return names
+
+
+def _champions() -> None:
+    from features.policy import load_policy
+    from survey.simulate import CountySettings, simulate_county
+    from survey.validate import conform
+    from training.tracking import log_and_register, promote
+    from training.train import train_task
+
+    policy = load_policy()
+    small = conform(simulate_county(CountySettings(households=5_000, villages=20, rounds=4, seed=1)))
+    for task in ("poverty", "relapse"):
+        log_and_register(train_task(small, task, policy, seed=0), policy)
+        promote(task, policy)
+
+
+def _emptied(register: str) -> None:
+    from store.database import make_engine
+
+    engine = make_engine(register)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM flag_history")
+        connection.exec_driver_sql("DELETE FROM flags")
+    engine.dispose()
+
+
+def _single_process(register: str, counties: list[str]) -> tuple[int, float]:
+    from serving.batch import score_round
+    from store.cases import upsert_flags
+    from store.database import make_engine
+    from store.register import read_register
+    from survey.validate import conform
+    from training.tracking import load_champion_predictor
+
+    _emptied(register)
+    engine = make_engine(register)
+    predictor = load_champion_predictor()
+    households = flagged = 0
+    started = time.perf_counter()
+    for name in counties:
+        survey = conform(read_register(engine, name))
+        flags = score_round(predictor, survey, ROUND)
+        upsert_flags(engine, flags.assign(county_id=name))
+        households += int((survey.households["round"] == ROUND).sum())
+        flagged += len(flags)
+    seconds = time.perf_counter() - started
+    emit(
+        "province_score_single",
+        households=households,
+        flagged=flagged,
+        seconds=round(seconds, 2),
+        households_per_s=round(households / seconds, 1),
+        peak_rss_mb=peak_rss_mb(),
+    )
+    engine.dispose()
+    return households, households / seconds
+
+
+def _on_cluster(
+    register: str,
+    counties: list[str],
+    workers: int,
+    part_households: int,
+    households: int,
+    single_rate: float,
+) -> None:
+    from serving.province import Job, cluster, load_models, plan_parts, score_province, worker_memory_mb
+    from store.database import make_engine
+    from store.register import village_sizes
+    from training.tracking import champion_versions, tracking_uri
+
+    _emptied(register)
+    engine = make_engine(register)
+    parts = plan_parts({name: village_sizes(engine, name, ROUND) for name in counties}, part_households)
+    engine.dispose()
+    job = Job(ROUND, register, tracking_uri(), tuple(sorted(champion_versions().items())))
+    with cluster(workers=workers) as client:
+        load_s = load_models(client, job)
+        peaks: dict[str, float] = {}
+        sampling = threading.Event()
+
+        def sample() -> None:  # every worker's resident memory, twice a second, while the parts run
+            while not sampling.wait(0.5):
+                for address, megabytes in worker_memory_mb(client).items():
+                    peaks[address] = max(peaks.get(address, 0.0), megabytes)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        started = time.perf_counter()
+        sampler.start()
+        scored = score_province(client, parts, job)
+        seconds = time.perf_counter() - started
+        sampling.set()
+        sampler.join()
+    rate = households / seconds
+    emit(
+        f"province_score_dask_{workers}_worker{'s' if workers > 1 else ''}",
+        households=households,
+        parts=len(parts),
+        part_households=part_households,
+        seconds=round(seconds, 2),
+        households_per_s=round(rate, 1),
+        households_per_s_per_worker=round(rate / workers, 1),
+        per_worker_share_of_single=round(rate / workers / single_rate, 3),
+        model_load_seconds=round(load_s, 2),
+        peak_worker_rss_mb=round(max(peaks.values(), default=0.0), 1),
+        workers_used=len({one.worker for one in scored}),
+    )
+
+
+if __name__ == "__main__":
+    main()
