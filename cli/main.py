@@ -135,6 +135,22 @@ PolicyFile = Annotated[
         "named by POVRISK_POLICY, else the shipped features/policy.yaml.",
     ),
 ]
+ClusterEngine = Annotated[
+    ScoringEngine,
+    typer.Option(
+        help="dask: run on a Dask cluster, part by part, over the register's counties (--county C1,C2 or "
+        "every county it holds); not with --data."
+    ),
+]
+SchedulerOption = Annotated[
+    str | None, typer.Option(help="With --engine dask: a running scheduler's address (tcp://HOST:8786).")
+]
+WorkersOption = Annotated[
+    int | None, typer.Option(min=1, help="With --engine dask: start a local cluster of this many workers.")
+]
+PartHouseholdsOption = Annotated[
+    int, typer.Option(min=100, help="With --engine dask: about this many households a part (a task).")
+]
 
 
 def _policy(option: Path | None):  # type: ignore[no-untyped-def]
@@ -386,14 +402,32 @@ def train(
     data: DataFolder = None,
     county: CountyOption = None,
     policy_option: PolicyFile = None,
+    engine: ClusterEngine = ScoringEngine.local,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
+    part_households: PartHouseholdsOption = 20_000,
 ) -> None:
-    """Train a model, log it to MLflow and register it as the `challenger`; print its metrics as JSON last."""
+    """Train a model, log it to MLflow and register it as the `challenger`; print its metrics as JSON last.
+
+    With --engine dask the rows of the register's counties are built and the boosters trained on a Dask
+    cluster through `lightgbm.dask` (`training.province`)."""
     from features.policy import PolicyError
     from training.tracking import log_and_register
     from training.train import train_task
 
+    if engine is ScoringEngine.dask:
+        if data is not None:
+            raise _fail(
+                "--engine dask trains on the register's counties (--county, or every county); not --data"
+            )
+        _train_on_cluster(
+            task.value, seed, field_labels, county, policy_option, scheduler, workers, part_households
+        )
+        return
+    if scheduler is not None or workers is not None:
+        raise _fail("--scheduler and --workers go with --engine dask")
     survey, policy, _ = _survey_under_policy(data, county, policy_option)
-    decisions = _stored_field_decisions() if field_labels else None
+    decisions = _stored_field_decisions(county) if field_labels else None
     try:
         trained = train_task(survey, task.value, policy, seed=seed, field_decisions=decisions)
     except PolicyError as error:
@@ -402,6 +436,98 @@ def train(
     source = f"county:{county}" if county else Path(str(data)).name
     registered = log_and_register(trained, policy, source, survey=survey)
     _print_json_line({"task": task.value, **registered, **trained.metrics})
+
+
+def _train_on_cluster(
+    task: str,
+    seed: int,
+    field_labels: bool,
+    counties: str | None,
+    policy_option: Path | None,
+    scheduler: str | None,
+    workers: int | None,
+    part_households: int,
+) -> None:
+    """`train --engine dask`: the task's rows built on a Dask cluster from the register's counties and the
+    boosters trained there through `lightgbm.dask` (`training.province`); logged and registered as the
+    single-machine command does, the source tagged `province:C1,C2,...`."""
+    import lightgbm as lgb
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from serving.province import cluster
+    from store.database import create_schema, make_engine
+    from store.register import RegisterError, register_rounds, village_sizes
+    from training.province import TrainJob, plan_row_parts, province_data_hash, train_province_task
+    from training.settings import load_training_settings
+    from training.tracking import log_and_register
+    from training.train import candidate_specs
+
+    if (scheduler is None) == (workers is None):
+        raise _fail(
+            "--engine dask needs --scheduler ADDRESS (a running cluster) or --workers N (a local one)"
+        )
+    policy, policy_file = _policy(policy_option)
+    settings = load_training_settings()
+    specs = candidate_specs(None, settings)
+    url = _cluster_db_url()
+    register = make_engine(url)
+    create_schema(register)
+    try:
+        names = _province_counties(register, counties)
+        held = register_rounds(register)
+        held = held[held["county_id"].astype(str).isin(names)]
+        rounds_of = {
+            str(county): sorted(int(r) for r in rows["round"]) for county, rows in held.groupby("county_id")
+        }
+        parts = plan_row_parts(
+            rounds_of,
+            lambda county, round_: village_sizes(register, county, round_),
+            task,  # type: ignore[arg-type]
+            part_households,
+        )
+    except RegisterError as error:
+        raise _fail(str(error)) from error
+    finally:
+        register.dispose()
+    if not parts:
+        raise _fail(f"{task}: the register's counties hold no round to train on (relapse needs two in a row)")
+    job = TrainJob(
+        task=task,  # type: ignore[arg-type]
+        db_url=url,
+        seed=seed,
+        folds=settings.cv_folds,
+        validation_share=specs[0].validation_share,
+        policy_file=str(policy_file),
+        field_labels=field_labels,
+    )
+    fits = (len(specs) * settings.cv_folds + 1) * (1 if task == "poverty" else 2)  # relapse: held out, final
+    for name in ("distributed", "tornado", "lightgbm"):  # the cluster's own chatter; the bar says it
+        logging.getLogger(name).setLevel(logging.ERROR)
+    lgb.register_logger(logging.getLogger("lightgbm"))  # lightgbm.dask's "finding ports" lines, quieted
+    with cluster(scheduler, workers) as client:
+        console.print(f"Dask dashboard: {client.dashboard_link}")
+        console.print(
+            f"{task}: {len(names)} counties, {len(parts)} parts; "
+            f"{fits} boosters to train through lightgbm.dask"
+        )
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as bar:
+            step = bar.add_task("rows", total=fits + 1)
+            try:
+                trained = train_province_task(
+                    client,
+                    parts,
+                    job,
+                    policy,
+                    province_data_hash(held),
+                    settings,
+                    progress=lambda what: bar.update(step, advance=1, description=what),
+                )
+            except ValueError as error:  # a PolicyError among them; one class only; no labelled rows
+                raise _fail(str(error)) from error
+    console.print(_field_labels_summary(trained.field_labels, asked=field_labels))
+    registered = log_and_register(trained, policy, f"province:{','.join(names)}")
+    _print_json_line({"task": task, "engine": "dask", **registered, **trained.metrics})
 
 
 def _field_labels_summary(counts: dict[str, int] | None, asked: bool) -> str:
@@ -418,15 +544,16 @@ def _field_labels_summary(counts: dict[str, int] | None, asked: bool) -> str:
     )
 
 
-def _stored_field_decisions():  # type: ignore[no-untyped-def]
-    """The flag store's field decisions, or None when it has none (a SQLite file not there is not made)."""
+def _stored_field_decisions(county: str | None = None):  # type: ignore[no-untyped-def]
+    """The flag store's field decisions (on the county's households, with `county`), or None when it has
+    none (a SQLite file not there is not made)."""
     from store.cases import field_decisions
     from store.database import db_url, make_engine
 
     url = db_url()
     if not _store_exists(url):
         return None
-    decisions = field_decisions(make_engine(url))
+    decisions = field_decisions(make_engine(url), county_id=county)
     return decisions if len(decisions) else None
 
 
@@ -612,30 +739,21 @@ def promote(
 def score(
     round_: Annotated[int, typer.Option("--round", help="Survey round to score.")],
     out: Annotated[
-        Path, typer.Option(help="Flag list file (.csv or .parquet); the other format is written beside.")
+        Path,
+        typer.Option(
+            help="Flag list file (.csv or .parquet); the other format is written beside. With --engine dask "
+            "a folder of flag-list parts."
+        ),
     ],
     lang: Annotated[Language, typer.Option(help="Language of the reasons.")] = Language.zh,
     store: Annotated[bool, typer.Option(help="Record the flags in the flag store (POVRISK_DB_URL).")] = True,
     data: DataFolder = None,
     county: CountyOption = None,
     policy_option: PolicyFile = None,
-    engine: Annotated[
-        ScoringEngine,
-        typer.Option(
-            help="dask: score a province's round on a Dask cluster, part by part (the register's counties: "
-            "--county C1,C2 or every county it holds); --out is then a folder of flag-list parts."
-        ),
-    ] = ScoringEngine.local,
-    scheduler: Annotated[
-        str | None, typer.Option(help="With --engine dask: a running scheduler's address (tcp://HOST:8786).")
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(min=1, help="With --engine dask: start a local cluster of this many workers."),
-    ] = None,
-    part_households: Annotated[
-        int, typer.Option(min=100, help="With --engine dask: about this many households a part (a task).")
-    ] = 20_000,
+    engine: ClusterEngine = ScoringEngine.local,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
+    part_households: PartHouseholdsOption = 20_000,
 ) -> None:
     """Score a round with the champions; write the flag list by village and record it in the flag store.
 
@@ -698,27 +816,25 @@ def _score_on_cluster(
     """`score --engine dask`: the round of the register's counties in parts on a Dask cluster; each part's
     flags written to the flag store and to OUT/county_id=C/part-*.parquet by the worker that scored it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from sqlalchemy.engine import make_url
 
     from features.policy import PolicyError
     from serving.province import Job, cluster, plan_parts, score_province
-    from store.database import create_schema, db_url, make_engine
-    from store.register import RegisterError, register_rounds, village_sizes
+    from store.database import create_schema, make_engine
+    from store.register import RegisterError, village_sizes
     from training.tracking import champion_versions, load_predictor_versions, tracking_uri
 
     if (scheduler is None) == (workers is None):
         raise _fail(
             "--engine dask needs --scheduler ADDRESS (a running cluster) or --workers N (a local one)"
         )
+    if out.exists() and not out.is_dir():
+        raise _fail(f"--out {out} is a file; with --engine dask it is a folder of flag-list parts")
     policy, policy_file = _policy(policy_option)
-    url = make_url(db_url())
-    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).is_absolute():
-        url = url.set(database=str(Path(url.database).resolve()))  # the workers may start elsewhere
-    register = make_engine(url.render_as_string(hide_password=False))
+    url = _cluster_db_url()
+    register = make_engine(url)
     create_schema(register)
-    held = register_rounds(register)
-    names = counties.split(",") if counties else sorted(set(held["county_id"].astype(str)))
     try:
+        names = _province_counties(register, counties)
         sizes = {name: village_sizes(register, name, round_) for name in names}
         versions = champion_versions()
         load_predictor_versions(versions, policy)  # refused here, not on every worker
@@ -729,7 +845,7 @@ def _score_on_cluster(
     parts = plan_parts(sizes, part_households)
     job = Job(
         round=round_,
-        db_url=url.render_as_string(hide_password=False),
+        db_url=url,
         tracking_uri=tracking_uri(),
         versions=tuple(sorted(versions.items())),
         policy_file=str(policy_file),
@@ -793,12 +909,51 @@ def monitor(
     data: DataFolder = None,
     county: CountyOption = None,
     policy_option: PolicyFile = None,
+    engine: Annotated[
+        ScoringEngine,
+        typer.Option(
+            help="dask: compare the rounds of a province on a Dask cluster, part by part (the register's "
+            "counties: --county C1,C2 or every county it holds); tables by county and village, each "
+            "household's transitions as Parquet parts."
+        ),
+    ] = ScoringEngine.local,
+    scheduler: Annotated[
+        str | None, typer.Option(help="With --engine dask: a running scheduler's address (tcp://HOST:8786).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="With --engine dask: start a local cluster of this many workers."),
+    ] = None,
+    part_households: Annotated[
+        int, typer.Option(min=100, help="With --engine dask: about this many households a part (a task).")
+    ] = 20_000,
 ) -> None:
-    """Transitions between two rounds (by village and county), category movements, drift, HTML report."""
+    """Transitions between two rounds (by village and county), category movements, drift, HTML report;
+    with --engine dask, of a province's counties on a Dask cluster (tables by county and village)."""
     from cli.output import write_atomically, write_frame
     from serving.monitor import monitor_rounds
     from training.tracking import load_champion_predictor, log_monitoring
 
+    if engine is ScoringEngine.dask:
+        if data is not None:
+            raise _fail(
+                "--engine dask compares the register's counties (--county, or every county); not --data"
+            )
+        _monitor_on_cluster(
+            previous,
+            current,
+            out,
+            lang.value,
+            track,
+            county,
+            policy_option,
+            scheduler,
+            workers,
+            part_households,
+        )
+        return
+    if scheduler is not None or workers is not None:
+        raise _fail("--scheduler and --workers go with --engine dask")
     survey, policy, source = _survey_under_policy(data, county, policy_option)
     rounds = sorted(set(survey.households["round"]))
     absent = [
@@ -825,6 +980,200 @@ def monitor(
         summary["mlflow_run_id"] = log_monitoring(result.summary, out)
     console.print(f"monitoring report written to {out / 'report.html'}")
     _print_json_line(summary)
+
+
+PROVINCE_TRANSITIONS_FOLDER = "household-transitions"
+"""Where `monitor --engine dask` puts each household's transitions: county_id=C/part-*.parquet."""
+
+
+def _monitor_on_cluster(
+    previous: int,
+    current: int,
+    out: Path,
+    lang: str,
+    track: bool,
+    counties: str | None,
+    policy_option: Path | None,
+    scheduler: str | None,
+    workers: int | None,
+    part_households: int,
+) -> None:
+    """`monitor --engine dask`: both rounds of the register's counties compared part by part on a Dask
+    cluster (`serving.province_monitor`). Everything is checked before the cluster starts; the workers write
+    the household transitions into a hidden staging folder inside OUT (which they must reach: on a remote
+    cluster, a shared file system), the tables and the report are built and written there too, and only
+    then is each moved into place: a failure leaves OUT as it was."""
+    import os
+    import secrets
+    import shutil
+
+    from features.policy import PolicyError
+    from serving.province_monitor import MonitorJob, plan_monitor_parts
+    from store.database import create_schema, make_engine
+    from store.register import RegisterError, village_sizes
+    from training.tracking import champion_versions, load_predictor_versions, log_monitoring, tracking_uri
+
+    if (scheduler is None) == (workers is None):
+        raise _fail(
+            "--engine dask needs --scheduler ADDRESS (a running cluster) or --workers N (a local one)"
+        )
+    if previous >= current:
+        raise _fail(f"--previous ({previous}) must be an earlier round than --current ({current})")
+    if out.exists() and not out.is_dir():
+        raise _fail(f"--out {out} is a file; the monitoring report and its tables go into a folder")
+    policy, policy_file = _policy(policy_option)
+    url = _cluster_db_url()
+    register = make_engine(url)
+    create_schema(register)
+    try:
+        names = _province_counties(register, counties)
+        sizes = {r: {name: village_sizes(register, name, r) for name in names} for r in (previous, current)}
+        versions = champion_versions()
+        predictor = load_predictor_versions(versions, policy)  # refused here, not on every worker
+    except (RegisterError, LookupError, PolicyError) as error:
+        raise _fail(str(error)) from error
+    finally:
+        register.dispose()
+    parts = plan_monitor_parts(sizes[current], sizes[previous], part_households)
+    created = not out.exists()
+    staging = out / f".monitor-staging-{os.getpid()}-{secrets.token_hex(4)}"
+    job = MonitorJob(
+        previous=previous,
+        current=current,
+        db_url=url,
+        tracking_uri=tracking_uri(),
+        versions=tuple(sorted(versions.items())),
+        policy_file=str(policy_file),
+        out=str((staging / PROVINCE_TRANSITIONS_FOLDER).resolve()),
+        drift_edges=_province_drift_edges(versions, predictor, policy.drift.bins),
+    )
+    try:
+        staging.mkdir(parents=True)
+        result = _compared_on_cluster(scheduler, workers, parts, job, len(names))
+        tables = staging / "tables"
+        _write_province_monitoring(result, tables, lang)
+        summary = dict(result.summary)
+        if track:
+            summary["mlflow_run_id"] = log_monitoring(result.summary, tables)
+        _move_into_place(staging, out)
+    except (RegisterError, PolicyError) as error:  # a worker's, as the client re-raises it
+        raise _fail(str(error)) from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+    console.print(
+        f"province monitoring report written to {out / 'report.html'}; each household's transitions in "
+        f"{out / PROVINCE_TRANSITIONS_FOLDER}/county_id=*/"
+    )
+    _print_json_line(summary)
+
+
+def _compared_on_cluster(
+    scheduler: str | None, workers: int | None, parts: list[Any], job: Any, counties: int
+) -> Any:
+    """The province's comparison on the cluster (`serving.province_monitor.monitor_province`), with the
+    Dask dashboard's address and a progress bar over the parts, as `score --engine dask` shows them."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from serving.province import cluster
+    from serving.province_monitor import monitor_province
+
+    for name in ("distributed", "tornado"):  # the cluster's own chatter; the bar and the summary say it
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with cluster(scheduler, workers) as client:
+        console.print(f"Dask dashboard: {client.dashboard_link}")
+        console.print(
+            f"rounds {job.previous} and {job.current} of {counties} counties in {len(parts)} parts, "
+            f"models {', '.join(f'{task} v{version}' for task, version in job.versions)}"
+        )
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("parts compared", total=len(parts))
+            return monitor_province(client, parts, job, progress=lambda _: bar.advance(task))
+
+
+def _cluster_db_url() -> str:
+    """The register's URL as the workers must see it: a relative SQLite path made absolute (a worker may
+    start in another folder), the password kept (the workers connect with it)."""
+    from sqlalchemy.engine import make_url
+
+    from store.database import db_url
+
+    url = make_url(db_url())
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).is_absolute():
+        url = url.set(database=str(Path(url.database).resolve()))
+    return url.render_as_string(hide_password=False)
+
+
+def _province_counties(register: Any, counties: str | None) -> list[str]:
+    """The counties of `--county C1,C2`, else every county the register holds; one line naming any county
+    the register does not hold."""
+    from store.register import register_rounds
+
+    held = sorted(set(register_rounds(register)["county_id"].astype(str)))
+    names = [name.strip() for name in counties.split(",") if name.strip()] if counties else held
+    if not names:
+        raise _fail("the register holds no county; ingest one first (povrisk ingest)")
+    unknown = [name for name in names if name not in held]
+    if unknown:
+        raise _fail(
+            f"the register holds no county {', '.join(unknown)}; counties held: {', '.join(held) or 'none'}"
+        )
+    return names
+
+
+def _province_drift_edges(versions: dict[str, str], predictor: Any, bins: int) -> Any:
+    """Drift's bin edges from the pinned models' held-out training rows (`reference_edges`); none, said on
+    one line, when those rows cannot be read: the report then says drift was not measured."""
+    from mlflow.exceptions import MlflowException
+
+    from serving.province_monitor import model_features, reference_edges, training_references
+
+    try:
+        return reference_edges(training_references(versions), model_features(predictor), bins)
+    except (MlflowException, OSError, LookupError, ValueError) as error:
+        console.print(f"drift not measured: the models' training rows cannot be read ({error})", markup=False)
+        return ()
+
+
+def _write_province_monitoring(result: Any, folder: Path, lang: str) -> None:
+    """The province's tables (CSV) and report into `folder`, the report built first."""
+    import pandas as pd
+
+    from cli.output import write_atomically, write_frame
+    from serving.province_monitor import province_report_html
+
+    report = province_report_html(result, lang)  # type: ignore[arg-type]
+    write_frame(result.counts_by_county.reset_index(), folder / "transitions-by-county.csv")
+    write_frame(result.counts_by_village.reset_index(), folder / "transitions-by-village.csv")
+    write_frame(result.movements.reset_index(), folder / "category-movements.csv")
+    by_county = [
+        movements.reset_index().assign(county_id=county_id)
+        for county_id, movements in result.movements_by_county.items()
+    ]
+    movements = pd.concat(by_county, ignore_index=True)
+    ordered = movements[["county_id", *movements.columns[:-1]]]
+    write_frame(ordered, folder / "category-movements-by-county.csv")
+    if result.drift is not None:
+        write_frame(result.drift, folder / "drift-by-county.csv")
+        write_frame(result.score_drift, folder / "score-drift-by-county.csv")
+    write_atomically(folder / "report.html", lambda target: target.write_text(report, encoding="utf-8"))
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    """The staged tables and report, then the household transitions (replacing an earlier run's), moved
+    from `staging` into `out`, each in one rename."""
+    import os
+
+    for path in sorted((staging / "tables").iterdir()):
+        os.replace(path, out / path.name)
+    transitions = staging / PROVINCE_TRANSITIONS_FOLDER
+    if transitions.is_dir():
+        target = out / PROVINCE_TRANSITIONS_FOLDER
+        if target.exists():
+            os.replace(target, staging / f"replaced-{PROVINCE_TRANSITIONS_FOLDER}")
+        os.replace(transitions, target)
 
 
 @app.command()

@@ -82,6 +82,10 @@ class PartScored:
     seconds: float
     peak_rss_mb: float
     worker: str
+    read_seconds: float = 0.0
+    """Of `seconds`: reading the part from the register, scoring it, writing its flags (store and file)."""
+    score_seconds: float = 0.0
+    write_seconds: float = 0.0
 
 
 def plan_parts(
@@ -111,9 +115,11 @@ def score_part(part: Part, job: Job) -> PartScored:
     started = time.perf_counter()
     engine = _engine(job.db_url)
     predictor = _predictor(job.tracking_uri, job.versions, job.policy_file)
-    survey = read_register_villages(engine, part.county_id, job.round, part.villages)
-    flags = score_round(predictor, conform(survey), job.round, lang=job.lang)  # type: ignore[arg-type]
+    survey = conform(read_register_villages(engine, part.county_id, job.round, part.villages))
+    read = time.perf_counter()
+    flags = score_round(predictor, survey, job.round, lang=job.lang)  # type: ignore[arg-type]
     flags = flags.assign(county_id=part.county_id)
+    scored = time.perf_counter()
     if job.out is not None:
         _write_part(flags, Path(job.out), part)
     written = upsert_flags(engine, flags)
@@ -128,6 +134,9 @@ def score_part(part: Part, job: Job) -> PartScored:
         seconds=round(time.perf_counter() - started, 3),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         worker=f"{socket.gethostname()}:{os.getpid()}",
+        read_seconds=round(read - started, 3),
+        score_seconds=round(scored - read, 3),
+        write_seconds=round(time.perf_counter() - scored, 3),
     )
 
 

@@ -463,8 +463,9 @@ FIELD_DECISION_COLUMNS = (
 )
 
 
-def field_decisions(engine: Engine) -> pd.DataFrame:
-    """What household visits found: one row per flag whose household was visited.
+def field_decisions(engine: Engine, county_id: str | None = None) -> pd.DataFrame:
+    """What household visits found: one row per flag whose household was visited (of one county's
+    households with `county_id`: household numbers repeat across counties).
 
     Columns: flag_id, household_id, round, category (the monitoring category the flag was raised in),
     decision ("verified" or "rejected": the finding of the visit, the step out of "flagged"; the latest
@@ -488,6 +489,8 @@ def field_decisions(engine: Engine) -> pd.DataFrame:
         .where(FlagHistory.from_status == INITIAL_STATUS, FlagHistory.to_status.in_(FIELD_DECISIONS))
         .order_by(Flag.id, FlagHistory.id)
     )
+    if county_id is not None:
+        query = query.where(Flag.county_id == county_id)
     with engine.connect() as connection:
         result = connection.execute(query)
         rows = frame_of(result)

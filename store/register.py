@@ -622,29 +622,49 @@ def village_sizes(engine: Engine, county_id: str, round_: int) -> dict[str, int]
     return {str(village): int(households) for village, households in rows}
 
 
-def read_register_villages(engine: Engine, county_id: str, round_: int, villages: Sequence[str]) -> Survey:
+def read_register_villages(
+    engine: Engine,
+    county_id: str,
+    round_: int,
+    villages: Sequence[str],
+    *,
+    through_round: int | None = None,
+    verification: bool = False,
+) -> Survey:
     """The households living in `villages` in the county's round `round_`, with their rows of that round
     and of the rounds before (amended, as `read_register` gives them): what scoring that round needs of
     them. Every household of those villages is in, so their context in the round is the one the whole
-    county gives; a household's earlier rows elsewhere come along as its history. `RegisterError` when
-    the register lacks the round."""
+    county gives; a household's earlier rows elsewhere come along as its history. `through_round` also
+    brings the same households' rows of the later rounds up to it (a label is the next round's status:
+    what training on the round needs), `verification` their field-verification findings in the rounds
+    read; the village register's rows (of the latest round read) of every village they lived in.
+    `RegisterError` when the register lacks the round."""
+    last = round_ if through_round is None else through_round
     with engine.connect() as connection:
-        versions = {r: v for r, v in _current_versions(connection, county_id).items() if r <= round_}
+        versions = {r: v for r, v in _current_versions(connection, county_id).items() if r <= last}
         if round_ not in versions:
             raise RegisterError(f"the register holds no round {round_} of county {county_id}")
         table = DATA_TABLES["households"]
-        ids = connection.execute(
-            select(table.c.household_id)
-            .where(table.c[INGEST_KEY] == versions[round_]["id"], table.c.village_id.in_(list(villages)))
-            .order_by(table.c.household_id)
-        ).scalars()
-        households, members = _amended_rows(connection, versions, [str(one) for one in ids])
-        version = versions[round_]
-        layout = json.loads(version["layout"]).get("villages")
+        ids = [
+            str(one)
+            for one in connection.execute(
+                select(table.c.household_id)
+                .where(table.c[INGEST_KEY] == versions[round_]["id"], table.c.village_id.in_(list(villages)))
+                .order_by(table.c.household_id)
+            ).scalars()
+        ]
+        households, members = _amended_rows(connection, versions, ids)
+        found = (
+            _household_rows(connection, DATA_TABLES["verification"], versions, ids)
+            if verification and ids
+            else pd.DataFrame()
+        )
+        latest = max(versions)  # the village register of the latest round read, as `read_register` gives
+        layout = json.loads(versions[latest]["layout"]).get("villages")
         places = (
             None
             if layout is None
-            else _read_table(connection, DATA_TABLES["villages"], int(version["id"]), round_, layout)
+            else _read_table(connection, DATA_TABLES["villages"], int(versions[latest]["id"]), latest, layout)
         )
     if households.empty:
         return Survey(households=households)
@@ -653,12 +673,18 @@ def read_register_villages(engine: Engine, county_id: str, round_: int, villages
         members = members.sort_values(["round", "household_id", "member_id"], kind="stable").reset_index(
             drop=True
         )
+    lived_in = set(households["village_id"].astype(str))  # a mover's earlier villages too
     chosen = (
         None
         if places is None
-        else places[places["village_id"].astype(str).isin(villages)].reset_index(drop=True)
+        else places[places["village_id"].astype(str).isin(lived_in)].reset_index(drop=True)
     )
-    return Survey(households=households, members=None if members.empty else members, villages=chosen)
+    return Survey(
+        households=households,
+        members=None if members.empty else members,
+        villages=chosen,
+        verification=None if found.empty else found,
+    )
 
 
 def _history_of(

@@ -135,6 +135,7 @@ def task_data(
     policy: Policy,
     field_decisions: pd.DataFrame | None = None,
     every_round: bool = False,
+    both_classes: bool = True,
 ) -> TaskData:
     """Rows, labels and feature columns of `task` for a survey (see the module docstring).
 
@@ -144,7 +145,8 @@ def task_data(
     `flipped_to_poor`, `flipped_to_not_poor`, `filled` (label was unknown), `unmatched` (no such
     household-round among the task's rows, e.g. an earlier round for `poverty`) and `used`.
     `every_round` keeps the `poverty` rows of every round, not only the latest (the temporal split of
-    `training.evaluate`).
+    `training.evaluate`). A model needs rows of both classes (`ValueError` otherwise); a part of a
+    province (`training.province`) need not have them (`both_classes=False`).
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
@@ -172,7 +174,7 @@ def task_data(
         verification_labels = {"findings": len(findings), **correction.counts()}
         verified_keys = pd.MultiIndex.from_arrays([findings["household_id"], findings["round"]])
     label = (poor if task == "poverty" else relapse_next(poor)).dropna()
-    if label.nunique() < 2:
+    if both_classes and label.nunique() < 2:
         raise ValueError(f"{task}: the labelled rows hold a single class ({len(label)} rows); cannot train")
     return TaskData(
         task,

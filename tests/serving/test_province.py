@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,13 +23,13 @@ from store.database import create_schema, make_engine
 from store.register import ingest_survey, read_register, village_sizes
 from survey.io import Survey
 from survey.validate import conform
+from tests.dask_cluster import dask_processes
 from training.tracking import champion_versions, load_champion_predictor
 
 pytestmark = pytest.mark.integration
 
 ROUND = 2
 COUNTIES = ("C1", "C2")
-DASK = str(Path(sys.executable).with_name("dask"))
 
 
 def test_parts_follow_the_villages_in_order_and_keep_a_village_whole() -> None:
@@ -49,64 +46,12 @@ def test_parts_follow_the_villages_in_order_and_keep_a_village_whole() -> None:
         plan_parts(sizes, households_per_part=0)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def dask_cluster(tmp_path_factory: pytest.TempPathFactory, registry: str) -> Iterator[dict[str, Any]]:
     """A scheduler and two workers, each its own process (no nanny: a killed worker stays dead)."""
-    from distributed import Client
-
-    folder = tmp_path_factory.mktemp("dask")
-    address = f"tcp://127.0.0.1:{_free_port()}"
     environment = {**os.environ, "MLFLOW_TRACKING_URI": registry}
-    log = (folder / "cluster.log").open("w")
-    scheduler = subprocess.Popen(
-        [DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=environment,
-        start_new_session=True,
-    )
-    workers = [
-        subprocess.Popen(
-            [
-                DASK,
-                "worker",
-                address,
-                "--nthreads",
-                "1",
-                "--no-nanny",
-                "--host",
-                "127.0.0.1",
-                "--no-dashboard",
-                "--name",
-                f"worker-{number}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=environment,
-            start_new_session=True,
-        )
-        for number in range(2)
-    ]
-    try:
-        with Client(address, timeout="60s") as client:
-            client.wait_for_workers(2, timeout=120)
-        yield {"address": address, "workers": workers, "log": folder / "cluster.log"}
-    finally:
-        for process in [*workers, scheduler]:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in [*workers, scheduler]:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-        log.close()
+    with dask_processes(tmp_path_factory.mktemp("dask"), environment) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")
@@ -241,3 +186,12 @@ def test_the_command_scores_a_county_on_a_local_cluster(
     assert refused.exit_code == 1 and "--scheduler ADDRESS" in refused.output
     missing = CliRunner().invoke(app, [*arguments[:-4], "--round", "9", "--out", str(out), "--workers", "1"])
     assert missing.exit_code == 1 and "no round 9 of county C2" in missing.output
+    a_file = tmp_path / "flags.csv"
+    a_file.write_text("")
+    on_a_file = CliRunner().invoke(app, [*arguments[:-2], "--out", str(a_file), "--workers", "1"])
+    assert on_a_file.exit_code == 1 and "is a file" in on_a_file.output
+    monkeypatch.setenv("POVRISK_DB_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    empty = CliRunner().invoke(
+        app, ["score", "--engine", "dask", "--round", "2", "--out", str(out), "--workers", "1"]
+    )
+    assert empty.exit_code == 1 and "holds no county" in empty.output
