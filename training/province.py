@@ -54,6 +54,7 @@ from models.spec import LightGBMSpec
 from serving.province import Part
 from store.database import make_engine
 from store.register import read_register_villages
+from survey.io import Survey
 from survey.validate import conform
 from training.candidates import CandidateChoice, blended, choose_candidate, cross_fitted_probabilities
 from training.metrics import binary_metrics
@@ -567,6 +568,44 @@ def logged_held_out(
     joined = sample.merge(held_out, on=list(KEYS), how="inner", validate="one_to_one")
     joined["household_id"] = joined["county_id"].astype(str) + "/" + joined["household_id"].astype(str)
     return joined.drop(columns="county_id").set_index(["household_id", "round"])
+
+
+def county_keyed(survey: Survey, county_id: str) -> Survey:
+    """The county's survey with household and village ids prefixed by the county (`C001/H00012`), as the
+    province keys its rows: two counties' surveys then make one. Pure."""
+
+    def prefixed(frame: pd.DataFrame | None, columns: tuple[str, ...]) -> pd.DataFrame | None:
+        if frame is None:
+            return None
+        return frame.assign(**{c: county_id + "/" + frame[c].astype(str) for c in columns if c in frame})
+
+    return Survey(
+        households=prefixed(survey.households, ("household_id", "village_id")),  # type: ignore[arg-type]
+        members=prefixed(survey.members, ("household_id",)),
+        villages=prefixed(survey.villages, ("village_id",)),
+        verification=prefixed(survey.verification, ("household_id",)),
+    )
+
+
+def province_as_one_survey(engine: Any, counties: Sequence[str]) -> Survey:
+    """The counties' register as one survey keyed by county (`county_keyed`): what one machine trains on
+    to compare with the cluster (it must fit in memory)."""
+    from store.register import read_register
+
+    surveys = [county_keyed(read_register(engine, county_id), county_id) for county_id in counties]
+
+    def joined(name: str) -> pd.DataFrame | None:
+        frames = [getattr(one, name) for one in surveys if getattr(one, name) is not None]
+        return pd.concat(frames, ignore_index=True) if frames else None
+
+    return conform(  # type: ignore[return-value]
+        Survey(
+            households=joined("households"),  # type: ignore[arg-type]
+            members=joined("members"),
+            villages=joined("villages"),
+            verification=joined("verification"),
+        )
+    )
 
 
 def province_data_hash(rounds: pd.DataFrame) -> str:
