@@ -9,8 +9,19 @@ Round 2 is then scored three ways, the flag store emptied before each so that ea
   county read, scored, its flags written);
 - `province_score_dask_1_worker` / `province_score_dask_2_workers`: `serving.province.score_province` on a
   local cluster of 1 and 2 worker processes (one thread each), parts of `--part-households` households.
+  A worker's peak memory is its resident memory sampled twice a second (`peak_worker_rss_mb`) and, at
+  the end, the kernel's high-water mark of each worker process (`peak_worker_hwm_mb`, VmHWM: the true
+  peak, model loading included; not `ru_maxrss`, which a process spawned from this one inherits from it);
+  `worker_rss_mb_by_tenth_of_parts`: the largest worker's resident memory when a tenth, two tenths, ...
+  of the parts were done (whether a worker's memory stays flat over the round or grows part by part),
+  and at the end before and after a garbage collection, `malloc_trim` and Arrow's `release_unused` (live
+  memory vs memory freed but kept by the allocators), with the bytes of live Arrow buffers.
+
+Worker memory alone, for provinces of several sizes (issue 16: flat, <= 2 GB, whatever the size):
+`--only-cluster --workers-list 2` skips the single process and the 1-worker run.
 
 Run: .venv/bin/python benchmarks/bench_province.py [--counties K] [--households N] [--part-households P]
+     [--only-cluster] [--workers-list 1,2]
 """
 
 from __future__ import annotations
@@ -34,6 +45,12 @@ def main() -> None:
     parser.add_argument("--households", type=int, default=50_000, help="households a county")
     parser.add_argument("--villages", type=int, default=200, help="villages a county")
     parser.add_argument("--part-households", type=int, default=20_000)
+    parser.add_argument(
+        "--only-cluster", action="store_true", help="skip the single-process run (worker memory alone)"
+    )
+    parser.add_argument(
+        "--workers-list", type=_counts, default=(1, 2), help="local clusters to run, e.g. 2 or 1,2"
+    )
     arguments = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="povrisk-bench-province-") as folder:
@@ -42,9 +59,21 @@ def main() -> None:
         register = f"sqlite:///{root / 'register.db'}"
         counties = _province_in_register(root, register, arguments)
         _champions()
-        households, single_rate = _single_process(register, counties)
-        for workers in (1, 2):
-            _on_cluster(register, counties, workers, arguments.part_households, households, single_rate)
+        single_rate = None if arguments.only_cluster else _single_process(register, counties)[1]
+        for workers in arguments.workers_list:
+            _on_cluster(register, counties, workers, arguments.part_households, single_rate)
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    """`2` or `1,2`: how many workers each local cluster has."""
+    counts = tuple(int(one) for one in text.split(","))
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"worker counts must be positive integers, got {text!r}")
+    return counts
+
+
+def _megabytes(folder: Path) -> float:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) / 2**20
 
 
 def _province_in_register(root: Path, register: str, arguments: Any) -> list[str]:
@@ -71,6 +100,8 @@ def _province_in_register(root: Path, register: str, arguments: Any) -> list[str
         households=arguments.counties * arguments.households,
         simulate_seconds=round(simulated, 1),
         ingest_seconds=round(time.perf_counter() - started, 1),
+        province_mb=round(_megabytes(root / "province"), 1),
+        register_mb=round(Path(register.removeprefix("sqlite:///")).stat().st_size / 2**20, 1),
     )
     engine.dispose()
     return names
@@ -137,8 +168,7 @@ def _on_cluster(
     counties: list[str],
     workers: int,
     part_households: int,
-    households: int,
-    single_rate: float,
+    single_rate: float | None,
 ) -> None:
     from serving.province import Job, cluster, load_models, plan_parts, score_province, worker_memory_mb
     from store.database import make_engine
@@ -163,11 +193,22 @@ def _on_cluster(
         sampler = threading.Thread(target=sample, daemon=True)
         started = time.perf_counter()
         sampler.start()
-        scored = score_province(client, parts, job)
+        after_parts: list[float] = []  # the largest worker's memory as each part finishes: flat, or growing?
+        scored = score_province(
+            client, parts, job, lambda _: after_parts.append(max(worker_memory_mb(client).values()))
+        )
         seconds = time.perf_counter() - started
         sampling.set()
         sampler.join()
+        high_water = client.run(_high_water_mb)
+        at_end = max(worker_memory_mb(client).values())
+        trimmed = max(client.run(_trimmed_rss_mb).values())
+        arrow = max(client.run(_arrow_allocated_mb).values())
+    households = sum(one.households for one in scored)
     rate = households / seconds
+    compared = (
+        {} if single_rate is None else {"per_worker_share_of_single": round(rate / workers / single_rate, 3)}
+    )
     emit(
         f"province_score_dask_{workers}_worker{'s' if workers > 1 else ''}",
         households=households,
@@ -176,11 +217,51 @@ def _on_cluster(
         seconds=round(seconds, 2),
         households_per_s=round(rate, 1),
         households_per_s_per_worker=round(rate / workers, 1),
-        per_worker_share_of_single=round(rate / workers / single_rate, 3),
+        **compared,
         model_load_seconds=round(load_s, 2),
         peak_worker_rss_mb=round(max(peaks.values(), default=0.0), 1),
+        peak_worker_hwm_mb=round(max(high_water.values(), default=0.0), 1),
+        worker_rss_mb_by_tenth_of_parts=[
+            round(after_parts[max(len(after_parts) * k // 10, 1) - 1]) for k in range(1, 11)
+        ],
+        worker_rss_mb_at_end=round(at_end),
+        worker_rss_mb_after_gc_and_trim=round(trimmed),
+        worker_arrow_allocated_mb=round(arrow),
         workers_used=len({one.worker for one in scored}),
     )
+
+
+def _high_water_mb() -> float:
+    """This process's peak resident memory since it started (VmHWM, MB). Unlike `ru_maxrss`, it does not
+    carry over the memory of the process that spawned it (a local cluster's workers are spawned from the
+    benchmark, which holds a county at the time)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _trimmed_rss_mb() -> float:
+    """This process's resident memory after a garbage collection, glibc's `malloc_trim` and Arrow's
+    pool releasing its unused memory (free memory handed back to the system): what is left is live, what
+    went was freed memory the allocators kept."""
+    import ctypes
+    import gc
+
+    import psutil
+    import pyarrow
+
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    pyarrow.default_memory_pool().release_unused()
+    return float(psutil.Process().memory_info().rss / 2**20)
+
+
+def _arrow_allocated_mb() -> float:
+    """Memory held by live Arrow buffers in this process (pandas' `str` columns live there)."""
+    import pyarrow
+
+    return float(pyarrow.total_allocated_bytes() / 2**20)
 
 
 if __name__ == "__main__":
