@@ -170,7 +170,15 @@ def _on_cluster(
     part_households: int,
     single_rate: float | None,
 ) -> None:
-    from serving.province import Job, cluster, load_models, plan_parts, score_province, worker_memory_mb
+    from serving.province import (
+        Job,
+        cluster,
+        high_water_mb,
+        load_models,
+        plan_parts,
+        score_province,
+        worker_memory_mb,
+    )
     from store.database import make_engine
     from store.register import village_sizes
     from training.tracking import champion_versions, tracking_uri
@@ -200,7 +208,7 @@ def _on_cluster(
         seconds = time.perf_counter() - started
         sampling.set()
         sampler.join()
-        high_water = client.run(_high_water_mb)
+        high_water = client.run(high_water_mb)
         at_end = max(worker_memory_mb(client).values())
         trimmed = max(client.run(_trimmed_rss_mb).values())
         arrow = max(client.run(_arrow_allocated_mb).values())
@@ -229,16 +237,6 @@ def _on_cluster(
         worker_arrow_allocated_mb=round(arrow),
         workers_used=len({one.worker for one in scored}),
     )
-
-
-def _high_water_mb() -> float:
-    """This process's peak resident memory since it started (VmHWM, MB). Unlike `ru_maxrss`, it does not
-    carry over the memory of the process that spawned it (a local cluster's workers are spawned from the
-    benchmark, which holds a county at the time)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _trimmed_rss_mb() -> float:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -132,7 +131,7 @@ def score_part(part: Part, job: Job) -> PartScored:
         updated=written.updated,
         unchanged=written.unchanged,
         seconds=round(time.perf_counter() - started, 3),
-        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        peak_rss_mb=round(high_water_mb(), 1),
         worker=f"{socket.gethostname()}:{os.getpid()}",
         read_seconds=round(read - started, 3),
         score_seconds=round(scored - read, 3),
@@ -178,6 +177,19 @@ def load_models(client: Any, job: Job) -> float:
 def worker_memory_mb(client: Any) -> dict[str, float]:
     """Each worker process's resident memory now (MB), by worker address."""
     return {address: rss / 2**20 for address, rss in client.run(_resident_bytes).items()}
+
+
+def high_water_mb() -> float:
+    """This process's peak resident memory since it started (VmHWM, MB; 0 where /proc is absent). Unlike
+    `ru_maxrss`, it does not carry over the memory of the process that spawned it (a local cluster's
+    workers are spawned from the client, which may hold a county at the time)."""
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return 0.0
+    for line in status.read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _resident_bytes() -> int:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, Select, insert, select
 
 from store.register_tables import INGEST_KEY, amendments
 
@@ -123,16 +123,20 @@ def _is_yes(value: Any) -> bool:
 
 
 def read_amendments(
-    connection: Connection, ingest_ids: Iterable[int], household_id: str | Sequence[str] | None = None
+    connection: Connection,
+    ingest_ids: Iterable[int],
+    household_id: str | Sequence[str] | Select[Any] | None = None,
 ) -> pd.DataFrame:
-    """The amendments of these versions of rounds (of one household, or some, when given), earliest
-    first, each value and previous value decoded from JSON."""
+    """The amendments of these versions of rounds (of one household, or some, when given: their ids or a
+    query giving them), earliest first, each value and previous value decoded from JSON."""
     ids = sorted({int(ingest_id) for ingest_id in ingest_ids})
     query = select(*(amendments.c[column] for column in AMENDMENT_COLUMNS)).where(
         amendments.c[INGEST_KEY].in_(ids)
     )
     if isinstance(household_id, str):
         query = query.where(amendments.c.household_id == household_id)
+    elif isinstance(household_id, Select):
+        query = query.where(amendments.c.household_id.in_(household_id))
     elif household_id is not None:
         query = query.where(amendments.c.household_id.in_(list(household_id)))
     rows = connection.execute(query.order_by(amendments.c.id)).all()

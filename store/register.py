@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, Table, func, insert, select, update
+from sqlalchemy import Connection, Engine, Select, Table, func, insert, select, update
 
 from store.amendments import Amendment, apply_amendments, read_amendments
 from store.database import frame_of
@@ -43,6 +43,8 @@ from survey.validate import SurveyInvalid, ValidationReport, validate_survey
 from survey.village_context import village_round_context
 
 PER_ROUND_TABLES = ("households", "members", "verification")
+HouseholdIds = Sequence[str] | Select[Any]
+"""Households to read: their ids, or a query giving them."""
 ACTOR_MAX_LENGTH = 200
 
 
@@ -594,7 +596,7 @@ def registered_histories(
 
 
 def _amended_rows(
-    connection: Connection, versions: dict[int, dict[str, Any]], household_ids: Sequence[str]
+    connection: Connection, versions: dict[int, dict[str, Any]], household_ids: HouseholdIds
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Some households' rows (households, members: empty when none) in the given versions, with the
     facts people corrected since laid over them."""
@@ -645,18 +647,15 @@ def read_register_villages(
         if round_ not in versions:
             raise RegisterError(f"the register holds no round {round_} of county {county_id}")
         table = DATA_TABLES["households"]
-        ids = [
-            str(one)
-            for one in connection.execute(
-                select(table.c.household_id)
-                .where(table.c[INGEST_KEY] == versions[round_]["id"], table.c.village_id.in_(list(villages)))
-                .order_by(table.c.household_id)
-            ).scalars()
-        ]
+        # the households as a subquery, not a list of thousands of ids: one statement text for every part
+        # (SQLite keeps each distinct statement prepared: a worker grew by MBs a part with the lists)
+        ids = select(table.c.household_id).where(
+            table.c[INGEST_KEY] == versions[round_]["id"], table.c.village_id.in_(list(villages))
+        )
         households, members = _amended_rows(connection, versions, ids)
         found = (
             _household_rows(connection, DATA_TABLES["verification"], versions, ids)
-            if verification and ids
+            if verification and not households.empty
             else pd.DataFrame()
         )
         latest = max(versions)  # the village register of the latest round read, as `read_register` gives
@@ -741,8 +740,14 @@ def amended(registered: RegisteredHousehold, changes: Sequence[Amendment]) -> Re
     return dataclasses.replace(registered, households=households, members=members)
 
 
+def _ids(household_ids: HouseholdIds) -> Any:
+    """What `in_` is given: a query of ids as it is (one statement text, whatever the part: a driver that
+    caches prepared statements keeps one), else the ids as a list."""
+    return household_ids if isinstance(household_ids, Select) else list(household_ids)
+
+
 def _household_rows(
-    connection: Connection, table: Table, versions: dict[int, dict[str, Any]], household_ids: Sequence[str]
+    connection: Connection, table: Table, versions: dict[int, dict[str, Any]], household_ids: HouseholdIds
 ) -> pd.DataFrame:
     """Some households' rows of `table` in the given versions, each as ingested, earlier rounds first:
     one query, and the dtypes restored once per layout (a service request reads five rounds)."""
@@ -758,7 +763,7 @@ def _household_rows(
     key = [column for column in table.primary_key.columns if column.name != INGEST_KEY]
     result = connection.execute(
         select(table)
-        .where(table.c[INGEST_KEY].in_(list(round_of)), table.c.household_id.in_(list(household_ids)))
+        .where(table.c[INGEST_KEY].in_(list(round_of)), table.c.household_id.in_(_ids(household_ids)))
         .order_by(*key)
     )
     stored = frame_of(result)
