@@ -6,6 +6,8 @@ import json
 import logging
 import math
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -452,9 +454,7 @@ def _train_on_cluster(
     boosters trained there through `lightgbm.dask` (`training.province`); logged and registered as the
     single-machine command does, the source tagged `province:C1,C2,...`."""
     import lightgbm as lgb
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from serving.province import cluster
     from store.database import create_schema, make_engine
     from store.register import RegisterError, register_rounds, village_sizes
     from training.province import TrainJob, plan_row_parts, province_data_hash, train_province_task
@@ -501,30 +501,15 @@ def _train_on_cluster(
         field_labels=field_labels,
     )
     fits = (len(specs) * settings.cv_folds + 1) * (1 if task == "poverty" else 2)  # relapse: held out, final
-    for name in ("distributed", "tornado", "lightgbm"):  # the cluster's own chatter; the bar says it
-        logging.getLogger(name).setLevel(logging.ERROR)
     lgb.register_logger(logging.getLogger("lightgbm"))  # lightgbm.dask's "finding ports" lines, quieted
-    with cluster(scheduler, workers) as client:
-        console.print(f"Dask dashboard: {client.dashboard_link}")
-        console.print(
-            f"{task}: {len(names)} counties, {len(parts)} parts; "
-            f"{fits} boosters to train through lightgbm.dask"
-        )
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console) as bar:
-            step = bar.add_task("rows", total=fits + 1)
-            try:
-                trained = train_province_task(
-                    client,
-                    parts,
-                    job,
-                    policy,
-                    province_data_hash(held),
-                    settings,
-                    progress=lambda what: bar.update(step, advance=1, description=what),
-                )
-            except ValueError as error:  # a PolicyError among them; one class only; no labelled rows
-                raise _fail(str(error)) from error
+    heading = f"{task}: {len(names)} counties, {len(parts)} parts; {fits} boosters to train (lightgbm.dask)"
+    with _cluster_with_bar(scheduler, workers, heading, "rows", fits + 1) as (client, step):
+        try:
+            trained = train_province_task(
+                client, parts, job, policy, province_data_hash(held), settings, progress=step
+            )
+        except ValueError as error:  # a PolicyError among them; one class only; no labelled rows
+            raise _fail(str(error)) from error
     console.print(_field_labels_summary(trained.field_labels, asked=field_labels))
     registered = log_and_register(trained, policy, f"province:{','.join(names)}")
     _print_json_line({"task": task, "engine": "dask", **registered, **trained.metrics})
@@ -815,10 +800,9 @@ def _score_on_cluster(
 ) -> None:
     """`score --engine dask`: the round of the register's counties in parts on a Dask cluster; each part's
     flags written to the flag store and to OUT/county_id=C/part-*.parquet by the worker that scored it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from features.policy import PolicyError
-    from serving.province import Job, cluster, plan_parts, score_province
+    from serving.province import Job, plan_parts, score_province
     from store.database import create_schema, make_engine
     from store.register import RegisterError, village_sizes
     from training.tracking import champion_versions, load_predictor_versions, tracking_uri
@@ -853,18 +837,12 @@ def _score_on_cluster(
         out=str(out.resolve()),
     )
     households = sum(part.households for part in parts)
-    for name in ("distributed", "tornado"):  # the cluster's own chatter; the bar and the summary say it
-        logging.getLogger(name).setLevel(logging.ERROR)
-    with cluster(scheduler, workers) as client:
-        console.print(f"Dask dashboard: {client.dashboard_link}")
-        console.print(
-            f"round {round_} of {len(names)} counties: {households:,} households in {len(parts)} parts, "
-            f"models {', '.join(f'{task} v{version}' for task, version in job.versions)}"
-        )
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console) as bar:
-            task = bar.add_task("parts scored", total=len(parts))
-            scored = score_province(client, parts, job, progress=lambda _: bar.advance(task))
+    heading = (
+        f"round {round_} of {len(names)} counties: {households:,} households in {len(parts)} parts, "
+        f"models {', '.join(f'{task} v{version}' for task, version in job.versions)}"
+    )
+    with _cluster_with_bar(scheduler, workers, heading, "parts scored", len(parts)) as (client, step):
+        scored = score_province(client, parts, job, progress=step)
     flagged = sum(one.flagged for one in scored)
     inserted, updated = sum(one.inserted for one in scored), sum(one.updated for one in scored)
     unchanged = sum(one.unchanged for one in scored)
@@ -1074,23 +1052,44 @@ def _compared_on_cluster(
 ) -> Any:
     """The province's comparison on the cluster (`serving.province_monitor.monitor_province`), with the
     Dask dashboard's address and a progress bar over the parts, as `score --engine dask` shows them."""
+
+    from serving.province_monitor import monitor_province
+
+    heading = (
+        f"rounds {job.previous} and {job.current} of {counties} counties in {len(parts)} parts, "
+        f"models {', '.join(f'{task} v{version}' for task, version in job.versions)}"
+    )
+    with _cluster_with_bar(scheduler, workers, heading, "parts compared", len(parts)) as (client, step):
+        return monitor_province(client, parts, job, progress=step)
+
+
+@contextmanager
+def _cluster_with_bar(
+    scheduler: str | None, workers: int | None, heading: str, first_step: str, steps: int
+) -> Iterator[tuple[Any, Callable[..., None]]]:
+    """A client of the cluster (`serving.province.cluster`), its dashboard's address and `heading` printed,
+    and a progress bar of `steps` steps: yields the client and `step(description=None)`, which advances the
+    bar one step (renaming it when given a description). The cluster's own log lines are quieted."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from serving.province import cluster
-    from serving.province_monitor import monitor_province
 
-    for name in ("distributed", "tornado"):  # the cluster's own chatter; the bar and the summary say it
+    for name in ("distributed", "tornado", "lightgbm"):  # the cluster's chatter: the bar and summary say it
         logging.getLogger(name).setLevel(logging.ERROR)
     with cluster(scheduler, workers) as client:
         console.print(f"Dask dashboard: {client.dashboard_link}")
-        console.print(
-            f"rounds {job.previous} and {job.current} of {counties} counties in {len(parts)} parts, "
-            f"models {', '.join(f'{task} v{version}' for task, version in job.versions)}"
-        )
+        console.print(heading)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as bar:
-            task = bar.add_task("parts compared", total=len(parts))
-            return monitor_province(client, parts, job, progress=lambda _: bar.advance(task))
+            task = bar.add_task(first_step, total=steps)
+
+            def step(description: str | None = None, *_: Any) -> None:
+                if isinstance(description, str):
+                    bar.update(task, advance=1, description=description)
+                else:
+                    bar.advance(task)
+
+            yield client, step
 
 
 def _cluster_db_url() -> str:
@@ -1128,7 +1127,8 @@ def _province_drift_edges(versions: dict[str, str], predictor: Any, bins: int) -
     one line, when those rows cannot be read: the report then says drift was not measured."""
     from mlflow.exceptions import MlflowException
 
-    from serving.province_monitor import model_features, reference_edges, training_references
+    from serving.monitor import model_features
+    from serving.province_monitor import reference_edges, training_references
 
     try:
         return reference_edges(training_references(versions), model_features(predictor), bins)

@@ -49,7 +49,8 @@ class MonitorResult:
         )
 
 
-def _model_features(predictor: RiskPredictor) -> list[str]:
+def model_features(predictor: RiskPredictor) -> list[str]:
+    """The features of both models, each once, in model order (those drift is measured on)."""
     names: list[str] = []
     for model in (predictor.poverty, predictor.relapse):
         if model is not None:
@@ -68,7 +69,7 @@ def monitor_rounds(
     now = scored_round(predictor, survey, current, lang)
     transitions = household_transitions(round_facts(before, survey, policy), round_facts(now, survey, policy))
     counts = transition_counts(transitions)
-    features = _model_features(predictor)
+    features = model_features(predictor)
     drift = feature_drift_table(
         before.features,
         now.features,

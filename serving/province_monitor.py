@@ -208,15 +208,6 @@ def training_references(versions: Mapping[str, str]) -> list[pd.DataFrame]:
     return [held_out_rows(run_id) for run_id in runs if run_id]
 
 
-def model_features(predictor: RiskPredictor) -> list[str]:
-    """The features of both models, each once, in model order (those drift is measured on)."""
-    names: list[str] = []
-    for model in (predictor.poverty, predictor.relapse):
-        if model is not None:
-            names += [name for name in model.feature_names if name not in names]
-    return names
-
-
 # ------------------------------------------------------------------------------------- on a worker
 
 

@@ -23,7 +23,7 @@ from models.predictor import RiskPredictor
 from monitoring.categories import CATEGORIES
 from monitoring.transitions import COUNTY, TRANSITIONS
 from serving.batch import scored_round
-from serving.monitor import MonitorResult, monitor_rounds
+from serving.monitor import MonitorResult, model_features, monitor_rounds
 from serving.province import Part
 from serving.province_monitor import (
     FLAGGED,
@@ -32,7 +32,6 @@ from serving.province_monitor import (
     ProvinceMonitor,
     departed,
     feature_drift,
-    model_features,
     monitor_province,
     no_facts,
     owned_previously,
