@@ -218,13 +218,17 @@ def summed_counts(counts: Sequence[dict[str, int] | None]) -> dict[str, int] | N
 def province_rows(client: Any, parts: Sequence[RowPart], job: TrainJob) -> ProvinceRows:
     """The task's rows of every part, built and kept on the workers (module docstring)."""
     import dask.dataframe as dd
+    from dask.base import tokenize
     from distributed import wait
 
     from features.frame import task_feature_names
 
     policy = _policy(job.policy_file)
     meta = _empty_rows(job.task, policy)
-    futures = client.map(part_rows, list(parts), job=job, key=[f"povrisk-rows-{p.name}" for p in parts])
+    token = tokenize(job)  # two jobs on one scheduler never share a part's rows
+    futures = client.map(
+        part_rows, list(parts), job=job, key=[f"povrisk-rows-{p.name}-{token}" for p in parts]
+    )
     wait(futures)
     counts = client.gather(client.map(_attrs_of, futures))
     frame = dd.from_delayed(futures, meta=meta, verify_meta=False).persist()
