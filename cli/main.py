@@ -455,23 +455,17 @@ def _train_on_cluster(
     single-machine command does, the source tagged `province:C1,C2,...`."""
     import lightgbm as lgb
 
-    from store.database import create_schema, make_engine
     from store.register import RegisterError, register_rounds, village_sizes
     from training.province import TrainJob, plan_row_parts, province_data_hash, train_province_task
     from training.settings import load_training_settings
     from training.tracking import log_and_register
     from training.train import candidate_specs
 
-    if (scheduler is None) == (workers is None):
-        raise _fail(
-            "--engine dask needs --scheduler ADDRESS (a running cluster) or --workers N (a local one)"
-        )
+    _check_cluster_choice(scheduler, workers)
     policy, policy_file = _policy(policy_option)
     settings = load_training_settings()
     specs = candidate_specs(None, settings)
-    url = _cluster_db_url()
-    register = make_engine(url)
-    create_schema(register)
+    url, register = _cluster_register()
     try:
         names = _province_counties(register, counties)
         held = register_rounds(register)
@@ -803,20 +797,14 @@ def _score_on_cluster(
 
     from features.policy import PolicyError
     from serving.province import Job, plan_parts, score_province
-    from store.database import create_schema, make_engine
     from store.register import RegisterError, village_sizes
     from training.tracking import champion_versions, load_predictor_versions, tracking_uri
 
-    if (scheduler is None) == (workers is None):
-        raise _fail(
-            "--engine dask needs --scheduler ADDRESS (a running cluster) or --workers N (a local one)"
-        )
+    _check_cluster_choice(scheduler, workers)
     if out.exists() and not out.is_dir():
         raise _fail(f"--out {out} is a file; with --engine dask it is a folder of flag-list parts")
     policy, policy_file = _policy(policy_option)
-    url = _cluster_db_url()
-    register = make_engine(url)
-    create_schema(register)
+    url, register = _cluster_register()
     try:
         names = _province_counties(register, counties)
         sizes = {name: village_sizes(register, name, round_) for name in names}
@@ -987,22 +975,16 @@ def _monitor_on_cluster(
 
     from features.policy import PolicyError
     from serving.province_monitor import MonitorJob, plan_monitor_parts
-    from store.database import create_schema, make_engine
     from store.register import RegisterError, village_sizes
     from training.tracking import champion_versions, load_predictor_versions, log_monitoring, tracking_uri
 
-    if (scheduler is None) == (workers is None):
-        raise _fail(
-            "--engine dask needs --scheduler ADDRESS (a running cluster) or --workers N (a local one)"
-        )
+    _check_cluster_choice(scheduler, workers)
     if previous >= current:
         raise _fail(f"--previous ({previous}) must be an earlier round than --current ({current})")
     if out.exists() and not out.is_dir():
         raise _fail(f"--out {out} is a file; the monitoring report and its tables go into a folder")
     policy, policy_file = _policy(policy_option)
-    url = _cluster_db_url()
-    register = make_engine(url)
-    create_schema(register)
+    url, register = _cluster_register()
     try:
         names = _province_counties(register, counties)
         sizes = {r: {name: village_sizes(register, name, r) for name in names} for r in (previous, current)}
@@ -1090,6 +1072,24 @@ def _cluster_with_bar(
                     bar.advance(task)
 
             yield client, step
+
+
+def _check_cluster_choice(scheduler: str | None, workers: int | None) -> None:
+    """`--engine dask` runs on a running cluster or a local one: exactly one of the two options."""
+    if (scheduler is None) == (workers is None):
+        raise _fail(
+            "--engine dask needs --scheduler ADDRESS (a running cluster) or --workers N (a local one)"
+        )
+
+
+def _cluster_register() -> tuple[str, Any]:
+    """The register's URL as the workers see it (`_cluster_db_url`) and an engine on it, schema in place."""
+    from store.database import create_schema, make_engine
+
+    url = _cluster_db_url()
+    register = make_engine(url)
+    create_schema(register)
+    return url, register
 
 
 def _cluster_db_url() -> str:

@@ -147,22 +147,38 @@ def score_province(
 ) -> list[PartScored]:
     """Every part scored on the cluster `client` is connected to (retried on another worker when one dies),
     in the order they finish; `progress` hears of each."""
+    return run_parts(client, score_part, parts, job, f"povrisk-score-{job.round}", progress)
+
+
+def run_parts(
+    client: Any,
+    work: Callable[[Part, Any], Any],
+    parts: Sequence[Part],
+    job: Any,
+    name: str,
+    progress: Callable[[Any], None] | None = None,
+) -> list[Any]:
+    """`work(part, job)` for every part on the cluster (retried on another worker when one dies), the results
+    in the order they finish; `progress` hears of each. Task keys carry `name`, the part and the job's token:
+    two jobs on one scheduler never share a task."""
+    from dask.base import tokenize
     from distributed import as_completed
 
+    token = tokenize(job)
     futures = client.map(
-        score_part,
+        work,
         list(parts),
         job=job,
-        key=[f"povrisk-score-{job.round}-{part.name}" for part in parts],
+        key=[f"{name}-{part.name}-{token}" for part in parts],
         retries=RETRIES,
         pure=False,
     )
     done = []
     for future in as_completed(futures):
-        scored = future.result()
-        done.append(scored)
+        result = future.result()
+        done.append(result)
         if progress is not None:
-            progress(scored)
+            progress(result)
     return done
 
 

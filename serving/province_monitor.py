@@ -58,7 +58,7 @@ from monitoring.transitions import (
     transition_counts,
 )
 from serving.batch import ScoredRound, larger_risk, round_facts, scored_round
-from serving.province import RETRIES, Part, _engine, _predictor, _write_part, plan_parts
+from serving.province import Part, _engine, _predictor, _write_part, plan_parts, run_parts
 from store.register import read_register_villages, registered_histories
 from survey.catalogue import Language, label, message
 from survey.io import Survey
@@ -403,24 +403,8 @@ def monitor_province(
 ) -> ProvinceMonitor:
     """Every part compared on the cluster `client` is connected to (retried on another worker when one
     dies), summed into the province's tables; `progress` hears of each part as it finishes."""
-    from dask.base import tokenize
-    from distributed import as_completed
-
-    run = tokenize(job)  # two comparisons of the same rounds on one scheduler never share a task
-    futures = client.map(
-        monitor_part,
-        list(parts),
-        job=job,
-        key=[f"povrisk-monitor-{job.previous}-{job.current}-{part.name}-{run}" for part in parts],
-        retries=RETRIES,
-        pure=False,
-    )
-    done = []
-    for future in as_completed(futures):
-        monitored = future.result()
-        done.append(monitored)
-        if progress is not None:
-            progress(monitored)
+    name = f"povrisk-monitor-{job.previous}-{job.current}"
+    done = run_parts(client, monitor_part, parts, job, name, progress)
     policy = load_policy(Path(job.policy_file)) if job.policy_file else load_policy()
     return province_result(done, job.previous, job.current, policy)
 

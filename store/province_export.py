@@ -34,7 +34,6 @@ versions and amendments it was made from.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -49,7 +48,7 @@ from sqlalchemy import Connection, Engine, func, select
 from store.amendments import apply_amendments, read_amendments
 from store.register import RegisterError, read_register, village_sizes
 from store.register_tables import INGEST_KEY, amendments, ingests
-from survey.io import Survey
+from survey.io import Survey, _swap_into_place  # the folder swap survey folders use
 
 MANIFEST = "export.json"
 FORMAT_VERSION = 1
@@ -267,21 +266,6 @@ def _manifest_json(manifest: Manifest) -> str:
         ensure_ascii=False,
         indent=1,
     )
-
-
-def _swap_into_place(staging: Path, target: Path) -> None:
-    """`staging` renamed to `target`; an existing `target` moved aside first and removed after."""
-    if not target.exists():
-        staging.rename(target)
-        return
-    retired = target.with_name(f".{target.name}.old-{os.getpid()}")
-    target.rename(retired)
-    try:
-        staging.rename(target)
-    except BaseException:
-        retired.rename(target)
-        raise
-    shutil.rmtree(retired, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------------------------ read

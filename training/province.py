@@ -51,8 +51,7 @@ from models.fit import MIN_VALIDATION_ROWS
 from models.linear import LinearModel, fit_linear
 from models.predictor import TaskModel
 from models.spec import LightGBMSpec
-from serving.province import Part
-from store.database import make_engine
+from serving.province import Part, _engine
 from store.register import read_register_villages
 from survey.io import Survey
 from survey.validate import conform
@@ -690,11 +689,6 @@ def train_province_task(
 
 
 # ------------------------------------------------------------------------------------ worker state
-
-
-@cache
-def _engine(db_url: str) -> Any:
-    return make_engine(db_url)
 
 
 @cache
