@@ -16,6 +16,11 @@ Round 2 is then scored three ways, the flag store emptied before each so that ea
   of the parts were done (whether a worker's memory stays flat over the round or grows part by part),
   and at the end before and after a garbage collection, `malloc_trim` and Arrow's `release_unused` (live
   memory vs memory freed but kept by the allocators), with the bytes of live Arrow buffers.
+Speed per worker two ways: `per_worker_share_of_single` (households a second per worker over the single
+process's, wall clock: on a 2-core machine the scheduler and this client share the cores with the
+workers) and `cpu_share_of_single` (the single process's CPU seconds a household over the workers' CPU
+seconds a household: what a part costs a worker against the same work in one process, whatever else the
+machine is doing).
 
 Worker memory alone, for provinces of several sizes (issue 16: flat, <= 2 GB, whatever the size):
 `--only-cluster --workers-list 2` skips the single process and the 1-worker run.
@@ -59,9 +64,9 @@ def main() -> None:
         register = f"sqlite:///{root / 'register.db'}"
         counties = _province_in_register(root, register, arguments)
         _champions()
-        single_rate = None if arguments.only_cluster else _single_process(register, counties)[1]
+        single = None if arguments.only_cluster else _single_process(register, counties)
         for workers in arguments.workers_list:
-            _on_cluster(register, counties, workers, arguments.part_households, single_rate)
+            _on_cluster(register, counties, workers, arguments.part_households, single)
 
 
 def _counts(text: str) -> tuple[int, ...]:
@@ -131,7 +136,8 @@ def _emptied(register: str) -> None:
     engine.dispose()
 
 
-def _single_process(register: str, counties: list[str]) -> tuple[int, float]:
+def _single_process(register: str, counties: list[str]) -> tuple[float, float]:
+    """The round county by county in this process; (households a second, CPU seconds a household)."""
     from serving.batch import score_round
     from store.cases import upsert_flags
     from store.database import make_engine
@@ -143,24 +149,26 @@ def _single_process(register: str, counties: list[str]) -> tuple[int, float]:
     engine = make_engine(register)
     predictor = load_champion_predictor()
     households = flagged = 0
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for name in counties:
         survey = conform(read_register(engine, name))
         flags = score_round(predictor, survey, ROUND)
         upsert_flags(engine, flags.assign(county_id=name))
         households += int((survey.households["round"] == ROUND).sum())
         flagged += len(flags)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     emit(
         "province_score_single",
         households=households,
         flagged=flagged,
         seconds=round(seconds, 2),
         households_per_s=round(households / seconds, 1),
+        cpu_seconds=round(cpu, 2),
+        cpu_ms_per_household=round(1000 * cpu / households, 4),
         peak_rss_mb=peak_rss_mb(),
     )
     engine.dispose()
-    return households, households / seconds
+    return households / seconds, cpu / households
 
 
 def _on_cluster(
@@ -168,26 +176,28 @@ def _on_cluster(
     counties: list[str],
     workers: int,
     part_households: int,
-    single_rate: float | None,
+    single: tuple[float, float] | None,
 ) -> None:
+    from features.policy import load_policy
     from serving.province import (
         Job,
         cluster,
         high_water_mb,
         load_models,
-        plan_parts,
+        pin_county_versions,
         score_province,
         worker_memory_mb,
     )
     from store.database import make_engine
+    from store.parts import plan_parts
     from store.register import village_sizes
-    from training.tracking import champion_versions, tracking_uri
+    from training.tracking import tracking_uri
 
     _emptied(register)
     engine = make_engine(register)
     parts = plan_parts({name: village_sizes(engine, name, ROUND) for name in counties}, part_households)
     engine.dispose()
-    job = Job(ROUND, register, tracking_uri(), tuple(sorted(champion_versions().items())))
+    job = Job(ROUND, register, tracking_uri(), pin_county_versions(load_policy(), counties))
     with cluster(workers=workers) as client:
         load_s = load_models(client, job)
         peaks: dict[str, float] = {}
@@ -199,6 +209,7 @@ def _on_cluster(
                     peaks[address] = max(peaks.get(address, 0.0), megabytes)
 
         sampler = threading.Thread(target=sample, daemon=True)
+        cpu_before = client.run(_cpu_seconds)
         started = time.perf_counter()
         sampler.start()
         after_parts: list[float] = []  # the largest worker's memory as each part finishes: flat, or growing?
@@ -206,6 +217,7 @@ def _on_cluster(
             client, parts, job, lambda _: after_parts.append(max(worker_memory_mb(client).values()))
         )
         seconds = time.perf_counter() - started
+        cpu_after = client.run(_cpu_seconds)
         sampling.set()
         sampler.join()
         high_water = client.run(high_water_mb)
@@ -214,8 +226,14 @@ def _on_cluster(
         arrow = max(client.run(_arrow_allocated_mb).values())
     households = sum(one.households for one in scored)
     rate = households / seconds
+    cpu = sum(cpu_after[address] - cpu_before.get(address, 0.0) for address in cpu_after)
     compared = (
-        {} if single_rate is None else {"per_worker_share_of_single": round(rate / workers / single_rate, 3)}
+        {}
+        if single is None
+        else {
+            "per_worker_share_of_single": round(rate / workers / single[0], 3),
+            "cpu_share_of_single": round(single[1] / (cpu / households), 3),
+        }
     )
     emit(
         f"province_score_dask_{workers}_worker{'s' if workers > 1 else ''}",
@@ -225,6 +243,8 @@ def _on_cluster(
         seconds=round(seconds, 2),
         households_per_s=round(rate, 1),
         households_per_s_per_worker=round(rate / workers, 1),
+        workers_cpu_seconds=round(cpu, 2),
+        cpu_ms_per_household=round(1000 * cpu / households, 4),
         **compared,
         model_load_seconds=round(load_s, 2),
         peak_worker_rss_mb=round(max(peaks.values(), default=0.0), 1),
@@ -237,6 +257,14 @@ def _on_cluster(
         worker_arrow_allocated_mb=round(arrow),
         workers_used=len({one.worker for one in scored}),
     )
+
+
+def _cpu_seconds() -> float:
+    """This process's CPU time so far (user + system, all its threads)."""
+    import psutil
+
+    times = psutil.Process().cpu_times()
+    return float(times.user + times.system)
 
 
 def _trimmed_rss_mb() -> float:

@@ -4,7 +4,7 @@ PostgreSQL, whichever measures better").
 
 One county (default 50,000 households, 200 villages, 3 rounds) is simulated and ingested into a SQLite
 register and into a fresh schema of the test PostgreSQL server (POVRISK_TEST_PG_URL, default
-127.0.0.1:5432/test; dropped after). Round 2 is cut into the parts `serving.province.plan_parts` makes
+127.0.0.1:5432/test; dropped after). Round 2 is cut into the parts `store.parts.plan_parts` makes
 (default 20,000 households), and each part's households are read `--repeats` times by:
 - `province_read_sqlite` / `province_read_postgresql`: `store.register.read_register_villages`;
 - `province_read_parquet`: `store.province_export.read_exported_villages`, from the round's export,
@@ -143,8 +143,8 @@ def _county_in_registers(plan: dict[str, Any], arguments: Any) -> None:
 
 
 def _parts(register: str, part_households: int) -> list[list[str]]:
-    from serving.province import plan_parts
     from store.database import make_engine
+    from store.parts import plan_parts
     from store.register import village_sizes
 
     engine = make_engine(register)

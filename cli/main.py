@@ -96,6 +96,31 @@ CountyOption = Annotated[
 ]
 
 
+ModelCountyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--county",
+        help="The county's own model (povrisk-<task>-<county>), for a county the policy gives one "
+        "(county_models); without it, the shared model.",
+    ),
+]
+
+
+def _own_model_county(policy: Any, county: str | None) -> str | None:
+    """`county` when the policy gives it a model of its own, else None (the shared model)."""
+    return county if policy.county_models.has_own_model(county) else None
+
+
+def _check_own_model_county(policy: Any, county: str | None) -> None:
+    """Stop with one line when `--county C` names a county without a model of its own."""
+    if county is not None and not policy.county_models.has_own_model(county):
+        listed = ", ".join(policy.county_models.counties) or "none"
+        raise _fail(
+            f"county {county} has no model of its own under policy {policy.version} (county_models lists: "
+            f"{listed}); it is scored by the shared model, named without --county"
+        )
+
+
 def _read_conformed_survey(data: Path | None, county: str | None = None):  # type: ignore[no-untyped-def]
     """The survey of `--data DIR` or of `--county C` in the register (exactly one), conformed to the
     schema's types the same way, so that both give the same feature frames."""
@@ -411,8 +436,11 @@ def train(
 ) -> None:
     """Train a model, log it to MLflow and register it as the `challenger`; print its metrics as JSON last.
 
-    With --engine dask the rows of the register's counties are built and the boosters trained on a Dask
-    cluster through `lightgbm.dask` (`training.province`)."""
+    With --county C for a county the policy gives a model of its own (county_models), the model is that
+    county's, `povrisk-<task>-<C>`; else the shared `povrisk-<task>`. With --engine dask the rows of the
+    register's counties are built and the boosters trained on a Dask cluster through `lightgbm.dask`
+    (`training.province`): the shared model on the counties without models of their own, then each such
+    county's own model on its rows alone, one JSON line each."""
     from features.policy import PolicyError
     from training.tracking import log_and_register
     from training.train import train_task
@@ -436,7 +464,9 @@ def train(
         raise _fail(str(error)) from error
     console.print(_field_labels_summary(trained.field_labels, asked=field_labels))
     source = f"county:{county}" if county else Path(str(data)).name
-    registered = log_and_register(trained, policy, source, survey=survey)
+    own = _own_model_county(policy, county)
+    registered = log_and_register(trained, policy, source, survey=survey, county=own)
+    console.print(f"registered {registered['model_name']} version {registered['version']} as challenger")
     _print_json_line({"task": task.value, **registered, **trained.metrics})
 
 
@@ -452,13 +482,14 @@ def _train_on_cluster(
 ) -> None:
     """`train --engine dask`: the task's rows built on a Dask cluster from the register's counties and the
     boosters trained there through `lightgbm.dask` (`training.province`); logged and registered as the
-    single-machine command does, the source tagged `province:C1,C2,...`."""
+    single-machine command does. The counties without models of their own (the policy's county_models)
+    train the shared model, source `province:C1,C2,...`; each county with one trains its own, source
+    `county:C`, on the same cluster. One JSON line per model registered."""
     import lightgbm as lgb
 
     from store.register import RegisterError, register_rounds, village_sizes
-    from training.province import TrainJob, plan_row_parts, province_data_hash, train_province_task
+    from training.province import TrainJob, plan_row_parts
     from training.settings import load_training_settings
-    from training.tracking import log_and_register
     from training.train import candidate_specs
 
     _check_cluster_choice(scheduler, workers)
@@ -494,18 +525,60 @@ def _train_on_cluster(
         policy_file=str(policy_file),
         field_labels=field_labels,
     )
+    models = _cluster_models(policy, names)
     fits = (len(specs) * settings.cv_folds + 1) * (1 if task == "poverty" else 2)  # relapse: held out, final
     lgb.register_logger(logging.getLogger("lightgbm"))  # lightgbm.dask's "finding ports" lines, quieted
-    heading = f"{task}: {len(names)} counties, {len(parts)} parts; {fits} boosters to train (lightgbm.dask)"
-    with _cluster_with_bar(scheduler, workers, heading, "rows", fits + 1) as (client, step):
-        try:
-            trained = train_province_task(
-                client, parts, job, policy, province_data_hash(held), settings, progress=step
-            )
-        except ValueError as error:  # a PolicyError among them; one class only; no labelled rows
-            raise _fail(str(error)) from error
-    console.print(_field_labels_summary(trained.field_labels, asked=field_labels))
-    registered = log_and_register(trained, policy, f"province:{','.join(names)}")
+    heading = (
+        f"{task}: {len(names)} counties, {len(parts)} parts; {len(models)} model(s), {fits} boosters each "
+        "to train (lightgbm.dask)"
+    )
+    with _cluster_with_bar(scheduler, workers, heading, "rows", (fits + 1) * len(models)) as (client, step):
+        for own, members in models:
+            _train_one_on_cluster(client, job, policy, settings, own, members, parts, held, step)
+
+
+def _cluster_models(policy: Any, names: list[str]) -> list[tuple[str | None, list[str]]]:
+    """The models `train --engine dask` trains: (None, the counties without models of their own) for the
+    shared model when there are any, then (C, [C]) for each county the policy gives its own."""
+    shared = [name for name in names if not policy.county_models.has_own_model(name)]
+    own = [name for name in names if policy.county_models.has_own_model(name)]
+    return ([(None, shared)] if shared else []) + [(name, [name]) for name in own]
+
+
+def _train_one_on_cluster(
+    client: Any,
+    job: Any,
+    policy: Any,
+    settings: Any,
+    own: str | None,
+    members: list[str],
+    parts: list[Any],
+    held: Any,
+    step: Any,
+) -> None:
+    """Train one model (`own` county's, or the shared one: None) on `members`' parts; log, register and
+    print it."""
+    from training.province import province_data_hash, train_province_task
+    from training.tracking import log_and_register
+
+    task = job.task
+    mine = [row_part for row_part in parts if row_part.part.county_id in members]
+    if not mine:
+        raise _fail(
+            f"{task}: {'county ' + own if own else 'the counties ' + ', '.join(members)} hold no round to "
+            "train on (relapse needs two in a row)"
+        )
+    rounds = held[held["county_id"].astype(str).isin(members)]
+    try:
+        trained = train_province_task(
+            client, mine, job, policy, province_data_hash(rounds), settings, progress=step
+        )
+    except ValueError as error:  # a PolicyError among them; one class only; no labelled rows
+        raise _fail(f"{'county ' + own + ': ' if own else ''}{error}") from error
+    console.print(_field_labels_summary(trained.field_labels, asked=job.field_labels))
+    source = f"county:{own}" if own else f"province:{','.join(members)}"
+    registered = log_and_register(trained, policy, source, county=own)
+    console.print(f"registered {registered['model_name']} version {registered['version']} as challenger")
     _print_json_line({"task": task, "engine": "dask", **registered, **trained.metrics})
 
 
@@ -602,13 +675,17 @@ def _system_user() -> str:
 def rollback(
     task: Annotated[Task, typer.Option(help="Which model's champion to move back.")],
     by: Annotated[str, typer.Option(help="Who rolls back (recorded); default: this system user.")] = "",
+    county: ModelCountyOption = None,
+    policy_option: PolicyFile = None,
 ) -> None:
     """Move `champion` back to the version it replaced (recorded at promotion); exit 1 when there is none."""
     from training.tracking import RollbackRefused
     from training.tracking import rollback as roll_back
 
+    policy, _ = _policy(policy_option)
+    _check_own_model_county(policy, county)
     try:
-        decision = roll_back(task.value, by=by or _system_user())
+        decision = roll_back(task.value, by=by or _system_user(), county=county)
     except RollbackRefused as refused:
         raise _fail(str(refused)) from refused
     console.print(decision["reason"])
@@ -636,8 +713,9 @@ def compare(
     difference and its bootstrap 95% interval (households resampled), the same per township and village
     with enough held-out households (their areas are logged with the challenger's held-out rows; for a
     run logged before that, give the survey it learned from with --data or --county), both models'
-    calibration named by the labels it is measured against, and what `promote` would decide. Changes
-    nothing. Last line: the comparison as JSON."""
+    calibration named by the labels it is measured against, and what `promote` would decide. With --county
+    C for a county the policy gives a model of its own, that county's model. Changes nothing. Last line:
+    the comparison as JSON."""
     from cli.comparison import print_comparison
     from training.compare import compare_models
     from training.settings import load_training_settings
@@ -649,7 +727,13 @@ def compare(
     settings = load_training_settings()
     try:
         comparison = compare_models(
-            task.value, seed=seed, replicates=replicates, policy=policy, settings=settings, survey=survey
+            task.value,
+            seed=seed,
+            replicates=replicates,
+            policy=policy,
+            settings=settings,
+            survey=survey,
+            county=_own_model_county(policy, county),
         )
     except LookupError as error:
         raise _fail(str(error).strip("'\"")) from error
@@ -676,6 +760,7 @@ def promote(
     ] = False,
     reason: Annotated[str, typer.Option(help="Why the promotion is forced (recorded on the version).")] = "",
     by: Annotated[str, typer.Option(help="Who promotes (recorded); default: this system user.")] = "",
+    county: ModelCountyOption = None,
     policy_option: PolicyFile = None,
 ) -> None:
     """Move `champion` to the challenger only if it wins on held-out data.
@@ -685,7 +770,7 @@ def promote(
     PROMOTION_REFUSED (3) when it kept the champion (drift, a challenger that does not win, or one that
     already is the champion), so that a script never mistakes a refusal for a promotion. `--force --reason`
     promotes whatever drift and metric say. The new champion records who, when, why and the version it
-    replaced (`povrisk rollback` returns to it).
+    replaced (`povrisk rollback` returns to it). --county C: the county's own model (county_models).
     """
     from functools import partial
 
@@ -697,6 +782,7 @@ def promote(
     if force and not reason.strip():
         raise _fail("--force needs --reason: why the challenger is promoted whatever drift and metric say")
     policy, _ = _policy(policy_option)
+    _check_own_model_county(policy, county)
     drift_check = partial(training_data_drift, task.value, policy=policy)
     decision = promote_challenger(
         task.value,
@@ -705,6 +791,7 @@ def promote(
         force=force,
         by=by or _system_user(),
         force_reason=reason.strip(),
+        county=county,
     )
     if not decision.get("promoted"):
         console.print(f"[bold red]not promoted:[/] {escape(str(decision.get('reason', '')))}")
@@ -739,7 +826,8 @@ def score(
     All or nothing: both files are written beside their places first, the flags are recorded in the
     store (one transaction), and only then are the files moved into place; when the store refuses the
     flags, no file is written. The champions must have been trained under the policy in force (its
-    version), as the service requires (`training.tracking.load_champion_predictor`).
+    version), as the service requires (`training.tracking.load_champion_predictor`). A county the policy
+    gives models of its own (county_models) is scored by them (`training.tracking.scoring_versions`).
     """
     from cli.output import check_frame_path, staged_frame
     from features.policy import PolicyError
@@ -767,8 +855,8 @@ def score(
             f"{source} has no round {round_}; rounds present: {sorted(set(survey.households['round']))}"
         )
     try:
-        flags = score_round(load_champion_predictor(policy), survey, round_, lang=lang.value)
-    except PolicyError as error:
+        flags = score_round(load_champion_predictor(policy, county), survey, round_, lang=lang.value)
+    except (PolicyError, LookupError) as error:
         raise _fail(str(error)) from error
     with staged_frame(flags, outputs):  # moved into place only when the block below succeeds
         recorded = (
@@ -796,9 +884,10 @@ def _score_on_cluster(
     flags written to the flag store and to OUT/county_id=C/part-*.parquet by the worker that scored it."""
 
     from features.policy import PolicyError
-    from serving.province import Job, plan_parts, score_province
+    from serving.province import Job, models_named, pin_county_versions, score_province
+    from store.parts import plan_parts
     from store.register import RegisterError, village_sizes
-    from training.tracking import champion_versions, load_predictor_versions, tracking_uri
+    from training.tracking import tracking_uri
 
     _check_cluster_choice(scheduler, workers)
     if out.exists() and not out.is_dir():
@@ -808,8 +897,7 @@ def _score_on_cluster(
     try:
         names = _province_counties(register, counties)
         sizes = {name: village_sizes(register, name, round_) for name in names}
-        versions = champion_versions()
-        load_predictor_versions(versions, policy)  # refused here, not on every worker
+        versions = pin_county_versions(policy, names)
     except (RegisterError, LookupError, PolicyError) as error:
         raise _fail(str(error)) from error
     finally:
@@ -819,7 +907,7 @@ def _score_on_cluster(
         round=round_,
         db_url=url,
         tracking_uri=tracking_uri(),
-        versions=tuple(sorted(versions.items())),
+        versions=versions,
         policy_file=str(policy_file),
         lang=lang,
         out=str(out.resolve()),
@@ -827,7 +915,7 @@ def _score_on_cluster(
     households = sum(part.households for part in parts)
     heading = (
         f"round {round_} of {len(names)} counties: {households:,} households in {len(parts)} parts, "
-        f"models {', '.join(f'{task} v{version}' for task, version in job.versions)}"
+        f"models {', '.join(models_named(job.versions))}"
     )
     with _cluster_with_bar(scheduler, workers, heading, "parts scored", len(parts)) as (client, step):
         scored = score_province(client, parts, job, progress=step)
@@ -928,8 +1016,10 @@ def monitor(
     if absent:
         raise _fail(f"{source} has no round for {', '.join(absent)}; rounds present: {rounds}")
     try:
-        result = monitor_rounds(load_champion_predictor(policy), survey, previous, current, lang.value)
-    except ValueError as error:  # a PolicyError among them
+        result = monitor_rounds(
+            load_champion_predictor(policy, county), survey, previous, current, lang.value
+        )
+    except (ValueError, LookupError) as error:  # a PolicyError among them
         raise _fail(str(error)) from error
     # built before anything is written: a failure leaves the folder as it was
     report = result.report_html(lang.value, _stored_cases(county))
@@ -974,9 +1064,10 @@ def _monitor_on_cluster(
     import shutil
 
     from features.policy import PolicyError
+    from serving.province import pin_county_versions, versions_of
     from serving.province_monitor import MonitorJob, plan_monitor_parts
     from store.register import RegisterError, village_sizes
-    from training.tracking import champion_versions, load_predictor_versions, log_monitoring, tracking_uri
+    from training.tracking import load_predictor_versions, log_monitoring, tracking_uri
 
     _check_cluster_choice(scheduler, workers)
     if previous >= current:
@@ -988,8 +1079,9 @@ def _monitor_on_cluster(
     try:
         names = _province_counties(register, counties)
         sizes = {r: {name: village_sizes(register, name, r) for name in names} for r in (previous, current)}
-        versions = champion_versions()
-        predictor = load_predictor_versions(versions, policy)  # refused here, not on every worker
+        versions = pin_county_versions(policy, names)
+        first = versions_of(versions, names[0])
+        predictor = load_predictor_versions({task: (name, number) for task, name, number in first}, policy)
     except (RegisterError, LookupError, PolicyError) as error:
         raise _fail(str(error)) from error
     finally:
@@ -1002,7 +1094,7 @@ def _monitor_on_cluster(
         current=current,
         db_url=url,
         tracking_uri=tracking_uri(),
-        versions=tuple(sorted(versions.items())),
+        versions=versions,
         policy_file=str(policy_file),
         out=str((staging / PROVINCE_TRANSITIONS_FOLDER).resolve()),
         drift_edges=_province_drift_edges(versions, predictor, policy.drift.bins),
@@ -1035,11 +1127,12 @@ def _compared_on_cluster(
     """The province's comparison on the cluster (`serving.province_monitor.monitor_province`), with the
     Dask dashboard's address and a progress bar over the parts, as `score --engine dask` shows them."""
 
+    from serving.province import models_named
     from serving.province_monitor import monitor_province
 
     heading = (
         f"rounds {job.previous} and {job.current} of {counties} counties in {len(parts)} parts, "
-        f"models {', '.join(f'{task} v{version}' for task, version in job.versions)}"
+        f"models {', '.join(models_named(job.versions))}"
     )
     with _cluster_with_bar(scheduler, workers, heading, "parts compared", len(parts)) as (client, step):
         return monitor_province(client, parts, job, progress=step)
@@ -1122,7 +1215,7 @@ def _province_counties(register: Any, counties: str | None) -> list[str]:
     return names
 
 
-def _province_drift_edges(versions: dict[str, str], predictor: Any, bins: int) -> Any:
+def _province_drift_edges(versions: Any, predictor: Any, bins: int) -> Any:
     """Drift's bin edges from the pinned models' held-out training rows (`reference_edges`); none, said on
     one line, when those rows cannot be read: the report then says drift was not measured."""
     from mlflow.exceptions import MlflowException

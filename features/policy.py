@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,6 +30,7 @@ GUARANTEES = ("food_clothing", "compulsory_education", "basic_medical", "safe_ho
 
 _WEIGHT_SUM_TOLERANCE = 1e-9
 _OLDEST_AGE = 120.0  # the survey schema's oldest member
+_MODEL_NAME_PART = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 class PolicyError(ValueError):
@@ -122,6 +124,37 @@ class AgeBands(_Frozen):
                 f"({self.working_age.below}): a member would count as both elderly and of working age"
             )
         return self
+
+
+class CountyModels(_Frozen):
+    """Which counties are scored by models of their own (`povrisk-<task>-<county>`, trained on that county
+    alone) rather than the shared model (`povrisk-<task>`) that scores every other county; and what
+    scores such a county before its own model has a champion: `shared_model` (said on every answer by
+    the model's name), or `refuse` (its households are not scored until then)."""
+
+    counties: tuple[str, ...] = ()
+    until_trained: Literal["shared_model", "refuse"] = "shared_model"
+
+    @field_validator("counties")
+    @classmethod
+    def _distinct_identifiers(cls, counties: tuple[str, ...]) -> tuple[str, ...]:
+        names = tuple(str(county).strip() for county in counties)
+        blank = [county for county in names if not county]
+        if blank:
+            raise ValueError("a county identifier is empty")
+        doubled = sorted({county for county in names if names.count(county) > 1})
+        if doubled:
+            raise ValueError(f"counties listed twice: {doubled}")
+        unsafe = [county for county in names if not _MODEL_NAME_PART.fullmatch(county)]
+        if unsafe:
+            raise ValueError(
+                f"counties {unsafe}: a county of its own model names a registered model "
+                "(povrisk-<task>-<county>): letters, digits, '_', '-' and '.' only"
+            )
+        return names
+
+    def has_own_model(self, county: str | None) -> bool:
+        return county is not None and str(county) in self.counties
 
 
 class MonitoringThresholds(_Frozen):
@@ -318,6 +351,7 @@ class Policy(_Frozen):
     assistance: AssistanceTable
     reasons: ReasonSettings
     welfare: Welfare = Field(default_factory=Welfare)
+    county_models: CountyModels = Field(default_factory=CountyModels)
 
     @field_validator("poverty_lines")
     @classmethod

@@ -1,9 +1,10 @@
 """Package the service as a Bento (`povrisk package`, `make bento`): the service's code, both champions
 pulled from the MLflow registry, pinned Python packages and the system OpenMP runtime LightGBM needs.
 
-1. `package_champions` loads each task's champion from the registry and saves both, in the layout of the
-   service's local copy (`serving.model_cache`), as one BentoML model `PACKAGED_MODEL` whose labels name
-   the registered models, versions and policy version.
+1. `package_champions` loads each task's champion from the registry, with the own champions of the
+   counties the policy gives models of their own, and saves them, in the layout of the service's local
+   copy (`serving.model_cache`), as one BentoML model `PACKAGED_MODEL` whose labels name the shared
+   registered models, versions and policy version (its metadata, the counties' models).
 2. `build_bento` runs `bentoml build` on `bentofile.yaml` (repository root), which includes that model,
    installs `requirements-serve.txt` (the runtime dependencies of povrisk pinned to the versions of
    constraints.txt; `pinned_requirements` derives it, `make lock` rewrites it) and `libgomp1` in the image.
@@ -108,14 +109,16 @@ def _canonical(name: str) -> str:
 
 
 def package_champions(policy: Policy) -> Packaged:
-    """Both champions of the registry saved as a new version of the BentoML model `PACKAGED_MODEL`."""
+    """Both champions of the registry, and the own champions of the policy's counties, saved as a new
+    version of the BentoML model `PACKAGED_MODEL`."""
     import bentoml
 
     from serving.batch import model_reference
-    from serving.scoring import registry_champions
+    from serving.scoring import registry_champions, registry_county_champions
 
     try:
         models, aliases = registry_champions()
+        counties = registry_county_champions(policy)
     except Exception as error:  # MLflow raises many types for "no such alias" or "cannot connect"
         raise PackagingError(
             f"no champion to package ({type(error).__name__}: {error}); train and promote both models first"
@@ -123,8 +126,15 @@ def package_champions(policy: Policy) -> Packaged:
     labels = {"policy_version": policy.version}
     for task, model in models.items():
         labels[f"{task}_model"], labels[f"{task}_version"] = model_reference(model)
-    with bentoml.models.create(PACKAGED_MODEL, labels=labels, metadata={"aliases": aliases}) as bento_model:
-        save_champions(models, aliases, Path(bento_model.path) / CHAMPIONS_FOLDER)
+    metadata = {
+        "aliases": aliases,
+        "counties": {
+            county: {task: list(model_reference(model)) for task, model in own.models.items()}
+            for county, own in counties.items()
+        },
+    }
+    with bentoml.models.create(PACKAGED_MODEL, labels=labels, metadata=metadata) as bento_model:
+        save_champions(models, aliases, Path(bento_model.path) / CHAMPIONS_FOLDER, counties)
     return Packaged(model_tag=str(bento_model.tag), labels=labels)
 
 

@@ -39,6 +39,14 @@ _ANSWERS = {
     "503": "Overloaded, shutting down, or the audit trail cannot take records: nothing was scored; retry "
     "after Retry-After",
 }
+_PATH_ANSWERS = {
+    "/score": {
+        "404": "The register holds no such household (a request by reference)",
+        "409": "The household's county is scored by models of its own, which have no champion yet, and the "
+        "policy says not to score it until then (county_models, until_trained: refuse)",
+    }
+}
+"""Answers of one endpoint beside those of every guarded endpoint (`_ANSWERS`)."""
 HEALTH_PATHS = ("/livez", "/healthz", "/readyz")
 _HEALTH_BODY = {
     "type": "object",
@@ -65,7 +73,7 @@ def document_service(spec: dict[str, Any]) -> dict[str, Any]:
         for operation in patched.get("paths", {}).get(path, {}).values():
             operation["security"] = [{SECURITY_SCHEME: []}]
             responses = operation.setdefault("responses", {})
-            for status, description in _ANSWERS.items():
+            for status, description in (_ANSWERS | _PATH_ANSWERS.get(path, {})).items():
                 responses[status] = {
                     "description": description,
                     "content": {

@@ -3,12 +3,14 @@
 A round is cut into parts: a county's villages in order, in blocks of about `households_per_part`
 households (`plan_parts`, from the register's village counts). Each part is one task on a worker
 (`score_part`): it reads its households from the register (`store.register.read_register_villages`: every
-household of its villages in the round, with their earlier rounds), scores them with the same pinned model
-versions as every other part (features with history, both models, categories, causes, reasons for the
-flagged: `serving.batch.score_round`, the single-machine path), writes its flags to the register's database
-in one idempotent bulk write (`store.cases.upsert_flags`, keyed by county, household and round) and, with
-an output folder, its flag list as one Parquet file named by the part. A part retried after its worker
-died writes nothing twice: the flags it wrote are found unchanged, the file is written again whole.
+household of its villages in the round, with their earlier rounds), scores them with the model versions
+pinned for its county before the round started (the shared models, or the county's own where the policy
+gives it models of its own: `training.tracking.scoring_versions`), the same for every part of the county
+(features with history, both models, categories, causes, reasons for the flagged: `serving.batch.score_round`,
+the single-machine path), writes its flags to the register's database in one idempotent bulk write
+(`store.cases.upsert_flags`, keyed by county, household and round) and, with an output folder, its flag
+list as one Parquet file named by the part. A part retried after its worker died writes nothing twice:
+the flags it wrote are found unchanged, the file is written again whole.
 
 The workers reach the register's database (`POVRISK_DB_URL`: PostgreSQL on a cluster) and the MLflow
 registry (`MLFLOW_TRACKING_URI`) themselves: the client sends them addresses, never data.
@@ -30,26 +32,49 @@ from typing import Any
 from features.policy import load_policy
 from serving.batch import score_round
 from store.cases import upsert_flags
-from store.database import make_engine
+from store.parts import Part, prepare_worker, worker_engine
 from store.register import read_register_villages
 from survey.validate import conform
 
-HOUSEHOLDS_PER_PART = 20_000
-"""About this many households a task: a part's frames stay far below a worker's memory."""
 RETRIES = 3
 
 
-@dataclass(frozen=True)
-class Part:
-    """A county's villages scored together in one task."""
+PinnedVersions = tuple[tuple[str, str, str], ...]
+"""(task, registered model name, version) of each model that scores a county, in task order."""
+CountyVersions = tuple[tuple[str, PinnedVersions], ...]
+"""(county, its pinned versions) for every county of a round."""
 
-    county_id: str
-    villages: tuple[str, ...]
-    households: int
 
-    @property
-    def name(self) -> str:
-        return f"{self.county_id}-{self.villages[0]}-{self.villages[-1]}"
+def pinned_versions(versions: Mapping[str, tuple[str, str]]) -> PinnedVersions:
+    """`training.tracking.scoring_versions`' answer (task -> (name, version)) as a Job carries it."""
+    return tuple((task, name, version) for task, (name, version) in sorted(versions.items()))
+
+
+def pin_county_versions(policy: Any, counties: Sequence[str]) -> CountyVersions:
+    """The model versions that score each county now (`training.tracking.scoring_versions_by_county`),
+    each distinct set loaded once here so that a champion unfit for the policy (or incomplete) is refused
+    before the cluster starts, not on every worker."""
+    from training.tracking import load_predictor_versions, scoring_versions_by_county
+
+    chosen = scoring_versions_by_county(policy, counties)
+    pinned = tuple((county, pinned_versions(chosen[county])) for county in counties)
+    for versions in sorted({versions for _, versions in pinned}):
+        load_predictor_versions({task: (name, version) for task, name, version in versions}, policy)
+    return pinned
+
+
+def versions_of(county_versions: CountyVersions, county_id: str) -> PinnedVersions:
+    """The models pinned for `county_id`; `KeyError` naming it when the job pinned none for it."""
+    for county, versions in county_versions:
+        if county == county_id:
+            return versions
+    raise KeyError(f"no models were pinned for county {county_id}")
+
+
+def models_named(county_versions: CountyVersions) -> list[str]:
+    """Each distinct model version of the round, as `name vN`, for a heading."""
+    named = {f"{name} v{version}" for _, versions in county_versions for _, name, version in versions}
+    return sorted(named)
 
 
 @dataclass(frozen=True)
@@ -59,8 +84,8 @@ class Job:
     round: int
     db_url: str
     tracking_uri: str
-    versions: tuple[tuple[str, str], ...]
-    """(task, registered version) of each model: every part is scored by the same ones."""
+    versions: CountyVersions
+    """The models of each county, pinned before the round: every part of a county is scored by the same."""
     policy_file: str | None = None
     lang: str = "zh"
     out: str | None = None
@@ -87,33 +112,12 @@ class PartScored:
     write_seconds: float = 0.0
 
 
-def plan_parts(
-    village_sizes: Mapping[str, Mapping[str, int]], households_per_part: int = HOUSEHOLDS_PER_PART
-) -> list[Part]:
-    """The parts of a round: each county's villages in order, cut into blocks of at least one village and
-    about `households_per_part` households (`village_sizes`: county -> village -> households). Pure."""
-    if households_per_part < 1:
-        raise ValueError(f"households_per_part must be at least 1, got {households_per_part}")
-    parts = []
-    for county_id, sizes in village_sizes.items():
-        block: list[str] = []
-        total = 0
-        for village, size in sizes.items():
-            if block and total + size > households_per_part:
-                parts.append(Part(county_id, tuple(block), total))
-                block, total = [], 0
-            block.append(village)
-            total += size
-        if block:
-            parts.append(Part(county_id, tuple(block), total))
-    return parts
-
-
 def score_part(part: Part, job: Job) -> PartScored:
     """Score one part on this worker and write its flags (see the module docstring)."""
     started = time.perf_counter()
-    engine = _engine(job.db_url)
-    predictor = _predictor(job.tracking_uri, job.versions, job.policy_file)
+    prepare_worker()
+    engine = worker_engine(job.db_url)
+    predictor = _predictor(job.tracking_uri, versions_of(job.versions, part.county_id), job.policy_file)
     survey = conform(read_register_villages(engine, part.county_id, job.round, part.villages))
     read = time.perf_counter()
     flags = score_round(predictor, survey, job.round, lang=job.lang)  # type: ignore[arg-type]
@@ -186,7 +190,8 @@ def load_models(client: Any, job: Job) -> float:
     """Load the job's models on every worker of the cluster before the parts (each worker keeps them);
     the seconds it took."""
     started = time.perf_counter()
-    client.run(_predictor, job.tracking_uri, job.versions, job.policy_file)
+    for versions in sorted({versions for _, versions in job.versions}):
+        client.run(_predictor, job.tracking_uri, versions, job.policy_file)
     return time.perf_counter() - started
 
 
@@ -224,13 +229,8 @@ def _write_part(flags: Any, folder: Path, part: Part) -> None:
 
 
 @cache
-def _engine(db_url: str) -> Any:
-    return make_engine(db_url)
-
-
-@cache
-def _predictor(tracking_uri: str, versions: tuple[tuple[str, str], ...], policy_file: str | None) -> Any:
-    """The pinned models, loaded once per worker process."""
+def _predictor(tracking_uri: str, versions: PinnedVersions, policy_file: str | None) -> Any:
+    """The pinned models of a county, loaded once per worker process (counties sharing them share one)."""
     import mlflow
 
     from training.tracking import load_predictor_versions
@@ -238,7 +238,7 @@ def _predictor(tracking_uri: str, versions: tuple[tuple[str, str], ...], policy_
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     mlflow.set_tracking_uri(tracking_uri)
     policy = load_policy(Path(policy_file)) if policy_file else load_policy()
-    return load_predictor_versions(dict(versions), policy)
+    return load_predictor_versions({task: (name, version) for task, name, version in versions}, policy)
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """`povrisk monitor` for a province on a Dask cluster: the transitions between two rounds, part by part.
 
-A part (`serving.province.Part`: a county's villages) is one task on a worker (`monitor_part`). It scores
-both rounds of its households with the same pinned models as every other part and as the single machine
+A part (`store.parts.Part`: a block of a county's villages) is one task on a worker (`monitor_part`). It
+scores both rounds of its households with the same pinned models as every other part and as the single machine
 (`serving.batch.scored_round`, `round_facts`, `monitoring.transitions.household_transitions`, the code of
 `serving.monitor.monitor_rounds`), and sends the client only small tables: transition counts by village,
 the category movements, households flagged now by village, and (for drift) bin counts per feature.
@@ -58,7 +58,8 @@ from monitoring.transitions import (
     transition_counts,
 )
 from serving.batch import ScoredRound, larger_risk, round_facts, scored_round
-from serving.province import Part, _engine, _predictor, _write_part, plan_parts, run_parts
+from serving.province import CountyVersions, _predictor, _write_part, run_parts, versions_of
+from store.parts import Part, plan_parts, prepare_worker, worker_engine
 from store.register import read_register_villages, registered_histories
 from survey.catalogue import Language, label, message
 from survey.io import Survey
@@ -86,8 +87,9 @@ class MonitorJob:
     current: int
     db_url: str
     tracking_uri: str
-    versions: tuple[tuple[str, str], ...]
-    """(task, registered version) of each model: both rounds of every part are scored by the same ones."""
+    versions: CountyVersions
+    """The models of each county, pinned before the rounds: both rounds of a county's parts are scored by
+    the same ones."""
     policy_file: str | None = None
     out: str | None = None
     """A folder the workers can write to (shared), for the household transitions; None writes none."""
@@ -194,17 +196,16 @@ def reference_edges(references: Sequence[pd.DataFrame], features: Sequence[str],
     return tuple(edges)
 
 
-def training_references(versions: Mapping[str, str]) -> list[pd.DataFrame]:
-    """The held-out rows each pinned model version was evaluated on at training (MLflow), poverty first."""
+def training_references(county_versions: CountyVersions) -> list[pd.DataFrame]:
+    """The held-out rows each pinned model version (of every county: one binning for the province) was
+    evaluated on at training (MLflow), in the order of the versions' names."""
     from mlflow import MlflowClient
 
-    from training.tracking import held_out_rows, registered_name, tracking_uri
+    from training.tracking import held_out_rows, tracking_uri
 
     client = MlflowClient(tracking_uri())
-    runs = [
-        client.get_model_version(registered_name(task), version).run_id
-        for task, version in sorted(versions.items())
-    ]
+    pinned = sorted({(name, version) for _, versions in county_versions for _, name, version in versions})
+    runs = [client.get_model_version(name, version).run_id for name, version in pinned]
     return [held_out_rows(run_id) for run_id in runs if run_id]
 
 
@@ -215,8 +216,9 @@ def monitor_part(part: Part, job: MonitorJob) -> PartMonitored:
     """Score both rounds of one part's households on this worker and count their transitions (module
     docstring: which households, and why the previous round is read by more villages than the part's)."""
     started = time.perf_counter()
-    engine = _engine(job.db_url)
-    predictor = _predictor(job.tracking_uri, job.versions, job.policy_file)
+    prepare_worker()
+    engine = worker_engine(job.db_url)
+    predictor = _predictor(job.tracking_uri, versions_of(job.versions, part.county_id), job.policy_file)
     policy = predictor.policy
     now_survey = _read(engine, part.county_id, job.current, part.villages)
     now = _scored(predictor, now_survey, job.current)

@@ -427,7 +427,10 @@ class ScoreResponse(BaseModel):
     measures: list[MeasureOut] = Field(
         description="Up to three fitting measures (none for a household no monitoring rule holds for)"
     )
-    models: list[ModelRef]
+    models: list[ModelRef] = Field(
+        description="The models that scored it: the shared ones (povrisk-<task>), or, for a household of a "
+        "county the policy gives models of its own, that county's (povrisk-<task>-<county>)"
+    )
 
 
 class ErrorOut(BaseModel):
@@ -451,7 +454,9 @@ class BatchResponse(BaseModel):
     results: list[BatchItemOut]
     scored: int
     failed: int
-    models: list[ModelRef]
+    models: list[ModelRef] = Field(
+        description="The models that scored the batch's households (the shared ones when none was scored)"
+    )
 
 
 class ChangedReason(BaseModel):
@@ -478,7 +483,7 @@ class WhatIfResponse(BaseModel):
     changed_reasons: list[ChangedReason] = Field(
         description="Indicators that entered, left or moved among the top reasons"
     )
-    models: list[ModelRef]
+    models: list[ModelRef] = Field(description="The models that scored it (as ScoreResponse.models)")
 
 
 class TaskCard(BaseModel):
@@ -512,10 +517,41 @@ MODEL_SOURCES: dict[str, str] = {
 """Each source in words, for logs."""
 
 
+class CountyCard(BaseModel):
+    """What scores the households of one county the policy gives models of its own."""
+
+    county_id: str = Field(description="The county", examples=["C02"])
+    scored: bool = Field(
+        description="false: its own models have no champion yet and the policy says `refuse`, so its "
+        "households are not scored (409) until one has",
+        examples=[True],
+    )
+    models: list[TaskCard] = Field(
+        description="The models that score it, by task: its own (povrisk-<task>-<county>) where it has a "
+        "champion, else the shared one (povrisk-<task>) under `shared_model`; empty when not scored"
+    )
+
+
+class CountyModelsCard(BaseModel):
+    """The counties scored by models of their own (the policy's `county_models`)."""
+
+    until_trained: Literal["shared_model", "refuse"] = Field(
+        default="shared_model",
+        description="What scores such a county before its own model has a champion for a task: the "
+        "shared model (shared_model) or nothing (refuse)",
+        examples=["shared_model"],
+    )
+    counties: list[CountyCard] = Field(
+        default_factory=list, description="Each county the policy lists, in the policy's order"
+    )
+
+
 class ModelCard(BaseModel):
     """The models being served and where they came from."""
 
-    models: list[TaskCard]
+    models: list[TaskCard] = Field(
+        description="The shared models, which score every household not of a county listed in county_models"
+    )
     policy_version: str
     source: ModelSource = Field(
         description="registry: loaded from the MLflow registry; cache: the local copy of the last "
@@ -523,6 +559,10 @@ class ModelCard(BaseModel):
     )
     tracking_uri: str
     loaded_at: str
+    county_models: CountyModelsCard = Field(
+        default_factory=CountyModelsCard,
+        description="The counties the policy gives models of their own, and what scores each",
+    )
 
 
 _HOUSEHOLD_TEXT = (

@@ -7,6 +7,13 @@ One path for every answer: households -> canonical frames -> `features.build_fea
 one vectorised pass, each as if it were alone: the frames are keyed by position, so that neither the
 trend indicators nor the village indicators read another household of the request, and a household's
 answer never depends on what else was sent with it.
+
+Which models score a household: the shared champions (`povrisk-<task>`), unless the register places it
+in a county the policy gives models of its own (`Policy.county_models`): then that county's, resolved as
+`training.tracking.scoring_versions` resolves them (its own champion of a task where it has one; else the
+shared one under `until_trained: shared_model`, none under `refuse`), and under `refuse` a county without
+any own champion is not scored (`CountyNotScored`). A request mixing counties is scored one pass per
+county's models, answers in the request's order; every answer names the models that scored it.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +41,14 @@ from monitoring.categories import NOT_MONITORED, monitoring_category
 from monitoring.causes import CauseSettings, household_causes, load_cause_settings
 from serving.batch import model_reference, tier_values
 from serving.bento import packaged_champions_folder
-from serving.model_cache import CacheMissing, cache_folder, load_champions, save_champions
+from serving.model_cache import (
+    CacheMissing,
+    Champions,
+    cache_folder,
+    load_champions,
+    load_county_champions,
+    save_champions,
+)
 from serving.schemas import (
     FROM_REGISTER,
     MODEL_SOURCES,
@@ -43,6 +57,8 @@ from serving.schemas import (
     Basis,
     CauseOut,
     ChangedReason,
+    CountyCard,
+    CountyModelsCard,
     DataBlockOut,
     HouseholdIn,
     MeasureOut,
@@ -59,6 +75,7 @@ from serving.schemas import (
 )
 from store.cases import NO_COUNTY
 from store.register import RegisteredHousehold
+from survey.catalogue import message
 from survey.io import Survey
 from survey.text import redact_credentials
 from survey.village_context import shock_answers
@@ -79,26 +96,66 @@ class WhatIfError(ValueError):
     out of range); the message names each."""
 
 
+class CountyNotScored(LookupError):
+    """A household of a county the policy gives models of its own, none of which has a champion yet,
+    under `until_trained: refuse`: it is not scored. `words` says so to a person."""
+
+    def __init__(self, county_id: str) -> None:
+        super().__init__(
+            f"county {county_id} is scored by models of its own (policy county_models), and neither has a "
+            "champion yet (until_trained: refuse): its households are not scored until one has"
+        )
+        self.county_id = county_id
+
+    def words(self, lang: Language) -> str:
+        return message("scoring.county_not_scored", lang, county=self.county_id)
+
+
 @dataclass(frozen=True)
 class LoadedModels:
-    """What the service scores with: both champions, their registry identity, the policy, the causes
-    table, and the model card."""
+    """What the service scores with, for one scope (the shared champions, or one county's models): the
+    predictor, the registry identity of its models, the policy, the causes table, and the model card.
+    The shared scope also holds `county_models`, the scopes of the counties whose models differ from the
+    shared ones (`models_for`), and `refused_counties`, those not scored at all."""
 
     predictor: RiskPredictor
     model_refs: tuple[ModelRef, ...]
     card: ModelCard
     causes: CauseSettings
+    county_models: Mapping[str, LoadedModels] = field(default_factory=dict)
+    refused_counties: frozenset[str] = frozenset()
+
+
+def models_for(models: LoadedModels, county_id: str | None) -> LoadedModels:
+    """The models that score households of `county_id` (None: a household without a county, scored by
+    the shared models). `CountyNotScored` for a county the policy refuses to score for now."""
+    if county_id is not None and county_id in models.refused_counties:
+        raise CountyNotScored(county_id)
+    if county_id is not None and county_id in models.county_models:
+        return models.county_models[county_id]
+    return models
+
+
+def _scope_of(models: LoadedModels, context: RegisterContext | None) -> str | None:
+    """The county whose own models score a household with this context; None for the shared models
+    (also for a county scored by the shared models alone). `CountyNotScored` as `models_for`."""
+    county = None if context is None else context.county_id
+    models_for(models, county)
+    return county if county is not None and county in models.county_models else None
 
 
 # --------------------------------------------------------------------------------------------- loading
 
 
 def load_models(policy: Policy, tracking: Any = None) -> LoadedModels:
-    """Each task's champion from the MLflow registry, saved as the local copy; when the registry has no
-    champion or cannot be reached, the local copy of the last champions, said so in the card and the
-    log; `ServiceStartError` when neither is there.
+    """Each task's champion from the MLflow registry, with the champions of the counties the policy gives
+    models of their own, saved as the local copy; when the registry has no shared champion, cannot be
+    reached or gives a county's champion that cannot be loaded, the local copy of the last champions, said
+    so in the card and the log; `ServiceStartError` when neither is there, or when a champion was trained
+    under another policy version.
 
-    `tracking` is the module with `load_champion`, `version_aliases` and `tracking_uri` (default
+    `tracking` is the module with `load_champion`, `version_aliases`, `tracking_uri` and, when the policy
+    lists counties, `scoring_versions`, `registered_name` and `OwnModelMissing` (default
     `training.tracking`; tests pass a stand-in registry that fails).
     """
     if tracking is None:
@@ -107,21 +164,19 @@ def load_models(policy: Policy, tracking: Any = None) -> LoadedModels:
     source: ModelSource = "registry"
     try:
         task_models, aliases = registry_champions(tracking)
+        counties = registry_county_champions(policy, tracking)
+        shared = Champions(task_models, aliases)
     except Exception as error:  # MLflow raises many types for "no such alias" or "cannot connect"
-        task_models, aliases, source = _from_cache(uri, error)
+        shared, counties, source = _from_cache(uri, error, policy)
     else:
         try:
-            save_champions(task_models, aliases, cache_folder())
+            save_champions(shared.models, shared.aliases, cache_folder(), counties)
         except OSError as error:  # serving goes on; only the fallback is lost
             logger.warning("could not save the local copy of the champions in %s: %s", cache_folder(), error)
-    for model in task_models.values():
-        _check_policy(model, policy)
-    predictor = RiskPredictor(policy, poverty=task_models["poverty"], relapse=task_models["relapse"])
-    refs = tuple(
-        ModelRef(name=name, version=version) for name, version in map(model_reference, task_models.values())
-    )
-    card = model_card(task_models, aliases, policy, source, uri)
-    return LoadedModels(predictor=predictor, model_refs=refs, card=card, causes=load_cause_settings())
+    for own in [shared, *counties.values()]:
+        for model in own.models.values():
+            _check_policy(model, policy)
+    return assembled_models(policy, shared, counties, source, uri, load_cause_settings())
 
 
 def registry_champions(tracking: Any = None) -> tuple[dict[str, TaskModel], dict[str, list[str]]]:
@@ -134,12 +189,43 @@ def registry_champions(tracking: Any = None) -> tuple[dict[str, TaskModel], dict
     return task_models, aliases
 
 
+def registry_county_champions(policy: Policy, tracking: Any = None) -> dict[str, Champions]:
+    """Every county the policy gives models of its own, with its own champion of each task that has one
+    (`scoring_versions` says which) and the aliases of its version; empty `Champions` for a county
+    without any. Raises what MLflow raises. (`tracking` as in `load_models`.)"""
+    if tracking is None:
+        from training import tracking
+    counties: dict[str, Champions] = {}
+    for county in policy.county_models.counties:
+        models = {
+            task: tracking.load_champion(task, county=county) for task in _own_tasks(policy, county, tracking)
+        }
+        aliases = {
+            task: tracking.version_aliases(task, _version(model), county=county)
+            for task, model in models.items()
+        }
+        counties[county] = Champions(models, aliases)
+    return counties
+
+
+def _own_tasks(policy: Policy, county: str, tracking: Any) -> list[str]:
+    """The tasks `county` has its own champion for in the registry."""
+    try:
+        versions = tracking.scoring_versions(policy, county)
+    except tracking.OwnModelMissing:
+        return []
+    return [task for task, (name, _) in versions.items() if name == tracking.registered_name(task, county)]
+
+
 def _version(model: TaskModel) -> str:
     return model_reference(model)[1]
 
 
-def _from_cache(uri: str, error: Exception) -> tuple[dict[str, TaskModel], dict[str, list[str]], ModelSource]:
-    """The local copy of the last champions, else the champions packaged in the Bento; with the source."""
+def _from_cache(
+    uri: str, error: Exception, policy: Policy
+) -> tuple[Champions, dict[str, Champions], ModelSource]:
+    """The local copy of the last champions, else the champions packaged in the Bento, with the own
+    champions of the policy's counties each holds; with the source."""
     copies: list[tuple[ModelSource, Path]] = [("cache", cache_folder())]
     packaged = packaged_champions_folder()
     if packaged is not None:
@@ -148,6 +234,7 @@ def _from_cache(uri: str, error: Exception) -> tuple[dict[str, TaskModel], dict[
     for source, folder in copies:
         try:
             task_models, card = load_champions(folder, TASKS)
+            counties = load_county_champions(folder, policy.county_models.counties)
         except CacheMissing as absent:
             missing.append(str(absent))
             continue
@@ -160,8 +247,17 @@ def _from_cache(uri: str, error: Exception) -> tuple[dict[str, TaskModel], dict[
             card.get("saved_at"),
             folder,
         )
+        unknown = [county for county in policy.county_models.counties if county not in counties]
+        if unknown:
+            logger.warning(
+                "%s records no models of county %s (saved before the policy listed it): scored as a county "
+                "without a champion of its own (until_trained: %s)",
+                MODEL_SOURCES[source],
+                ", ".join(unknown),
+                policy.county_models.until_trained,
+            )
         aliases = {task: list(card.get("aliases", {}).get(task, [])) for task in TASKS}
-        return task_models, aliases, source
+        return Champions(task_models, aliases), counties, source
     raise ServiceStartError(
         f"no usable champion in the MLflow registry at {redact_credentials(uri)} ({type(error).__name__}: "
         f"{redact_credentials(str(error))}) and "
@@ -172,10 +268,82 @@ def _from_cache(uri: str, error: Exception) -> tuple[dict[str, TaskModel], dict[
 
 def _check_policy(task_model: TaskModel, policy: Policy) -> None:
     if task_model.policy_version and task_model.policy_version != policy.version:
+        name, version = model_reference(task_model)
         raise ServiceStartError(
-            f"the {task_model.task} champion was trained under policy {task_model.policy_version!r} but the "
-            f"service loaded policy {policy.version!r}; retrain or serve with the matching policy"
+            f"the {task_model.task} champion ({name} version {version}) was trained under policy "
+            f"{task_model.policy_version!r} but the service loaded policy {policy.version!r}; retrain or "
+            "serve with the matching policy"
         )
+
+
+def county_task_models(
+    policy: Policy, shared: Mapping[str, TaskModel], own: Mapping[str, TaskModel]
+) -> dict[str, TaskModel | None] | None:
+    """The models that score a county the policy gives models of its own, by task, as
+    `training.tracking.scoring_versions` resolves them: its `own` champion of a task; else the `shared`
+    one under `until_trained: shared_model`, and none (None) under `refuse`. None when the county is not
+    scored at all (`refuse`, and no own champion)."""
+    fallback = policy.county_models.until_trained == "shared_model"
+    if not own and not fallback:
+        return None
+    return {task: own[task] if task in own else shared[task] if fallback else None for task in TASKS}
+
+
+def assembled_models(
+    policy: Policy,
+    shared: Champions,
+    counties: Mapping[str, Champions],
+    source: ModelSource,
+    uri: str,
+    causes: CauseSettings,
+) -> LoadedModels:
+    """The models the service scores with: the `shared` champions, and for every county the policy
+    gives models of its own (its own champions in `counties`; a county absent there has none) the models
+    that score it (`county_task_models`); the card describes them all."""
+    scopes: dict[str, LoadedModels] = {}
+    refused: set[str] = set()
+    cards: list[CountyCard] = []
+    for county in policy.county_models.counties:
+        own = counties.get(county, Champions())
+        task_models = county_task_models(policy, shared.models, own.models)
+        if task_models is None:
+            refused.add(county)
+            cards.append(CountyCard(county_id=county, scored=False, models=[]))
+            continue
+        present = {task: model for task, model in task_models.items() if model is not None}
+        aliases = {
+            task: list((own if task in own.models else shared).aliases.get(task, [])) for task in present
+        }
+        cards.append(CountyCard(county_id=county, scored=True, models=task_cards(present, aliases)))
+        if any(present.get(task) is not shared.models.get(task) for task in TASKS):
+            scopes[county] = _scope(policy, present, aliases, source, uri, causes)
+    top = _scope(policy, shared.models, shared.aliases, source, uri, causes, cards)
+    return LoadedModels(
+        predictor=top.predictor,
+        model_refs=top.model_refs,
+        card=top.card,
+        causes=causes,
+        county_models=scopes,
+        refused_counties=frozenset(refused),
+    )
+
+
+def _scope(
+    policy: Policy,
+    task_models: Mapping[str, TaskModel],
+    aliases: Mapping[str, list[str]],
+    source: ModelSource,
+    uri: str,
+    causes: CauseSettings,
+    counties: Sequence[CountyCard] = (),
+) -> LoadedModels:
+    """The models of one scope as the service holds them."""
+    predictor = RiskPredictor(policy, poverty=task_models.get("poverty"), relapse=task_models.get("relapse"))
+    refs = tuple(
+        ModelRef(name=name, version=version) for name, version in map(model_reference, task_models.values())
+    )
+    card = model_card(dict(task_models), dict(aliases), policy, source, uri, counties)
+    return LoadedModels(predictor=predictor, model_refs=refs, card=card, causes=causes)
 
 
 def model_card(
@@ -184,9 +352,25 @@ def model_card(
     policy: Policy,
     source: ModelSource,
     uri: str,
+    counties: Sequence[CountyCard] = (),
 ) -> ModelCard:
     """The card `GET /model` returns: per model its registry identity, aliases, training rounds, data
-    hash, held-out metrics, features, policy version and calibrator."""
+    hash, held-out metrics, features, policy version and calibrator; and for each county the policy gives
+    models of its own, the models that score it."""
+    return ModelCard(
+        models=task_cards(task_models, aliases),
+        policy_version=policy.version,
+        source=source,
+        tracking_uri=redact_credentials(uri),
+        loaded_at=datetime.now(UTC).isoformat(),
+        county_models=CountyModelsCard(
+            until_trained=policy.county_models.until_trained, counties=list(counties)
+        ),
+    )
+
+
+def task_cards(task_models: Mapping[str, TaskModel], aliases: Mapping[str, list[str]]) -> list[TaskCard]:
+    """One card per task model: its registry identity, aliases and what it learnt from."""
     cards = []
     for task, model in task_models.items():
         name, version = model_reference(model)
@@ -195,7 +379,7 @@ def model_card(
                 task=task,
                 name=name,
                 version=version,
-                aliases=aliases.get(task, []),
+                aliases=list(aliases.get(task, [])),
                 trained_rounds=list(model.trained_rounds),
                 data_hash=model.data_hash,
                 metrics={key: _optional(value) for key, value in model.metrics.items()},
@@ -207,13 +391,7 @@ def model_card(
                 candidate_brier=dict(model.candidate_brier),
             )
         )
-    return ModelCard(
-        models=cards,
-        policy_version=policy.version,
-        source=source,
-        tracking_uri=redact_credentials(uri),
-        loaded_at=datetime.now(UTC).isoformat(),
-    )
+    return cards
 
 
 # --------------------------------------------------------------------------------------------- scoring
@@ -365,7 +543,8 @@ def score_households(
     lang: Language = "zh",
     contexts: Sequence[RegisterContext | None] | None = None,
 ) -> list[ScoreResponse]:
-    """Score several households in one pass, each as if alone (module docstring)."""
+    """Score several households in one pass per county's models, each as if alone (module docstring).
+    `CountyNotScored` when one is of a county the policy does not score for now."""
     return _score(models, households, lang, contexts or [None] * len(households)).responses
 
 
@@ -375,6 +554,35 @@ def _score(
     lang: Language,
     contexts: Sequence[RegisterContext | None],
 ) -> _Scored:
+    """Each group of households scored by its county's models (`_scope_of`), the answers and the feature
+    rows put back in the order of `households`."""
+    groups: dict[str | None, list[int]] = {}
+    for position, context in enumerate(contexts):
+        groups.setdefault(_scope_of(models, context), []).append(position)
+    if len(groups) <= 1:
+        return _score_with(models_for(models, next(iter(groups), None)), households, lang, contexts)
+    parts = [
+        _score_with(
+            models_for(models, county),
+            [households[position] for position in positions],
+            lang,
+            [contexts[position] for position in positions],
+        )
+        for county, positions in groups.items()
+    ]
+    back = np.argsort([position for positions in groups.values() for position in positions], kind="stable")
+    responses = [answer for part in parts for answer in part.responses]
+    features = pd.concat([part.features for part in parts])
+    return _Scored([responses[index] for index in back], features.iloc[back])
+
+
+def _score_with(
+    models: LoadedModels,
+    households: Sequence[HouseholdIn],
+    lang: Language,
+    contexts: Sequence[RegisterContext | None],
+) -> _Scored:
+    """The households scored in one pass by `models` (one scope's)."""
     household_rows, member_rows = _independent_frames(households)
     household_rows, history, member_rows = _with_register(household_rows, member_rows, contexts)
     policy = models.predictor.policy
@@ -592,7 +800,7 @@ def _what_if(
         poverty_risk_change=_difference(after.poverty_risk, before.poverty_risk),
         relapse_risk_change=_difference(after.relapse_risk, before.relapse_risk),
         changed_reasons=_changed_reasons(before, after, scored.features),
-        models=list(models.model_refs),
+        models=list(before.models),
     )
 
 

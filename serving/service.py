@@ -4,9 +4,12 @@ Run it with `povrisk serve` (or `bentoml serve serving.service:PovertyRiskServic
 loads the policy (the file named by `POVRISK_POLICY`, which `povrisk serve --policy FILE` sets, else the
 shipped features/policy.yaml; champions trained under another policy version are refused), the API
 keys (`serving.keys`; it refuses to start without them), both champions from
-the MLflow registry (or, when the registry has none or cannot be reached, the local copy of the last
-champions, said so in `/model` and the log; it refuses to start when neither is there), and opens the
-audit trail in the flag store's database (`POVRISK_DB_URL`).
+the MLflow registry with those of the counties the policy gives models of their own (or, when the
+registry has none or cannot be reached, the local copy of the last champions, said so in `/model` and the
+log; it refuses to start when neither is there), and opens the audit trail in the flag store's database
+(`POVRISK_DB_URL`). A household the register places in such a county is scored by its county's models
+(`serving.scoring.models_for`), or refused with 409 while the policy says so; every answer, audit record
+and flag names the models that scored it.
 
 Endpoints (all but the built-in ones need an API key in `X-API-Key`; `serving.keys` for the roles):
 - `POST /score`: one household -> risks, tier, monitoring category, reasons, causes, assistance measures;
@@ -96,12 +99,14 @@ from serving.schemas import (
     ErrorOut,
     HouseholdIn,
     ModelCard,
+    ModelRef,
     ScoreRequest,
     ScoreResponse,
     WhatIfRequest,
     WhatIfResponse,
 )
 from serving.scoring import (
+    CountyNotScored,
     LoadedModels,
     RegisterContext,
     ServiceStartError,
@@ -322,8 +327,12 @@ class PovertyRiskService:
                 results[index] = BatchItemOut(index=index, household_id=household.household_id, score=outcome)
         done = [result for result in results if result is not None]
         failed = sum(result.error is not None for result in done)
+        answers = [result.score for result in done if result.score is not None]
         return BatchResponse(
-            results=done, scored=len(done) - failed, failed=failed, models=list(self._current().model_refs)
+            results=done,
+            scored=len(done) - failed,
+            failed=failed,
+            models=_models_of(answers) if answers else list(self._current().model_refs),
         )
 
     @bentoml.api(route="/whatif")
@@ -479,10 +488,13 @@ class PovertyRiskService:
         contexts: list[RegisterContext | None],
     ) -> list[ScoreResponse | ErrorOut]:
         """Score together; when the policy refuses a household (e.g. a year before the first poverty
-        line) score them one by one, so that only that household gets the error."""
+        line, or a county not scored until its own model has a champion: 409) score them one by one, so
+        that only that household gets the error."""
         try:
             return list(score_households(models, households, lang, contexts))
-        except (PolicyError, FeatureInputError) as error:
+        except (PolicyError, FeatureInputError, CountyNotScored) as error:
+            if len(households) == 1 and isinstance(error, CountyNotScored):
+                return [ErrorOut(status=409, error=error.words(lang))]
             if len(households) == 1:
                 household_id = households[0].household_id
                 return [ErrorOut(status=400, error=f"household {household_id} cannot be scored: {error}")]
@@ -500,10 +512,8 @@ class PovertyRiskService:
         scores: Sequence[ScoreResponse],
         reserved: int,
     ) -> None:
-        """Queue the audit records of the households scored (into the room `reserved` for them)."""
-        models = self._current()
-        name = ";".join(ref.name for ref in models.model_refs)
-        version = ";".join(ref.version for ref in models.model_refs)
+        """Queue the audit records of the households scored (into the room `reserved` for them), each
+        naming the models that scored it."""
         records = [
             audit_record(
                 key_id=key.key_id,
@@ -514,8 +524,8 @@ class PovertyRiskService:
                 round=household.round,
                 county_id=score.county_id,
                 score=_audited(score),
-                model_name=name,
-                model_version=version,
+                model_name=";".join(ref.name for ref in score.models),
+                model_version=";".join(ref.version for ref in score.models),
             )
             for household, score in zip(households, scores, strict=True)
         ]
@@ -706,7 +716,23 @@ def _risk(value: float | None) -> str:
 
 
 def _names(models: LoadedModels) -> str:
-    return ", ".join(f"{ref.name} v{ref.version}" for ref in models.model_refs)
+    """The models served, for the log: the shared ones, then each county's own (or that it is refused)."""
+    shared = ", ".join(f"{ref.name} v{ref.version}" for ref in models.model_refs)
+    counties = [
+        f"county {county}: " + ", ".join(f"{ref.name} v{ref.version}" for ref in scope.model_refs)
+        for county, scope in models.county_models.items()
+    ]
+    refused = [
+        f"county {county}: not scored until its own model has a champion"
+        for county in sorted(models.refused_counties)
+    ]
+    return "; ".join([shared, *counties, *refused])
+
+
+def _models_of(answers: Sequence[ScoreResponse]) -> list[ModelRef]:
+    """Every model that scored one of the answers, once each, in the order met."""
+    met = {(ref.name, ref.version): ref for answer in answers for ref in answer.models}
+    return list(met.values())
 
 
 def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:

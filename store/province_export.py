@@ -16,7 +16,7 @@ back, for any villages of the round, the `Survey` that `read_register_villages` 
 
 Why this layout:
 - A block is the exported round's villages in order, cut into about `households_per_block` households,
-  as `serving.province.plan_parts` cuts a part: a part of the same size reads one file per table and round.
+  as `store.parts.plan_parts` cuts a part: a part of the same size reads one file per table and round.
 - A household belongs to the block of the village it lives in in the exported round, and every row of it
   carries that village (`CURRENT_VILLAGE`): its earlier rows, wherever it lived then, travel with it, so a
   part never has to look in other blocks for a household's history.
@@ -159,7 +159,7 @@ def _current_version_ids(engine: Engine, county_id: str, round_: int) -> dict[in
 
 def _blocks(sizes: Mapping[str, int], households_per_block: int) -> list[list[str]]:
     """The villages in order, cut into blocks of at least one village and about `households_per_block`
-    households: the rule of `serving.province.plan_parts`, so that parts and blocks coincide."""
+    households: the rule of `store.parts.plan_parts`, so that parts and blocks coincide."""
     blocks: list[list[str]] = []
     block: list[str] = []
     total = 0

@@ -228,10 +228,12 @@ def compare_models(
     policy: Policy | None = None,
     settings: TrainingSettings | None = None,
     survey: Survey | None = None,
+    county: str | None = None,
 ) -> Comparison:
-    """The challenger against the champion of `task` (module docstring), `replicates` bootstrap
-    resamples of households seeded with `seed`. `survey`, the data the models learned from, is only
-    needed for the per-area rows of a challenger logged before its rows' areas were. Changes nothing.
+    """The challenger against the champion of `task` (of `county`'s own model when given; module
+    docstring), `replicates` bootstrap resamples of households seeded with `seed`. `survey`, the data
+    the models learned from, is only needed for the per-area rows of a challenger logged before its rows'
+    areas were. Changes nothing.
     `LookupError` without a challenger or a champion, or when the two cannot be scored on the same rows."""
     from training.tracking import (
         CHALLENGER,
@@ -246,15 +248,15 @@ def compare_models(
     policy = policy or load_policy()
     settings = settings or load_training_settings()
     client = _client()
-    challenger = _alias_version(client, task, CHALLENGER)
-    champion = _alias_version(client, task, CHAMPION)
-    name = registered_name(task)
+    challenger = _alias_version(client, task, CHALLENGER, county)
+    champion = _alias_version(client, task, CHAMPION, county)
+    name = registered_name(task, county)
     if challenger is None or champion is None:
         missing = CHALLENGER if challenger is None else CHAMPION
         raise LookupError(f"{name} has no '{missing}' version: nothing to compare")
     if challenger.version == champion.version:
         raise LookupError(f"{name}: the challenger (version {challenger.version}) already is the champion")
-    paired = paired_held_out(task, champion, challenger, client)
+    paired = paired_held_out(name, champion, challenger, client)
     if paired.champion_risk is None:
         raise LookupError(f"{name}: the two versions' held-out rows cannot be paired ({paired.how})")
     y, coverage = paired.labels, policy.flag_coverage
@@ -282,7 +284,12 @@ def compare_models(
     drawn_as_the_rule = replicates == settings.promotion.replicates and seed == 0
     intervals = {str(m): (float(row["low"]), float(row["high"])) for m, row in metrics.iterrows()}
     decision = _promotion_decision(
-        task, policy, settings, paired=paired, intervals=intervals if drawn_as_the_rule else None
+        task,
+        policy,
+        settings,
+        paired=paired,
+        intervals=intervals if drawn_as_the_rule else None,
+        county=county,
     )
     return Comparison(
         task=task,

@@ -3,7 +3,7 @@
 The single-machine training (`training.train`) holds a county's rows in one frame; a province's do not fit.
 Here the rows never meet in one process:
 
-- **Rows, on the workers.** Each part (a county's villages in a round, `serving.province.plan_parts`) reads
+- **Rows, on the workers.** Each part (a county's villages in a round, `store.parts.plan_parts`) reads
   its households from the register with their earlier rounds (and, for `relapse`, the next round that is
   their label) and builds the task's rows with the single-machine code (`training.train.task_data`: the
   same indicators, labels, field decisions and verification findings), keeping the rows of the part's
@@ -51,7 +51,7 @@ from models.fit import MIN_VALIDATION_ROWS
 from models.linear import LinearModel, fit_linear
 from models.predictor import TaskModel
 from models.spec import LightGBMSpec
-from serving.province import Part, _engine
+from store.parts import Part, plan_parts, prepare_worker, worker_engine
 from store.register import read_register_villages
 from survey.io import Survey
 from survey.validate import conform
@@ -145,8 +145,9 @@ def fold_of(county_ids: pd.Series, household_ids: pd.Series, seed: int, folds: i
 def part_rows(row_part: RowPart, job: TrainJob) -> pd.DataFrame:
     """The task's rows of the part's round (module docstring), with their fold and early-stopping mark;
     runs on a worker. The field decisions' and verification's counts ride along in `attrs`."""
+    prepare_worker()
     part, policy = row_part.part, _policy(job.policy_file)
-    engine = _engine(job.db_url)
+    engine = worker_engine(job.db_url)
     later = row_part.round + 1 if job.task == "relapse" else row_part.round
     survey = read_register_villages(
         engine, part.county_id, row_part.round, part.villages, through_round=later, verification=True
@@ -699,7 +700,7 @@ def _policy(policy_file: str | None) -> Policy:
 def _field_decisions(db_url: str, county_id: str) -> pd.DataFrame | None:
     from store.cases import field_decisions
 
-    decisions = field_decisions(_engine(db_url), county_id=county_id)
+    decisions = field_decisions(worker_engine(db_url), county_id=county_id)
     return decisions if len(decisions) else None
 
 
@@ -710,8 +711,7 @@ def plan_row_parts(
     households_per_part: int,
 ) -> list[RowPart]:
     """The parts whose rows make the task: for `poverty` each county's latest round, for `relapse` every
-    round whose next round the county holds; each cut by `serving.province.plan_parts`."""
-    from serving.province import plan_parts
+    round whose next round the county holds; each cut by `store.parts.plan_parts`."""
 
     parts = []
     for county_id, rounds in rounds_of.items():

@@ -1,7 +1,10 @@
 """MLflow edge: log a trained task, register it as `challenger`, promote it to `champion` when it wins.
 
-Registry: one registered model per task, `povrisk-<task>`; aliases `challenger` (newest version) and
-`champion` (the version serving uses: `models:/povrisk-<task>@champion`). Nothing here touches MLflow at
+Registry: one registered model per task, `povrisk-<task>`, shared by the counties; and for each county
+the policy gives a model of its own (`Policy.county_models`), `povrisk-<task>-<county>`. Aliases
+`challenger` (newest version) and `champion` (the version serving uses: `models:/povrisk-<task>@champion`).
+Every function below that names a task takes `county` for a county's own model (None: the shared one);
+`scoring_models` says which model scores a county. Nothing here touches MLflow at
 import time; every function resolves the tracking URI when called.
 
 Promotion compares the two models on the challenger's held-out rows (logged with its run as
@@ -38,7 +41,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +66,7 @@ from models.predictor import (
     load_task_model,
 )
 from survey.io import Survey
+from survey.text import redact_credentials
 from training.areas import row_areas
 from training.bootstrap import paired_bootstrap
 from training.metrics import binary_metrics
@@ -98,6 +102,8 @@ HOUSEHOLD_KEY_TAG = "household_key"
 SOURCE_TAG = "source"
 """Which data a training run learned from: `county:<id>` for a county of the register, else the survey
 folder's name (empty for a run logged before the tag existed or trained in memory)."""
+MODEL_COUNTY_TAG = "model_county"
+"""A run's tag: the county whose own model it trained (empty: the shared model)."""
 BOOSTER_FILE = "booster.txt"
 # The files of a logged model that loading the predictor needs (`PackagedPredictor.load_context`).
 MODEL_FILES = ("MLmodel", "python_model.pkl", f"artifacts/{BOOSTER_FILE}")
@@ -152,8 +158,9 @@ def artifact_root(uri: str) -> str | None:
     return (database.parent / "mlartifacts").resolve().as_uri()
 
 
-def registered_name(task: str) -> str:
-    return f"povrisk-{task}"
+def registered_name(task: str, county: str | None = None) -> str:
+    """`povrisk-<task>`, the shared model; `povrisk-<task>-<county>`, a county's own model."""
+    return f"povrisk-{task}" if county is None else f"povrisk-{task}-{county}"
 
 
 def key_folder(uri: str) -> Path:
@@ -245,7 +252,11 @@ def _input_example(model: TaskModel, held_out: pd.DataFrame) -> pd.DataFrame:
 
 
 def log_and_register(
-    trained: TrainedTask, policy: Policy | None = None, source: str = "", survey: Survey | None = None
+    trained: TrainedTask,
+    policy: Policy | None = None,
+    source: str = "",
+    survey: Survey | None = None,
+    county: str | None = None,
 ) -> dict[str, Any]:
     """Log params, held-out metrics, tags, figures, the held-out rows (household ids replaced by keyed
     hashes) and the packaged predictor; once the logged model's files are complete, register a new version
@@ -253,7 +264,8 @@ def log_and_register(
     county of the register, else the survey folder's name): tagged on the run and the version, with the
     rounds, data hash, candidate and headline metrics, and a description saying the same in words.
     `survey`, the data it was trained on, gives the held-out rows' township and village
-    (`AREAS_ARTIFACT`, what `povrisk compare` breaks down by). Returns what was done.
+    (`AREAS_ARTIFACT`, what `povrisk compare` breaks down by). `county`: registered as that county's own
+    model, `povrisk-<task>-<county>` (tagged `model_county`). Returns what was done.
 
     Raises `IncompleteModel` (nothing registered, the run marked FAILED) when they are not."""
     policy = policy or trained.policy or load_policy()
@@ -297,6 +309,7 @@ def log_and_register(
                 "policy_version": policy.version,
                 HOUSEHOLD_KEY_TAG: key_fingerprint(key),
                 SOURCE_TAG: source,
+                MODEL_COUNTY_TAG: county or "",
             }
         )
         mlflow.log_dict({"feature_names": list(model.feature_names)}, "features.json")
@@ -329,16 +342,18 @@ def log_and_register(
                 f"the model logged by run {run.info.run_id} ({info.model_id}) is incomplete: "
                 f"{'; '.join(problems)}; nothing was registered"
             )
-        version = mlflow.register_model(info.model_uri, registered_name(model.task))
-    _describe_version(client, trained, str(version.version), source)
-    client.set_registered_model_alias(registered_name(model.task), CHALLENGER, version.version)
+        name = registered_name(model.task, county)
+        version = mlflow.register_model(info.model_uri, name)
+    _describe_version(client, trained, name, str(version.version), source)
+    client.set_registered_model_alias(name, CHALLENGER, version.version)
     return {
         "task": model.task,
+        "county": county,
         "run_id": run.info.run_id,
-        "model_name": registered_name(model.task),
+        "model_name": name,
         "version": int(version.version),
         "alias": CHALLENGER,
-        "model_uri": f"models:/{registered_name(model.task)}@{CHALLENGER}",
+        "model_uri": f"models:/{name}@{CHALLENGER}",
         "metrics": _finite(trained.metrics),
         "field_labels": trained.field_labels,
         "verification_labels": trained.verification_labels,
@@ -364,9 +379,10 @@ def version_description(trained: TrainedTask, source: str) -> str:
     )
 
 
-def _describe_version(client: MlflowClient, trained: TrainedTask, version: str, source: str) -> None:
+def _describe_version(
+    client: MlflowClient, trained: TrainedTask, name: str, version: str, source: str
+) -> None:
     """The version's description and tags: source, rounds, data hash, candidate, headline metrics."""
-    name = registered_name(trained.model.task)
     client.update_model_version(name, version, description=version_description(trained, source))
     finite = _finite(trained.metrics)
     tags = {
@@ -432,9 +448,9 @@ def _log_counts(prefix: str, counts: dict[str, int] | None) -> None:
         mlflow.log_metrics({f"{prefix}_{name}": float(value) for name, value in counts.items()})
 
 
-def _alias_version(client: MlflowClient, task: str, alias: str) -> Any | None:
+def _alias_version(client: MlflowClient, task: str, alias: str, county: str | None = None) -> Any | None:
     try:
-        return client.get_model_version_by_alias(registered_name(task), alias)
+        return client.get_model_version_by_alias(registered_name(task, county), alias)
     except MlflowException:
         return None
 
@@ -475,12 +491,14 @@ def promote(
     *,
     by: str = "",
     force_reason: str = "",
+    county: str | None = None,
 ) -> dict[str, Any]:
-    """Move `champion` to the `challenger` version when `_promotion_decision` says it wins, or, with
-    `force`, whatever the drift and the metric say (the person's `force_reason` is recorded). The new
-    champion version is tagged with who promoted it, when, why, and which version it replaced (what
-    `rollback` returns to). Returns the decision, the metric values and the reason."""
-    decision = _promotion_decision(task, policy, settings, drift_check, force)
+    """Move `champion` to the `challenger` version (of `county`'s own model when given) when
+    `_promotion_decision` says it wins, or, with `force`, whatever the drift and the metric say (the
+    person's `force_reason` is recorded). The new champion version is tagged with who promoted it, when,
+    why, and which version it replaced (what `rollback` returns to). Returns the decision, the metric
+    values and the reason."""
+    decision = _promotion_decision(task, policy, settings, drift_check, force, county=county)
     if (
         force
         and not decision["promoted"]
@@ -499,7 +517,7 @@ def promote(
         }
     if decision["promoted"]:
         _crown(
-            task,
+            registered_name(task, county),
             str(decision["challenger_version"]),
             decision.get("champion_version"),
             decision["reason"],
@@ -508,10 +526,10 @@ def promote(
     return decision
 
 
-def _crown(task: str, version: str, previous: int | None, reason: str, by: str) -> None:
-    """Set `champion` on `version` and record on it who, when, why, and the champion it replaced."""
+def _crown(name: str, version: str, previous: int | None, reason: str, by: str) -> None:
+    """Set `champion` on `version` of model `name` and record on it who, when, why, and the champion it
+    replaced."""
     client = _client()
-    name = registered_name(task)
     client.set_registered_model_alias(name, CHAMPION, version)
     tags = {
         PREVIOUS_CHAMPION_TAG: "" if previous is None else str(previous),
@@ -527,12 +545,13 @@ class RollbackRefused(LookupError):
     """No champion, or no earlier champion recorded to go back to; nothing was changed."""
 
 
-def rollback(task: str, *, by: str = "") -> dict[str, Any]:
-    """Move `champion` back to the version it replaced (recorded by `promote`); the version rolled back
-    from is tagged with who and when. `RollbackRefused` when there is nothing to go back to."""
+def rollback(task: str, *, by: str = "", county: str | None = None) -> dict[str, Any]:
+    """Move `champion` (of `county`'s own model when given) back to the version it replaced (recorded by
+    `promote`); the version rolled back from is tagged with who and when. `RollbackRefused` when there is
+    nothing to go back to."""
     client = _client()
-    name = registered_name(task)
-    champion = _alias_version(client, task, CHAMPION)
+    name = registered_name(task, county)
+    champion = _alias_version(client, task, CHAMPION, county)
     if champion is None:
         raise RollbackRefused(f"{name} has no '{CHAMPION}' version: nothing to roll back")
     previous = (champion.tags or {}).get(PREVIOUS_CHAMPION_TAG, "")
@@ -551,6 +570,7 @@ def rollback(task: str, *, by: str = "") -> dict[str, Any]:
     client.set_model_version_tag(name, champion.version, "rolled_back_by", by or "unknown")
     return {
         "task": task,
+        "county": county,
         "model_name": name,
         "rolled_back_from": int(champion.version),
         "champion_version": int(previous),
@@ -566,6 +586,7 @@ def _promotion_decision(
     force: bool = False,
     paired: PairedHeldOut | None = None,
     intervals: Mapping[str, tuple[float, float]] | None = None,
+    county: str | None = None,
 ) -> dict[str, Any]:
     """Whether `champion` moves to the `challenger` version: if it wins on the challenger's held-out rows
     (or if there is no champion yet, or the champion was trained under policy settings no longer in force and
@@ -580,13 +601,15 @@ def _promotion_decision(
     policy = policy or load_policy()
     rule = (settings or load_training_settings()).promotion
     client = _client()
-    challenger = _alias_version(client, task, CHALLENGER)
+    name = registered_name(task, county)
+    challenger = _alias_version(client, task, CHALLENGER, county)
     if challenger is None:
-        raise LookupError(f"{registered_name(task)} has no '{CHALLENGER}' version; train one first")
-    champion = _alias_version(client, task, CHAMPION)
+        raise LookupError(f"{name} has no '{CHALLENGER}' version; train one first")
+    champion = _alias_version(client, task, CHAMPION, county)
     decision: dict[str, Any] = {
         "task": task,
-        "model_name": registered_name(task),
+        "county": county,
+        "model_name": name,
         "challenger_version": int(challenger.version),
         "champion_version": int(champion.version) if champion is not None else None,
         "metric": rule.metric,
@@ -628,7 +651,7 @@ def _promotion_decision(
             reason += "; the drift above the policy threshold was overridden by --force"
         return decision | {"promoted": True, "reason": reason}
     if paired is None:
-        paired = paired_held_out(task, champion, challenger, client)
+        paired = paired_held_out(name, champion, challenger, client)
     coverage = policy.flag_coverage
     labels = paired.labels
     challenger_value = binary_metrics(labels, paired.challenger_risk, coverage)[rule.metric]
@@ -697,7 +720,7 @@ class PairedHeldOut:
     how: str
 
 
-def paired_held_out(task: str, champion: Any, challenger: Any, client: MlflowClient) -> PairedHeldOut:
+def paired_held_out(name: str, champion: Any, challenger: Any, client: MlflowClient) -> PairedHeldOut:
     """Both models' risks on the same held-out households: the challenger's held-out rows, and for the
     champion its own held-out risks on those rows when both runs learned from the same survey (their
     household ids hashed with the same key), else the champion scoring the challenger's rows (it never
@@ -727,14 +750,14 @@ def paired_held_out(task: str, champion: Any, challenger: Any, client: MlflowCli
         champion_risk = champion_rows[HELD_OUT_RISK].reindex(rows.index).to_numpy(dtype=np.float64)
         return PairedHeldOut(rows, labels, risk, champion_risk, groups, how)
     with quiet_mlflow():
-        champion_model = load_task_model(f"models:/{registered_name(task)}/{champion.version}")
+        champion_model = load_task_model(f"models:/{name}/{champion.version}")
     how = "the champion scoring the challenger's held-out rows"
     return PairedHeldOut(rows, labels, risk, champion_model.predict_proba(rows), groups, how)
 
 
-def champion_run_id(task: str) -> str | None:
+def champion_run_id(task: str, county: str | None = None) -> str | None:
     """The training run of the current champion of `task` (None without a champion)."""
-    champion = _alias_version(_client(), task, CHAMPION)
+    champion = _alias_version(_client(), task, CHAMPION, county)
     return str(champion.run_id) if champion is not None else None
 
 
@@ -768,11 +791,12 @@ def log_drift(
     return str(run_id)
 
 
-def load_champion(task: str) -> TaskModel:
-    """The current champion's TaskModel (`models:/povrisk-<task>@champion`), carrying its registered
-    name and version. Raises `IncompleteModel` when the champion's logged files are incomplete."""
+def load_champion(task: str, county: str | None = None) -> TaskModel:
+    """The current champion's TaskModel (`models:/povrisk-<task>@champion`; `county`: that county's own
+    model), carrying its registered name and version. Raises `IncompleteModel` when the champion's logged
+    files are incomplete."""
     client = _client()
-    name = registered_name(task)
+    name = registered_name(task, county)
     version = client.get_model_version_by_alias(name, CHAMPION)
     problems = version_problems(client, version)
     if problems:
@@ -784,8 +808,9 @@ def load_champion(task: str) -> TaskModel:
         return load_task_model(f"models:/{name}/{version.version}")
 
 
-def load_champion_predictor(policy: Policy | None = None) -> RiskPredictor:
-    """A RiskPredictor with each task's champion; a task without a champion is left out (None).
+def load_champion_predictor(policy: Policy | None = None, county: str | None = None) -> RiskPredictor:
+    """A RiskPredictor with each task's champion that scores `county` (`scoring_versions`: its own model's
+    when the policy gives it one, else the shared model's); a task without a champion is left out (None).
 
     The predictor scores under `policy`, the policy in force (default: `load_policy()`, i.e.
     POVRISK_POLICY or the shipped file), not under the copy of the policy pickled in the packaged
@@ -795,36 +820,79 @@ def load_champion_predictor(policy: Policy | None = None) -> RiskPredictor:
     tiers would follow other lines, ages or thresholds than it learnt. Score with the policy it was
     trained under (`--policy FILE` / POVRISK_POLICY), or retrain and promote under the new one.
 
-    Raises `LookupError` when neither task has a champion.
+    Raises `LookupError` when neither task has a champion (`OwnModelMissing` for a county whose own model
+    the policy requires).
     """
-    return load_predictor_versions(champion_versions(), policy)
+    policy = policy or load_policy()
+    return load_predictor_versions(scoring_versions(policy, county), policy)
 
 
-def champion_versions() -> dict[str, str]:
-    """Each task's champion version now (tasks without one left out); `LookupError` when none has one.
-    What a province's workers load (`load_predictor_versions`), so that every part of a round is scored
-    by the same models even if a champion moves meanwhile."""
+ModelVersions = dict[str, tuple[str, str]]
+"""task -> (registered model name, version): the models that score a county's households."""
+
+
+class OwnModelMissing(LookupError):
+    """The policy gives a county its own model, with `until_trained: refuse`, and that model has no
+    champion for either task: the county's households are not scored."""
+
+
+def scoring_versions(policy: Policy, county: str | None = None) -> ModelVersions:
+    """Which champion version scores each task for `county` now (None: a county-less survey, the shared
+    model). A county the policy gives its own model (`Policy.county_models`) is scored by its own
+    champion of a task; where it has none yet, by the shared one (`until_trained: shared_model`), and
+    with `until_trained: refuse` not at all (`OwnModelMissing` when neither task has its own champion).
+    Tasks without a champion are left out; `LookupError` when none has one. What a province's workers
+    load (`load_predictor_versions`), so that every part of a round is scored by the same models even if
+    a champion moves meanwhile."""
     client = _client()
-    versions = {
-        task: str(version.version)
-        for task in TASKS
-        if (version := _alias_version(client, task, CHAMPION)) is not None
-    }
+    own = policy.county_models.has_own_model(county)
+    versions: ModelVersions = {}
+    for task in TASKS:
+        version = _alias_version(client, task, CHAMPION, county) if own else None
+        if version is not None:
+            versions[task] = (registered_name(task, county), str(version.version))
+        elif not own or policy.county_models.until_trained == "shared_model":
+            shared = _alias_version(client, task, CHAMPION)
+            if shared is not None:
+                versions[task] = (registered_name(task), str(shared.version))
+    if own and not versions and policy.county_models.until_trained == "refuse":
+        raise OwnModelMissing(
+            f"county {county} is scored by models of its own (policy {policy.version}, county_models), and "
+            f"neither {registered_name('poverty', county)} nor {registered_name('relapse', county)} has a "
+            f"champion in the MLflow registry at {redact_credentials(tracking_uri())}; train one (povrisk "
+            f"train --task T --county {county}) and promote it (povrisk promote --task T --county {county})"
+        )
     if not versions:
         raise LookupError(
-            f"no champion for any task in the MLflow registry at {tracking_uri()}; promote one first"
+            f"no champion for any task in the MLflow registry at {redact_credentials(tracking_uri())}"
+            f"{f' for county {county}' if county is not None else ''}; promote one first"
         )
     return versions
 
 
-def load_predictor_versions(versions: Mapping[str, str], policy: Policy | None = None) -> RiskPredictor:
-    """A RiskPredictor of these registered versions (task -> version), checked as the champions are:
-    complete logged files (`IncompleteModel`) and trained under the policy in force (`PolicyError`)."""
+def scoring_versions_by_county(policy: Policy, counties: Sequence[str]) -> dict[str, ModelVersions]:
+    """`scoring_versions` of each county (the shared champions looked up once for the counties without
+    models of their own); `OwnModelMissing` / `LookupError` as there, naming the county."""
+    shared: ModelVersions | None = None
+    chosen: dict[str, ModelVersions] = {}
+    for county in counties:
+        if policy.county_models.has_own_model(county):
+            chosen[county] = scoring_versions(policy, county)
+        else:
+            shared = shared if shared is not None else scoring_versions(policy)
+            chosen[county] = shared
+    return chosen
+
+
+def load_predictor_versions(
+    versions: Mapping[str, tuple[str, str]], policy: Policy | None = None
+) -> RiskPredictor:
+    """A RiskPredictor of these registered versions (task -> (name, version)), checked as the champions
+    are: complete logged files (`IncompleteModel`) and trained under the policy in force (`PolicyError`)."""
     policy = policy or load_policy()
     client = _client()
     models: dict[str, TaskModel | None] = {task: None for task in TASKS}
-    for task, number in versions.items():
-        name = registered_name(task)
+    for task, (name, number) in versions.items():
         version = client.get_model_version(name, str(number))
         problems = version_problems(client, version)
         if problems:
@@ -972,8 +1040,8 @@ def log_monitoring(summary: Mapping[str, Any], folder: Path) -> str:
     return str(run_id)
 
 
-def version_aliases(task: str, version: str) -> list[str]:
+def version_aliases(task: str, version: str, county: str | None = None) -> list[str]:
     """The aliases (champion, challenger, ...) that point at version `version` of the task's model."""
     client = _client()
     with quiet_mlflow():
-        return sorted(client.get_model_version(registered_name(task), str(version)).aliases)
+        return sorted(client.get_model_version(registered_name(task, county), str(version)).aliases)

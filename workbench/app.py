@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from serving.scoring import CountyNotScored
 from store.accounts import (
     WebSession,
     log_in,
@@ -120,7 +121,11 @@ def build_workbench(settings: WorkbenchSettings) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=[Middleware(SecurityHeaders)],
-        exception_handlers={404: pages.not_found, 405: pages.not_found},
+        exception_handlers={
+            404: pages.not_found,
+            405: pages.not_found,
+            CountyNotScored: pages.county_not_scored,
+        },
     )
 
 

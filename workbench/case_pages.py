@@ -18,7 +18,7 @@ from monitoring.procedure import (
     notice_end,
     visit_corrections,
 )
-from serving.scoring import flag_of, score_registered_together
+from serving.scoring import CountyNotScored, flag_of, models_for, score_registered_together
 from store.accounts import (
     Account,
     WebSession,
@@ -105,6 +105,12 @@ class CasePages(HouseholdPages):
                 read.setdefault(str(case["county_id"]), []).append(at)
         pending = []
         for county, ats in read.items():
+            try:
+                models_for(self.settings.models(), county)
+            except CountyNotScored as refused:  # the policy scores none of its households for now
+                for at in ats:
+                    found[at] = refused.words(lang)
+                continue
             histories = registered_histories(
                 self.settings.engine, county, [str(visits[at][0]["household_id"]) for at in ats]
             )

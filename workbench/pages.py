@@ -91,6 +91,16 @@ class PageBase:
         context = self._message_context("page.not_found_title", "page.not_found", session)
         return self._render(request, "message.html", context, status=404)
 
+    def county_not_scored(self, request: Request, error: Exception) -> Response:
+        """409 for a page that would score households of a county the policy does not score until its
+        own model has a champion (`serving.scoring.CountyNotScored`)."""
+        session = self._session(request)
+        context = self._message_context(
+            "scoring.county_not_scored_title", "scoring.county_not_scored", session
+        )
+        context["text_values"] = {"county": getattr(error, "county_id", "")}
+        return self._render(request, "message.html", context, status=409)
+
     # ------------------------------------------------------------------------------------ helpers
 
     def _session_for(self, request: Request, roles: frozenset[str], action: str) -> WebSession | Response:

@@ -21,7 +21,11 @@ from training.tracking import log_and_register, promote
 from training.train import TrainedTask, train_task
 
 SMALL_COUNTY = CountySettings(households=1_000, villages=10, rounds=3, seed=0, monte_carlo_draws=5)
+OTHER_COUNTY = CountySettings(households=600, villages=6, rounds=3, seed=7, monte_carlo_draws=5)
+"""A county unlike the small one, whose models are registered as counties' own (`county_registry`)."""
 TASKS = ("poverty", "relapse")
+OWN_BOTH, OWN_POVERTY = "C02", "C03"
+"""In `county_registry`: C02 has its own champion of both tasks, C03 of the poverty task only."""
 
 # A household in hardship: exited poverty, low income, a seriously ill head, a dangerous house. Every block
 # of the survey answered, so that its data is complete (features/completeness.py).
@@ -149,6 +153,49 @@ def registry(
 
 
 @pytest.fixture(scope="session")
+def other_county() -> Survey:
+    return simulate_county(OTHER_COUNTY)
+
+
+@pytest.fixture(scope="session")
+def county_trained(other_county: Survey, policy: Policy) -> dict[str, TrainedTask]:
+    """Both tasks trained on `other_county`: models of a county of its own."""
+    return {task: train_task(other_county, task, policy, seed=0) for task in TASKS}
+
+
+@pytest.fixture(scope="session")
+def county_registry(
+    trained: dict[str, TrainedTask],
+    county_trained: dict[str, TrainedTask],
+    policy: Policy,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> str:
+    """Tracking URI of a temporary MLflow store holding the shared champions (version 1 of
+    povrisk-<task>, as `registry`) and counties' own champions: both tasks of `OWN_BOTH`
+    (povrisk-<task>-C02), the poverty task of `OWN_POVERTY` (povrisk-poverty-C03), all trained on
+    `other_county`. No other county has a model of its own."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow-counties') / 'mlflow.db'}"
+    own = [(OWN_BOTH, task) for task in TASKS] + [(OWN_POVERTY, "poverty")]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        for task in TASKS:
+            log_and_register(trained[task], policy)
+            assert promote(task, policy)["promoted"]
+        for county, task in own:
+            log_and_register(county_trained[task], policy, f"county:{county}", county=county)
+            assert promote(task, policy, county=county)["promoted"]
+    return uri
+
+
+def county_policy(policy: Policy, *counties: str, until_trained: str = "shared_model") -> Policy:
+    """`policy` giving `counties` models of their own."""
+    from features.policy import CountyModels
+
+    update = CountyModels.model_validate({"counties": counties, "until_trained": until_trained})
+    return policy.model_copy(update={"county_models": update})
+
+
+@pytest.fixture(scope="session")
 def loaded(trained: dict[str, TrainedTask], policy: Policy) -> Any:
     """The trained models as the service holds them (no registry): predictor, refs, card, causes."""
     from monitoring.causes import load_cause_settings
@@ -176,6 +223,16 @@ def api_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "monitor": add_key(path, "monitor-county", "monitor"),
         "analyst": add_key(path, "analyst-wang", "analyst"),
     }
+
+
+@pytest.fixture(scope="session")
+def service_app() -> Any:
+    """The service's ASGI app, built once per process: BentoML registers its Prometheus metrics when an
+    app first starts, and a second app would register them again. Each test client entering it starts a
+    new service instance, which reads the environment of the moment (registry, policy, keys, database)."""
+    from serving.service import PovertyRiskService
+
+    return PovertyRiskService.to_asgi()
 
 
 def service_variables(registry: str, api_keys: dict[str, Any], folder: Path) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import types
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,13 @@ import numpy as np
 import pytest
 
 from features.policy import Policy
-from serving.model_cache import CacheMissing, load_champions, save_champions
+from serving.model_cache import (
+    CacheMissing,
+    Champions,
+    load_champions,
+    load_county_champions,
+    save_champions,
+)
 from serving.schemas import HouseholdIn
 from serving.scoring import ServiceStartError, load_models, score_household
 from training.train import TrainedTask
@@ -31,6 +38,33 @@ def test_a_saved_copy_predicts_exactly_as_the_original(
     for task in models:
         assert loaded[task].registered_version == "4"
         np.testing.assert_array_equal(loaded[task].predict_proba(rows), models[task].predict_proba(rows))
+
+
+def test_a_copy_with_county_models_reads_them_back_exactly(
+    trained: dict[str, TrainedTask], tmp_path: Path
+) -> None:
+    """The counties' own champions beside the shared ones (`counties/<county>/<task>`), with their
+    aliases; a county recorded without any has none, a county not recorded is left out."""
+    models = _models(trained)
+    own = {task: trained[task].model.registered_as(f"povrisk-{task}-C02", "2") for task in trained}
+    counties = {
+        "C02": Champions(own, {"poverty": ["champion"], "relapse": ["champion"]}),
+        "C03": Champions({"poverty": own["poverty"]}, {"poverty": ["champion"]}),
+        "C04": Champions(),
+    }
+    save_champions(models, {}, tmp_path / "cache", counties)
+    assert sorted(path.name for path in (tmp_path / "cache" / "counties").iterdir()) == ["C02", "C03"]
+    read = load_county_champions(tmp_path / "cache", ("C02", "C03", "C04", "C05"))
+    assert set(read) == {"C02", "C03", "C04"} and not read["C04"].models
+    assert set(read["C03"].models) == {"poverty"} and read["C03"].aliases == {"poverty": ["champion"]}
+    rows = trained["relapse"].held_out.drop(columns=["label", "held_out_risk"])
+    for task, model in read["C02"].models.items():
+        assert (model.registered_name, model.registered_version) == (f"povrisk-{task}-C02", "2")
+        np.testing.assert_array_equal(model.predict_proba(rows), own[task].predict_proba(rows))
+    shutil.rmtree(tmp_path / "cache" / "counties" / "C03" / "poverty")
+    with pytest.raises(CacheMissing, match=r"counties/C03 has no poverty model"):
+        load_county_champions(tmp_path / "cache", ("C03",))
+    assert set(load_champions(tmp_path / "cache", ("poverty", "relapse"))[0]) == {"poverty", "relapse"}
 
 
 def test_an_incomplete_copy_is_missing(trained: dict[str, TrainedTask], tmp_path: Path) -> None:

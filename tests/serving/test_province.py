@@ -16,34 +16,23 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
+from features.policy import CountyModels, Policy, load_policy
 from serving.batch import score_round
-from serving.province import Job, Part, plan_parts, score_province
+from serving.province import Job, pin_county_versions, score_province
 from store.cases import flag_history, list_flags
 from store.database import create_schema, make_engine
+from store.parts import Part, plan_parts
 from store.register import ingest_survey, read_register, village_sizes
 from survey.io import Survey
 from survey.validate import conform
 from tests.dask_cluster import dask_processes
-from training.tracking import champion_versions, load_champion_predictor
+from training.tracking import load_champion_predictor, log_and_register, promote
+from training.train import TrainedTask
 
 pytestmark = pytest.mark.integration
 
 ROUND = 2
 COUNTIES = ("C1", "C2")
-
-
-def test_parts_follow_the_villages_in_order_and_keep_a_village_whole() -> None:
-    sizes = {"C1": {"V1": 40, "V2": 70, "V3": 10, "V4": 200}, "C2": {"V1": 5}}
-    parts = plan_parts(sizes, households_per_part=100)
-    assert [(p.county_id, p.villages, p.households) for p in parts] == [
-        ("C1", ("V1",), 40),
-        ("C1", ("V2", "V3"), 80),
-        ("C1", ("V4",), 200),
-        ("C2", ("V1",), 5),
-    ]
-    assert parts[1].name == "C1-V2-V3"
-    with pytest.raises(ValueError, match="at least 1"):
-        plan_parts(sizes, households_per_part=0)
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +54,15 @@ def register(county: Survey, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     yield url
 
 
-def _job(registry: str, register: str, out: Path, monkeypatch: pytest.MonkeyPatch) -> Job:
+def _job(
+    registry: str, register: str, out: Path, monkeypatch: pytest.MonkeyPatch, policy: Policy | None = None
+) -> Job:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", registry)
     return Job(
         round=ROUND,
         db_url=register,
         tracking_uri=registry,
-        versions=tuple(sorted(champion_versions().items())),
+        versions=pin_county_versions(policy or load_policy(), COUNTIES),
         out=str(out),
     )
 
@@ -195,3 +186,38 @@ def test_the_command_scores_a_county_on_a_local_cluster(
         app, ["score", "--engine", "dask", "--round", "2", "--out", str(out), "--workers", "1"]
     )
     assert empty.exit_code == 1 and "holds no county" in empty.output
+
+
+def test_a_county_of_its_own_model_is_scored_by_it_on_the_cluster(
+    dask_cluster: dict[str, Any],
+    register: str,
+    registry: str,
+    trained: dict[str, TrainedTask],
+    policy: Policy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The policy gives C2 a model of its own (poverty only: relapse stays shared until C2 has one): C2's
+    parts are scored by povrisk-poverty-C2 as the single-machine path scores C2, C1's by the shared models."""
+    from distributed import Client
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry)
+    own = policy.model_copy(update={"county_models": CountyModels(counties=("C2",))})
+    log_and_register(trained["poverty"], policy, "county:C2", county="C2")
+    assert promote("poverty", own, county="C2", force=True, force_reason="test")["promoted"]
+    engine = make_engine(register)
+    job = _job(registry, register, tmp_path / "flags", monkeypatch, own)
+    with Client(dask_cluster["address"]) as client:
+        score_province(client, _parts(engine, households_per_part=300), job)
+    names = {
+        county_id: set(pd.read_parquet(tmp_path / "flags" / f"county_id={county_id}")["model_name"])
+        for county_id in COUNTIES
+    }
+    assert names["C1"] == {"povrisk-poverty;povrisk-relapse"}
+    assert names["C2"] == {"povrisk-poverty-C2;povrisk-relapse"}
+    alone = _ordered(
+        score_round(load_champion_predictor(own, "C2"), conform(read_register(engine, "C2")), ROUND)
+    )
+    written = pd.read_parquet(tmp_path / "flags" / "county_id=C2")
+    pd.testing.assert_frame_equal(_ordered(written)[alone.columns], alone)
+    engine.dispose()

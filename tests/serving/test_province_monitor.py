@@ -19,12 +19,13 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from features.policy import load_policy
 from models.predictor import RiskPredictor
 from monitoring.categories import CATEGORIES
 from monitoring.transitions import COUNTY, TRANSITIONS
 from serving.batch import scored_round
 from serving.monitor import MonitorResult, model_features, monitor_rounds
-from serving.province import Part
+from serving.province import pin_county_versions
 from serving.province_monitor import (
     FLAGGED,
     PROVINCE,
@@ -42,11 +43,12 @@ from serving.province_monitor import (
     training_references,
 )
 from store.database import create_schema, make_engine
+from store.parts import Part
 from store.register import ingest_survey, read_register, village_sizes
 from survey.io import Survey
 from survey.validate import conform
 from tests.serving.test_province import dask_cluster  # noqa: F401  (the real cluster fixture)
-from training.tracking import champion_versions, load_predictor_versions
+from training.tracking import load_champion_predictor
 
 pytestmark = pytest.mark.integration
 
@@ -157,7 +159,7 @@ def single_machine(province: str, registry: str) -> dict[str, MonitorResult]:
     engine = make_engine(province)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", registry)
-        predictor = load_predictor_versions(champion_versions())
+        predictor = load_champion_predictor()
         results = {
             county_id: monitor_rounds(predictor, conform(read_register(engine, county_id)), PREVIOUS, CURRENT)
             for county_id in COUNTY_VILLAGES
@@ -196,15 +198,15 @@ def compared(
     out = tmp_path_factory.mktemp("compared") / "transitions"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", registry)
-        versions = champion_versions()
-        predictor = load_predictor_versions(versions)
+        versions = pin_county_versions(load_policy(), list(COUNTY_VILLAGES))
+        predictor = load_champion_predictor()
         bins = predictor.policy.drift.bins
         job = MonitorJob(
             previous=PREVIOUS,
             current=CURRENT,
             db_url=province,
             tracking_uri=registry,
-            versions=tuple(sorted(versions.items())),
+            versions=versions,
             out=str(out),
             drift_edges=reference_edges(training_references(versions), model_features(predictor), bins),
         )

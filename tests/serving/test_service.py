@@ -17,7 +17,6 @@ from starlette.testclient import TestClient
 
 from monitoring.audit import household_audit
 from serving.schemas import MAX_BATCH_HOUSEHOLDS, MAX_REQUEST_BYTES
-from serving.service import PovertyRiskService
 from store.database import make_engine
 
 from .conftest import service_variables
@@ -40,8 +39,8 @@ def environment(
 
 
 @pytest.fixture(scope="module")
-def client(environment: dict) -> Iterator[TestClient]:
-    with TestClient(PovertyRiskService.to_asgi()) as test_client:
+def client(environment: dict, service_app: Any) -> Iterator[TestClient]:
+    with TestClient(service_app) as test_client:
         yield test_client
 
 

@@ -15,8 +15,9 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from features.policy import Policy
+from features.policy import DEFAULT_POLICY_PATH, Policy
 from store.database import create_schema, make_engine
 from store.register import ingest_survey, read_register, register_rounds, village_sizes
 from survey.province import ProvinceSettings, province_county_ids, read_province_county, write_province
@@ -220,6 +221,11 @@ def test_the_command_trains_and_registers_a_province_model(
     monkeypatch.setenv("POVRISK_DB_URL", province["url"])
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)
+    shared, own = province["counties"]
+    settings = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    settings["county_models"] = {"counties": [own]}
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
     arguments = [
         "train",
         "--task",
@@ -230,18 +236,27 @@ def test_the_command_trains_and_registers_a_province_model(
         "2",
         "--part-households",
         "500",
+        "--policy",
+        str(policy_file),
     ]
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 0, result.output
     assert "Dask dashboard: http://127.0.0.1:" in result.output
-    printed = json.loads(result.stdout.strip().splitlines()[-1])
-    assert printed["engine"] == "dask" and printed["task"] == "relapse" and 0.5 < printed["roc_auc"] <= 1.0
+    assert "2 model(s)" in result.output
+    printed = [json.loads(line) for line in result.stdout.strip().splitlines()[-2:]]
+    assert [one["model_name"] for one in printed] == ["povrisk-relapse", f"povrisk-relapse-{own}"]
+    for one in printed:
+        assert one["engine"] == "dask" and one["task"] == "relapse" and 0.5 < one["roc_auc"] <= 1.0
     client = MlflowClient()
-    version = client.get_model_version_by_alias("povrisk-relapse", "challenger")
-    run = client.get_run(str(version.run_id))
-    assert run.data.tags["source"] == f"province:{','.join(province['counties'])}"
-    assert run.data.tags["data_hash"] == province_data_hash(province["held"])
-    assert json.loads(run.data.tags["trained_rounds"]) == [0, 1]
+    held = province["held"]
+    for name, source, county in (
+        ("povrisk-relapse", f"province:{shared}", shared),
+        (f"povrisk-relapse-{own}", f"county:{own}", own),
+    ):
+        run = client.get_run(str(client.get_model_version_by_alias(name, "challenger").run_id))
+        assert run.data.tags["source"] == source
+        assert run.data.tags["data_hash"] == province_data_hash(held[held["county_id"] == county])
+        assert json.loads(run.data.tags["trained_rounds"]) == [0, 1]
 
     refused = CliRunner().invoke(app, [*arguments[:5], "--data", str(tmp_path)])
     assert refused.exit_code == 1 and "not --data" in refused.output

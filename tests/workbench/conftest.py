@@ -29,6 +29,7 @@ from workbench.security import CSRF_FIELD
 # the serving tests' fixtures: the small county, its trained models, the registry, the API keys
 policy, county, trained, loaded = serving.policy, serving.county, serving.trained, serving.loaded
 registry, api_keys = serving.registry, serving.api_keys
+other_county, county_trained = serving.other_county, serving.county_trained
 
 COUNTY = "C1"
 ROUND = 2
